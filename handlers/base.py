@@ -1,0 +1,270 @@
+"""APIHandler: the one base for every endpoint.
+
+It reads the body under a size limit, authenticates in `prepare()`, decodes bodies with msgspec,
+renders JSON, and turns every failure into one RFC 9457 problem+json answer with a stable
+`code` (tracebacks are logged with the request id, never sent).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+import uuid
+from http import HTTPStatus
+from typing import Any, Callable, TypeVar
+
+import msgspec
+import tornado.web
+
+from server import idempotency, members, metrics
+from server.context import Context
+from server.db import UNAVAILABLE_ERRORS
+from server.errors import ApiError
+from server.scope import Principal
+from server.security import TokenSigner
+
+log = logging.getLogger("branchline.http")
+T = TypeVar("T")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_encoder = msgspec.json.Encoder()
+
+
+@tornado.web.stream_request_body
+class APIHandler(tornado.web.RequestHandler):
+    #: False for endpoints anyone may call (login, health).
+    auth_required = True
+    #: Largest body this handler accepts; JSON endpoints keep the 1 MiB default.
+    body_limit: int | None = None
+
+    principal: Principal | None = None
+
+    # -- set-up -----------------------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        self.ctx.inflight.add(self)
+
+    @property
+    def ctx(self) -> Context:
+        return self.application.settings["ctx"]
+
+    @property
+    def signer(self) -> TokenSigner:
+        return self.application.settings["signer"]
+
+    def set_default_headers(self) -> None:
+        incoming = self.request.headers.get("X-Request-ID", "")
+        self.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        self.set_header("X-Request-ID", self.request_id)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    async def prepare(self) -> None:
+        self._chunks: list[bytes] = []
+        self._received = 0
+        limit = self.body_limit or self.ctx.settings.json_body_limit
+        declared = self.request.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, self.too_large_code, f"The body is larger than {limit} bytes.")
+        if self.auth_required:
+            self.principal = await self.authenticate()
+
+    too_large_code = "body_too_large"
+
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received > (self.body_limit or self.ctx.settings.json_body_limit):
+            raise ApiError(413, self.too_large_code, "The body is too large.")
+        self._chunks.append(chunk)
+
+    @property
+    def body(self) -> bytes:
+        if len(self._chunks) != 1:
+            self._chunks = [b"".join(self._chunks)]
+        return self._chunks[0]
+
+    async def authenticate(self) -> Principal:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "unauthenticated", "Send a bearer access token.")
+        claims = self.signer.verify(token.strip(), self.ctx.now())
+        member = await members.get_active(self.ctx, claims["sub"])
+        if member is None:
+            raise ApiError(401, "unauthenticated", "This account is not active.")
+        return Principal.from_member(member)
+
+    @property
+    def me(self) -> Principal:
+        assert self.principal is not None, "authenticated handlers only"
+        return self.principal
+
+    @property
+    def client_address(self) -> str:
+        return self.request.remote_ip or "unknown"
+
+    # -- input --------------------------------------------------------------------------------------
+
+    def decode(self, type_: type[T]) -> T:
+        """Decode and validate the JSON body; 422 invalid_request with field errors on failure."""
+        try:
+            return msgspec.json.decode(self.body or b"", type=type_)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            match = _MSGSPEC_PATH.search(message)
+            field = match.group(1) if match else ""
+            text = _MSGSPEC_PATH.sub("", message)
+            raise ApiError(422, "invalid_request", text, errors=[{"field": field or "body", "message": text}])
+        except msgspec.DecodeError:
+            raise ApiError(422, "invalid_request", "The body is not valid JSON.",
+                           errors=[{"field": "body", "message": "malformed JSON"}]) from None
+
+    def decode_dict(self, type_: type) -> dict[str, Any]:
+        """Decode into `type_` and return the fields the client sent, as plain JSON values."""
+        return msgspec.to_builtins(self.decode(type_))
+
+    def query(self, name: str, default: str | None = None, *, max_length: int = 200) -> str | None:
+        value = self.get_query_argument(name, None)
+        if value is None or value == "":
+            return default
+        if len(value) > max_length:
+            raise ApiError(422, "invalid_request", f"{name} is too long.",
+                           errors=[{"field": name, "message": "too long"}])
+        return value
+
+    def query_int(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.query(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise ApiError(422, "invalid_request", f"{name} must be an integer from {low} to {high}.",
+                           errors=[{"field": name, "message": f"{low}..{high}"}])
+        return value
+
+    def page_args(self) -> tuple[int, str | None]:
+        return self.query_int("limit", 20, 1, 100), self.query("cursor", max_length=512)
+
+    # -- output -------------------------------------------------------------------------------------
+
+    def respond(self, payload: Any, status: int = 200) -> None:
+        body = _encoder.encode(payload)
+        self.set_status(status)
+        self.write(body)
+        self._sent = (status, body, "application/json")
+
+    def no_content(self) -> None:
+        self.set_status(204)
+        self.clear_header("Content-Type")
+        self._sent = (204, b"", "")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        problem, headers = self.problem_for(status_code, exc)
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.set_header("Content-Type", "application/problem+json")
+        self.clear_header("Content-Disposition")
+        self.finish(_encoder.encode(problem))
+
+    def problem_for(self, status_code: int, exc: BaseException | None) -> tuple[dict, dict[str, str]]:
+        headers: dict[str, str] = {}
+        errors = None
+        if isinstance(exc, ApiError):
+            status, code, detail, errors, headers = exc.status, exc.code, exc.detail, exc.errors, exc.headers
+        elif isinstance(exc, UNAVAILABLE_ERRORS):
+            status, code, detail = 503, "database_unavailable", "The database is unavailable; try again shortly."
+            headers = {"Retry-After": "2"}
+        elif isinstance(exc, tornado.web.HTTPError):
+            status = exc.status_code
+            code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request",
+                    413: "body_too_large"}.get(status, "http_error")
+            detail = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        else:
+            status, code, detail = 500, "internal_error", "Something went wrong on our side."
+        self.set_status(status)
+        metrics.ERRORS.labels(code).inc()
+        problem = {"type": f"https://branchline.example/problems/{code}", "title": _title(status),
+                   "status": status, "detail": detail, "code": code, "request_id": self.request_id}
+        if errors:
+            problem["errors"] = errors
+        return problem, headers
+
+    def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, ApiError) or (isinstance(value, tornado.web.HTTPError) and value.status_code < 500):
+            return
+        if isinstance(value, UNAVAILABLE_ERRORS):
+            log.warning("database unavailable request_id=%s %s %s: %s", self.request_id,
+                        self.request.method, self._route_name(), type(value).__name__)
+            return
+        log.error("unhandled error request_id=%s %s %s", self.request_id, self.request.method,
+                  self._route_name(), exc_info=(typ, value, tb))
+
+    def on_finish(self) -> None:
+        self.ctx.inflight.discard(self)
+        metrics.observe(self._route_name(), self.request.method or "", self.get_status(),
+                        self.request.request_time())
+
+    def _route_name(self) -> str:
+        return type(self).__name__
+
+    def _request_summary(self) -> str:  # access log without query strings (they may carry tokens)
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip}) rid={self.request_id}"
+
+
+def idempotent(method: Callable) -> Callable:
+    """Honour Idempotency-Key on a POST that creates something (API.md §1); see server/idempotency.py."""
+
+    @functools.wraps(method)
+    async def wrapper(self: APIHandler, *args: Any, **kwargs: Any) -> None:
+        key = self.request.headers.get("Idempotency-Key")
+        if key is None:
+            return await method(self, *args, **kwargs)
+        member_id = self.me.member_id
+        request_hash = idempotency.fingerprint(self.request.method, self.request.path, self.body)
+        replay = await idempotency.claim(self.ctx, member_id, key, request_hash)
+        if replay is not None:
+            self.set_status(replay.status)
+            self.set_header("Idempotent-Replayed", "true")
+            if replay.content_type:
+                self.set_header("Content-Type", replay.content_type)
+            self.write(replay.body)
+            return None
+        try:
+            await method(self, *args, **kwargs)
+        except ApiError as exc:
+            problem, _ = self.problem_for(exc.status, exc)
+            await idempotency.complete(self.ctx, member_id, key, exc.status, _encoder.encode(problem),
+                                       "application/problem+json")
+            raise
+        except BaseException:
+            await idempotency.release(self.ctx, member_id, key)
+            raise
+        status, body, content_type = getattr(self, "_sent", (self.get_status(), b"", ""))
+        await idempotency.complete(self.ctx, member_id, key, status, body, content_type)
+        return None
+
+    return wrapper
+
+
+class NotFoundHandler(APIHandler):
+    """Every unknown path: a JSON 404, not Tornado's HTML page."""
+
+    auth_required = False
+
+    async def prepare(self) -> None:
+        raise ApiError(404, "not_found", "There is no such endpoint.")
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

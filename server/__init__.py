@@ -1,0 +1,1 @@
+"""Branchline core: configuration, application factory, database, security and domain services."""

@@ -1,0 +1,176 @@
+"""`python -m server`: serve the API (API.md §2), or `create-admin` from the shell.
+
+Without a MongoDB URI the embedded SecantusDB runs as a child process under the data dir and is
+stopped with the server. With `--processes N` the master binds the port, prepares the database
+once, then forks N API processes that each open their own client; it forwards SIGTERM/SIGINT to
+them, restarts one that crashes, and stops the embedded database last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import sys
+
+from tornado.netutil import bind_sockets
+
+from server.app import make_context, serve
+from server.bootstrap import ensure_admin
+from server.config import Settings, ensure_jwt_secret
+from server.db import create_indexes
+from server.embedded import EmbeddedDatabase
+
+log = logging.getLogger("branchline")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Branchline API server")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--mongo-uri")
+    parser.add_argument("--processes", type=int)
+    sub = parser.add_subparsers(dest="command")
+    admin = sub.add_parser("create-admin", help="create an administrator on the root organisation")
+    admin.add_argument("--phone", required=True)
+    admin.add_argument("--password", required=True)
+    admin.add_argument("--name")
+    admin.add_argument("--mongo-uri", dest="admin_mongo_uri")
+    admin.add_argument("--data-dir", dest="admin_data_dir")
+    return parser.parse_args(argv)
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    from pathlib import Path
+
+    data_dir = getattr(args, "admin_data_dir", None) or args.data_dir
+    settings = Settings.from_env().with_overrides(
+        host=args.host, port=args.port, data_dir=Path(data_dir) if data_dir else None,
+        mongo_uri=getattr(args, "admin_mongo_uri", None) or args.mongo_uri, processes=args.processes)
+    if settings.processes < 1:
+        raise SystemExit("--processes must be at least 1")
+    return settings
+
+
+def start_database(settings: Settings) -> tuple[str, EmbeddedDatabase | None]:
+    if settings.mongo_uri:
+        return settings.mongo_uri, None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedded = EmbeddedDatabase(str(settings.data_dir / "db"), log_path=settings.data_dir / "secantusd.log")
+    return embedded.start(), embedded
+
+
+async def prepare_database(settings: Settings, uri: str) -> None:
+    ctx = make_context(settings, uri)
+    try:
+        await create_indexes(ctx.db)
+        if settings.bootstrap_admin_phone and settings.bootstrap_admin_password:
+            await ensure_admin(ctx, settings.bootstrap_admin_phone, settings.bootstrap_admin_password,
+                               settings.bootstrap_admin_name, settings.bootstrap_org_name)
+    finally:
+        await ctx.client.close()
+
+
+def run_server(settings: Settings) -> int:
+    if not settings.jwt_secret and settings.mongo_uri:
+        log.warning("BRANCHLINE_JWT_SECRET is not set: using a secret kept in %s; every API host must share it",
+                    settings.data_dir)
+    settings = ensure_jwt_secret(settings)
+    uri, embedded = start_database(settings)
+    try:
+        asyncio.run(prepare_database(settings, uri))
+        sockets = bind_sockets(settings.port, settings.host)
+        log.info("listening on http://%s:%d with %d process(es)", settings.host, settings.port, settings.processes)
+        if settings.processes == 1:
+            asyncio.run(serve(settings, uri, sockets, create_schema=False))
+            return 0
+        return supervise(settings, uri, sockets)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def supervise(settings: Settings, uri: str, sockets) -> int:
+    children: dict[int, int] = {}
+    stopping = False
+
+    def fork_one(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # child: die with the master, serve, exit without running the master's cleanup
+            code = 1
+            try:
+                ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                asyncio.run(serve(settings, uri, sockets, create_schema=False))
+                code = 0
+            except BaseException:
+                log.exception("API process %d failed", slot)
+            finally:
+                os._exit(code)
+        children[pid] = slot
+
+    def forward(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for slot in range(settings.processes):
+        fork_one(slot)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        slot = children.pop(pid, None)
+        if slot is None:
+            continue
+        if not stopping and os.waitstatus_to_exitcode(status) != 0:
+            log.warning("API process %d (pid %d) exited with %s; restarting", slot, pid,
+                        os.waitstatus_to_exitcode(status))
+            fork_one(slot)
+    return 0
+
+
+def create_admin(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    uri, embedded = start_database(settings)
+    try:
+        async def run() -> dict | None:
+            ctx = make_context(settings, uri)
+            try:
+                await create_indexes(ctx.db)
+                return await ensure_admin(ctx, args.phone, args.password, args.name or settings.bootstrap_admin_name,
+                                          settings.bootstrap_org_name, only_if_none=False)
+            finally:
+                await ctx.client.close()
+
+        doc = asyncio.run(run())
+        print(f"administrator ready: member id {doc['_id']}" if doc else "administrator already exists")
+        return 0
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("BRANCHLINE_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "create-admin":
+        return create_admin(args)
+    return run_server(load_settings(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The MongoDB client, the index registry, and helpers shared by every service.
+
+One AsyncMongoClient per process, created inside the running loop (after any fork) and
+closed on shutdown. Services declare the indexes they need with `indexes(...)` at import
+time; `create_indexes` builds them all at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
+
+from server.config import Settings
+
+# Errors that mean "the database cannot be reached right now", answered 503 database_unavailable.
+UNAVAILABLE_ERRORS = (
+    AutoReconnect,
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
+
+_INDEXES: dict[str, list[IndexModel]] = {}
+
+
+def indexes(collection: str, *models: IndexModel) -> None:
+    """Declare indexes for a collection; called at import time by the owning service module."""
+    _INDEXES.setdefault(collection, []).extend(models)
+
+
+async def create_indexes(db: AsyncDatabase) -> None:
+    for collection, models in _INDEXES.items():
+        await db[collection].create_indexes(models)
+
+
+def make_client(settings: Settings, uri: str) -> AsyncMongoClient:
+    return AsyncMongoClient(
+        uri,
+        tz_aware=True,
+        timeoutMS=settings.mongo_timeout_ms,
+        serverSelectionTimeoutMS=settings.mongo_server_selection_ms,
+        connectTimeoutMS=settings.mongo_server_selection_ms,
+        appname="branchline",
+    )
+
+
+def without_id(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    if doc is None:
+        return None
+    out = dict(doc)
+    out["id"] = out.pop("_id")
+    return out

@@ -1,0 +1,204 @@
+"""Members: records, masked phones, roles scoped to subtrees, passwords and invites.
+
+Each member stores `org_path` (their org's ancestors and the org itself) so scope filters are
+one indexed `$in`. Phones are unique and never leave the server unmasked.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from server import audit, orgs
+from server.context import Context
+from server.db import indexes
+from server.errors import ApiError, forbidden, not_found
+from server.ids import new_id
+from server.pagination import page
+from server.scope import Principal
+from server.security import hash_password, sha256_hex
+
+COLLECTION = "members"
+INVITES = "invites"
+INVITE_LIFETIME = timedelta(days=7)
+# No 0/O or 1/I/L: codes are read aloud and typed on phones.
+INVITE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+indexes(
+    COLLECTION,
+    IndexModel([("phone", ASCENDING)], unique=True),
+    IndexModel([("org_path", ASCENDING), ("_id", ASCENDING)]),
+    IndexModel([("org_id", ASCENDING)]),
+)
+indexes(
+    INVITES,
+    IndexModel([("member_id", ASCENDING)]),
+    IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=24 * 3600),
+)
+
+
+def mask_phone(phone: str) -> str:
+    if len(phone) < 7:
+        return "*" * len(phone)
+    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+def member_out(doc: dict) -> dict:
+    return {
+        "id": doc["_id"],
+        "name": doc["name"],
+        "phone_masked": mask_phone(doc["phone"]),
+        "org_id": doc["org_id"],
+        "gender": doc["gender"],
+        "birth_date": doc["birth_date"],
+        "party_status": doc["party_status"],
+        "tags": doc.get("tags", []),
+        "roles": doc.get("roles", []),
+        "active": doc["active"],
+    }
+
+
+async def get(ctx: Context, member_id: str) -> dict | None:
+    return await ctx.db[COLLECTION].find_one({"_id": member_id})
+
+
+async def get_active(ctx: Context, member_id: str) -> dict | None:
+    return await ctx.db[COLLECTION].find_one({"_id": member_id, "active": True})
+
+
+async def get_for_organiser(ctx: Context, principal: Principal, member_id: str) -> dict:
+    """A member record the caller may manage; the caller's own record is readable too. Else 404."""
+    doc = await get(ctx, member_id)
+    if doc is None or not (principal.organises(doc["org_path"]) or doc["_id"] == principal.member_id):
+        raise not_found("not_found", "member")
+    return doc
+
+
+def _new_member(body: dict, org: dict, now) -> dict:
+    return {
+        "_id": new_id(),
+        "name": body["name"],
+        "phone": body["phone"],
+        "org_id": org["_id"],
+        "org_path": orgs.full_path(org),
+        "gender": body["gender"],
+        "birth_date": body["birth_date"],
+        "party_status": body["party_status"],
+        "tags": sorted(set(body.get("tags") or [])),
+        "roles": [],
+        "active": True,
+        "password_hash": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def create(ctx: Context, principal: Principal, body: dict) -> dict:
+    org = await orgs.require_role(ctx, principal, body["org_id"], "organiser")
+    doc = _new_member(body, org, ctx.now())
+    try:
+        await ctx.db[COLLECTION].insert_one(doc)
+    except DuplicateKeyError:
+        raise ApiError(409, "phone_taken", "Another member already has this phone number.") from None
+    await audit.record(ctx, actor_id=principal.member_id, action="member.create", target_kind="member",
+                       target_id=doc["_id"], org_path=doc["org_path"],
+                       changes={"name": doc["name"], "org_id": doc["org_id"]})
+    return doc
+
+
+async def list_for_organiser(ctx: Context, principal: Principal, org_id: str | None,
+                             limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    if org_id is not None:
+        await orgs.require_role(ctx, principal, org_id, "organiser")
+        query: dict[str, Any] = {"org_path": org_id}
+    elif principal.role_orgs():
+        query = principal.within_roles_filter()
+    else:
+        raise forbidden("Listing members needs the organiser role.")
+    return await page(ctx.db[COLLECTION], query, limit, cursor)
+
+
+async def patch(ctx: Context, principal: Principal, member_id: str, changes: dict) -> dict:
+    doc = await get_for_organiser(ctx, principal, member_id)
+    if not principal.organises(doc["org_path"]):
+        raise forbidden("Only an organiser of the member's organisation may edit the record.")
+    if doc["_id"] == principal.member_id and ({"org_id", "active"} & changes.keys()):
+        raise forbidden("You cannot change your own organisation or active flag.")
+    update = dict(changes)
+    if "org_id" in update:
+        target = await orgs.require_role(ctx, principal, update["org_id"], "organiser")
+        update["org_path"] = orgs.full_path(target)
+    if "tags" in update:
+        update["tags"] = sorted(set(update["tags"]))
+    update["updated_at"] = ctx.now()
+    try:
+        new = await ctx.db[COLLECTION].find_one_and_update(
+            {"_id": member_id}, {"$set": update}, return_document=ReturnDocument.AFTER)
+    except DuplicateKeyError:
+        raise ApiError(409, "phone_taken", "Another member already has this phone number.") from None
+    if new is None:
+        raise not_found("not_found", "member")
+    before = {k: doc.get(k) for k in changes}
+    if "phone" in changes:  # the audit log keeps personal data masked too
+        before["phone"], changes = mask_phone(doc["phone"]), {**changes, "phone": mask_phone(changes["phone"])}
+    await audit.record(ctx, actor_id=principal.member_id, action="member.update", target_kind="member",
+                       target_id=member_id, org_path=new["org_path"],
+                       changes={"before": _plain(before), "after": _plain(changes)})
+    return new
+
+
+async def set_roles(ctx: Context, principal: Principal, member_id: str, roles: list[dict]) -> dict:
+    doc = await get_for_organiser(ctx, principal, member_id)
+    if doc["_id"] == principal.member_id:
+        raise forbidden("Roles are changed by another administrator.")
+    if not principal.administers(doc["org_path"]):
+        raise forbidden("Only an administrator of the member's organisation may change roles.")
+    for grant in roles:  # nobody grants power above their own
+        await orgs.require_role(ctx, principal, grant["org_id"], "admin")
+    unique = [dict(t) for t in dict.fromkeys(tuple(sorted(g.items())) for g in roles)]
+    new = await ctx.db[COLLECTION].find_one_and_update(
+        {"_id": member_id}, {"$set": {"roles": unique, "updated_at": ctx.now()}},
+        return_document=ReturnDocument.AFTER)
+    await audit.record(ctx, actor_id=principal.member_id, action="member.roles", target_kind="member",
+                       target_id=member_id, org_path=doc["org_path"],
+                       changes={"before": doc.get("roles", []), "after": unique})
+    return new
+
+
+async def set_password(ctx: Context, principal: Principal, member_id: str, password: str) -> None:
+    doc = await get_for_organiser(ctx, principal, member_id)
+    if doc["_id"] != principal.member_id and not principal.administers(doc["org_path"]):
+        raise forbidden("Only the member or an administrator may set this password.")
+    await ctx.db[COLLECTION].update_one(
+        {"_id": member_id},
+        {"$set": {"password_hash": await hash_password(password), "updated_at": ctx.now()}})
+    if doc["_id"] != principal.member_id:
+        await audit.record(ctx, actor_id=principal.member_id, action="member.password",
+                           target_kind="member", target_id=member_id, org_path=doc["org_path"])
+
+
+async def create_invite(ctx: Context, principal: Principal, member_id: str) -> tuple[str, Any]:
+    """A single-use, 7-day code that binds a WeChat identity to this member. Older unused codes die."""
+    doc = await get_for_organiser(ctx, principal, member_id)
+    if not principal.organises(doc["org_path"]):
+        raise forbidden("Only an organiser of the member's organisation may invite them.")
+    if not doc["active"]:
+        raise ApiError(409, "member_inactive", "This member is not active.")
+    code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(8))
+    now = ctx.now()
+    expires_at = now + INVITE_LIFETIME
+    await ctx.db[INVITES].delete_many({"member_id": member_id, "used_at": None})
+    await ctx.db[INVITES].insert_one({"_id": sha256_hex(code), "member_id": member_id, "created_at": now,
+                                      "expires_at": expires_at, "used_at": None,
+                                      "created_by": principal.member_id})
+    await audit.record(ctx, actor_id=principal.member_id, action="member.invite", target_kind="member",
+                       target_id=member_id, org_path=doc["org_path"])
+    return code, expires_at
+
+
+def _plain(values: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items()}

@@ -1,0 +1,59 @@
+"""Who the caller is and what they may reach: roles apply to an org and its whole subtree.
+
+Every org stores `path` (its ancestor ids, root first); every member stores `org_path`
+(the org's path plus the org itself). "X is within org R" is then `R in X.org_path`.
+admin ⊃ organiser ⊃ member.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLE_RANK = {"organiser": 1, "admin": 2}
+
+
+@dataclass(frozen=True)
+class Principal:
+    member_id: str
+    name: str
+    org_id: str
+    org_path: tuple[str, ...]  # ancestors of the member's org, then the org itself
+    roles: tuple[tuple[str, str], ...]  # (role, org_id)
+
+    @classmethod
+    def from_member(cls, doc: dict) -> "Principal":
+        return cls(
+            member_id=doc["_id"],
+            name=doc["name"],
+            org_id=doc["org_id"],
+            org_path=tuple(doc["org_path"]),
+            roles=tuple((r["role"], r["org_id"]) for r in doc.get("roles", [])),
+        )
+
+    def role_orgs(self, minimum: str = "organiser") -> list[str]:
+        """Org ids where the caller holds `minimum` or a stronger role."""
+        need = ROLE_RANK[minimum]
+        return [org for role, org in self.roles if ROLE_RANK[role] >= need]
+
+    def holds(self, minimum: str, target_path: list[str] | tuple[str, ...]) -> bool:
+        """True when the caller holds `minimum` on an org in `target_path` (a path ending in the target)."""
+        orgs = self.role_orgs(minimum)
+        return any(org in target_path for org in orgs)
+
+    def organises(self, target_path) -> bool:
+        return self.holds("organiser", target_path)
+
+    def administers(self, target_path) -> bool:
+        return self.holds("admin", target_path)
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.roles)
+
+    def within_roles_filter(self, field: str = "org_path", minimum: str = "organiser") -> dict:
+        """Mongo filter: documents whose `field` path lies in a subtree the caller organises."""
+        return {field: {"$in": self.role_orgs(minimum)}}
+
+    def member_visible_orgs(self) -> list[str]:
+        """Org ids whose subtree a plain member may see: their own org."""
+        return [self.org_id]
