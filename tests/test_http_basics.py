@@ -1,0 +1,76 @@
+"""HTTP basics every endpoint shares: problem+json, request ids, size limits, health, OpenAPI."""
+
+from __future__ import annotations
+
+from openapi_spec_validator import validate
+
+from handlers import all_routes
+from schemas.openapi import _openapi_path
+
+
+def test_health_and_ready(api):
+    anon = api.anonymous()
+    health = anon.get("/healthz")
+    assert health.status == 200 and health.json == {"status": "ok"}
+    assert len(health.headers["X-Request-ID"]) >= 8
+    assert anon.get("/readyz").json == {"status": "ok"}
+
+
+def test_request_id_is_echoed_when_sane(api):
+    anon = api.anonymous()
+    assert anon.get("/healthz", headers={"X-Request-ID": "abc-12345678"}).headers["X-Request-ID"] == "abc-12345678"
+    assert anon.get("/healthz", headers={"X-Request-ID": "bad id; drop"}).headers["X-Request-ID"] != "bad id; drop"
+
+
+def test_unknown_path_and_method_are_json_problems(api):
+    anon = api.anonymous()
+    missing = anon.get("/api/v1/nothing-here")
+    assert missing.status == 404 and missing.code == "not_found"
+    assert missing.headers["Content-Type"] == "application/problem+json"
+    assert {"type", "title", "status", "detail", "code"} <= missing.json.keys()
+    wrong = anon.delete("/healthz")
+    assert wrong.status == 405 and wrong.code == "method_not_allowed"
+
+
+def test_json_body_over_one_mebibyte_is_413(api):
+    big = b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}'
+    response = api.admin.post("/orgs", content=big, headers={"Content-Type": "application/json"})
+    assert response.status == 413 and response.code == "body_too_large"
+
+
+def test_malformed_json_and_unknown_fields_are_422(api):
+    admin = api.admin
+    bad = admin.post("/orgs", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert bad.status == 422 and bad.code == "invalid_request"
+    unknown = admin.post("/orgs", json={"name": "x", "kind": "branch", "parent_id": api.root_org_id, "evil": 1})
+    assert unknown.status == 422 and unknown.code == "invalid_request"
+    assert unknown.json["errors"][0]["field"] in ("evil", "body")
+    wrong_type = admin.post("/orgs", json={"name": 5, "kind": "branch", "parent_id": api.root_org_id})
+    assert wrong_type.status == 422 and wrong_type.json["errors"][0]["field"] == "name"
+
+
+def test_limit_is_bounded(api):
+    assert api.admin.get("/orgs?limit=101").code == "invalid_request"
+    assert api.admin.get("/orgs?limit=0").code == "invalid_request"
+    assert api.admin.get("/orgs?limit=abc").code == "invalid_request"
+    assert api.admin.get("/orgs?limit=100").status == 200
+
+
+def test_metrics_are_prometheus_text(api):
+    api.anonymous().get("/healthz")
+    metrics = api.anonymous().get("/metrics")
+    assert metrics.status == 200
+    assert b"branchline_http_requests_total" in metrics.content
+
+
+def test_openapi_is_valid_and_covers_every_route(api):
+    document = api.anonymous().get("/openapi.json").json
+    validate(document)
+    for pattern, handler in all_routes():
+        path, _ = _openapi_path(pattern)
+        assert path in document["paths"], f"{path} missing from OpenAPI"
+        for method in ("get", "post", "put", "patch", "delete"):
+            if method in vars(handler) or any(method in vars(base) for base in handler.__mro__[:-1]
+                                              if base.__module__.startswith("handlers.")
+                                              and base.__name__ != "APIHandler"):
+                assert method in document["paths"][path], f"{method.upper()} {path} missing from OpenAPI"
