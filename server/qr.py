@@ -1,0 +1,82 @@
+"""Rotating QR tokens, shared by study sessions and activities (DESIGN.md: "Rotating QR tokens").
+
+A token is `<window>.<mac>`: the time window number and an HMAC-SHA256 over (purpose, resource id,
+window) keyed by a per-resource secret that never leaves the server. A window lasts 15 s and the
+previous window stays valid, so a token lives at most 30 s. A token made for another resource or
+purpose fails the HMAC and is `qr_invalid`, as is a forged one; an old one is `qr_expired`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta, timezone
+
+import segno
+
+from server.errors import ApiError
+
+WINDOW_SECONDS = 15
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def window_of(moment: datetime) -> int:
+    return int(moment.timestamp()) // WINDOW_SECONDS
+
+
+def _mac(secret: str, purpose: str, resource_id: str, window: int) -> str:
+    digest = hmac.new(secret.encode(), f"{purpose}\0{resource_id}\0{window}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def make_token(secret: str, purpose: str, resource_id: str, window: int) -> str:
+    return f"{window}.{_mac(secret, purpose, resource_id, window)}"
+
+
+def current(secret: str, purpose: str, resource_id: str, now: datetime) -> dict:
+    """The token to show now: `{token, expires_at, refresh_in}` (refresh_in: seconds to the next window)."""
+    window = window_of(now)
+    window_start = datetime.fromtimestamp(window * WINDOW_SECONDS, timezone.utc)
+    next_start = window_start + timedelta(seconds=WINDOW_SECONDS)
+    return {
+        "token": make_token(secret, purpose, resource_id, window),
+        "expires_at": window_start + timedelta(seconds=2 * WINDOW_SECONDS),
+        "refresh_in": max(1, int((next_start - now).total_seconds() + 0.999)),
+    }
+
+
+def verify(secret: str, purpose: str, resource_id: str, token: str, at: datetime) -> None:
+    """Accept a token of the window containing `at` or the one before; raise qr_invalid or qr_expired."""
+    window_text, _, mac = token.partition(".")
+    if not window_text.isdigit() or not mac or len(token) > 100:
+        raise ApiError(422, "qr_invalid", "This QR code is not valid.")
+    window = int(window_text)
+    if not hmac.compare_digest(mac, _mac(secret, purpose, resource_id, window)):
+        raise ApiError(422, "qr_invalid", "This QR code is not valid for this event.")
+    now_window = window_of(at)
+    if window > now_window:
+        raise ApiError(422, "qr_invalid", "This QR code is not valid yet.")
+    if window < now_window - 1:
+        raise ApiError(422, "qr_expired", "This QR code has expired; scan the code on the screen again.")
+
+
+def payload(purpose: str, resource_id: str, token: str) -> str:
+    """What the QR image encodes; the mini-program parses it and posts the token."""
+    return f"branchline:{purpose}:{resource_id}:{token}"
+
+
+def render_svg(text: str) -> bytes:
+    return segno.make(text, error="m").svg_inline(scale=8, border=2).encode()
+
+
+def render_png(text: str) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    segno.make(text, error="m").save(buffer, kind="png", scale=10, border=2)
+    return buffer.getvalue()
