@@ -160,6 +160,15 @@ class APIHandler(tornado.web.RequestHandler):
         self.write(body)
         self._sent = (status, body, "application/json")
 
+    def send_file(self, body: bytes, content_type: str, filename: str) -> None:
+        """A download (CSV, xlsx, image); the filename may be Chinese (RFC 5987 encoding)."""
+        from urllib.parse import quote
+
+        self.set_header("Content-Type", content_type)
+        self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(filename)}")
+        self.write(body)
+        self._sent = (self.get_status(), body, content_type)
+
     def no_content(self) -> None:
         self.set_status(204)
         self.clear_header("Content-Type")

@@ -1,0 +1,63 @@
+"""CSV and xlsx files for organiser exports (rosters, attendance, compliance), Chinese headers welcome.
+
+CSV carries a UTF-8 BOM so Excel on Windows opens Chinese text correctly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from typing import Any, Iterable, Sequence
+
+from openpyxl import Workbook
+
+from server.errors import ApiError
+
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_MIME = "text/csv; charset=utf-8"
+# Cells starting with these are formulas to a spreadsheet: prefix them so a name cannot run one.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def to_csv(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(headers)
+    for row in rows:
+        writer.writerow([_cell(v) for v in row])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def to_xlsx(sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]) -> bytes:
+    """One workbook; each sheet is (title, headers, rows)."""
+    workbook = Workbook(write_only=True)
+    for title, headers, rows in sheets:
+        sheet = workbook.create_sheet(title[:31])
+        sheet.append(list(headers))
+        for row in rows:
+            sheet.append([_cell(v) for v in row])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def file_format(value: str | None) -> str:
+    """Validate a `format=` query value: csv (default) or xlsx."""
+    fmt = (value or "csv").lower()
+    if fmt not in ("csv", "xlsx"):
+        raise ApiError(422, "invalid_request", "format must be csv or xlsx.",
+                       errors=[{"field": "format", "message": "csv or xlsx"}])
+    return fmt
