@@ -93,10 +93,10 @@ class APIHandler(tornado.web.RequestHandler):
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthenticated", "Send a bearer access token.")
         claims = self.signer.verify(token.strip(), self.ctx.now())
-        member = await members.get_active(self.ctx, claims["sub"])
-        if member is None:
+        principal = await members.principal_for(self.ctx, claims["sub"])
+        if principal is None:
             raise ApiError(401, "unauthenticated", "This account is not active.")
-        return Principal.from_member(member)
+        return principal
 
     @property
     def me(self) -> Principal:

@@ -132,6 +132,7 @@ async def run(ctx: Context, principal: Principal, org_id: str, content_type: str
             changes = {k: record[k] for k in ("name", "gender", "birth_date", "party_status", "tags")}
             changes.update(org_id=org["_id"], org_path=orgs.full_path(org), updated_at=ctx.now())
             await ctx.db[members.COLLECTION].update_one({"_id": existing["_id"]}, {"$set": changes})
+            members.forget_principal(ctx, existing["_id"])
             updated += 1
             await audit.record(ctx, actor_id=principal.member_id, action="member.import.update",
                                target_kind="member", target_id=existing["_id"], org_path=changes["org_path"])

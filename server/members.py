@@ -7,6 +7,7 @@ one indexed `$in`. Phones are unique and never leave the server unmasked.
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -68,6 +69,32 @@ async def get(ctx: Context, member_id: str) -> dict | None:
 
 async def get_active(ctx: Context, member_id: str) -> dict | None:
     return await ctx.db[COLLECTION].find_one({"_id": member_id, "active": True})
+
+
+# Every request needs the caller's roles; a few seconds of caching saves a query per request on hot
+# paths (sync polling). Changes in this process drop the entry at once; other processes see them
+# within PRINCIPAL_TTL seconds.
+PRINCIPAL_TTL = 5.0
+_PRINCIPAL_CACHE_MAX = 50_000
+
+
+async def principal_for(ctx: Context, member_id: str) -> Principal | None:
+    """The active member as a Principal, from a short per-process cache or the database."""
+    cache: dict = ctx.state.setdefault("principals", {})
+    now = time.monotonic()
+    hit = cache.get(member_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    doc = await get_active(ctx, member_id)
+    principal = Principal.from_member(doc) if doc else None
+    if len(cache) >= _PRINCIPAL_CACHE_MAX:
+        cache.clear()
+    cache[member_id] = (now + PRINCIPAL_TTL, principal)
+    return principal
+
+
+def forget_principal(ctx: Context, member_id: str) -> None:
+    ctx.state.get("principals", {}).pop(member_id, None)
 
 
 async def get_for_organiser(ctx: Context, principal: Principal, member_id: str) -> dict:
@@ -142,6 +169,7 @@ async def patch(ctx: Context, principal: Principal, member_id: str, changes: dic
         raise ApiError(409, "phone_taken", "Another member already has this phone number.") from None
     if new is None:
         raise not_found("not_found", "member")
+    forget_principal(ctx, member_id)
     before = {k: doc.get(k) for k in changes}
     if "phone" in changes:  # the audit log keeps personal data masked too
         before["phone"], changes = mask_phone(doc["phone"]), {**changes, "phone": mask_phone(changes["phone"])}
@@ -163,6 +191,7 @@ async def set_roles(ctx: Context, principal: Principal, member_id: str, roles: l
     new = await ctx.db[COLLECTION].find_one_and_update(
         {"_id": member_id}, {"$set": {"roles": unique, "updated_at": ctx.now()}},
         return_document=ReturnDocument.AFTER)
+    forget_principal(ctx, member_id)
     await audit.record(ctx, actor_id=principal.member_id, action="member.roles", target_kind="member",
                        target_id=member_id, org_path=doc["org_path"],
                        changes={"before": doc.get("roles", []), "after": unique})
