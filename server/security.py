@@ -73,12 +73,12 @@ class TokenSigner:
                 algorithms=[ALGORITHM],
                 audience=self.settings.jwt_audience,
                 issuer=self.settings.jwt_issuer,
-                options={"require": REQUIRED_CLAIMS, "verify_exp": False},
+                options={"require": REQUIRED_CLAIMS, "verify_exp": False, "verify_iat": False},
             )
         except jwt.PyJWTError:
             raise ApiError(401, "unauthenticated", "The token is missing, invalid or expired.") from None
-        # Expiry is checked against our clock (tests move it), not the machine's.
-        if claims["exp"] <= now.timestamp() or claims.get("typ") != typ:
+        # Expiry and issue time are checked against our clock (tests move it), not the machine's.
+        if claims["exp"] <= now.timestamp() or claims["iat"] > now.timestamp() + 60 or claims.get("typ") != typ:
             raise ApiError(401, "unauthenticated", "The token is missing, invalid or expired.")
         return claims
 
