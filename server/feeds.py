@@ -1,0 +1,712 @@
+"""The personal feed: announcements, activities, study sessions and notices, and what sync reads.
+
+One document per feed item in `feed_items`. Its audience is either an org subtree (`audience_org`:
+a member sees it when that org is in their `org_path`) or an explicit list of `members`.
+`former` / `former_orgs` remember who lost the item when its audience shrank, so they get a delete.
+
+How sync never skips a change (DESIGN.md "Sync cursors")
+-------------------------------------------------------
+Every write that changes what some member's feed shows runs in a MongoDB transaction that also
+increments ONE counter document (`feed_counter`, `_id: "seq"`) and stamps the changed item with
+the new value as its `seq`. Two transactions that both write the counter conflict: the second
+one gets a WriteConflict (a TransientTransactionError) while the first is uncommitted, and
+`with_transaction` retries it from the start, so it can only read the counter after the first
+has committed. Hence sequence numbers are handed out in commit order: when a reader sees the
+counter at C (a committed value), every change with seq <= C is already committed, and no change
+with seq <= C can ever appear later. Sync serves the range (since, C] with C read before the
+query, and the next token is C (or the last seq served when a page is full), so no change is
+skipped; each item carries only its latest seq, so a change is served once along a token chain.
+(We verified on SecantusDB with 8 concurrent writers: sequence numbers are gap-free and a reader
+that reads the counter and then counts items <= it never finds one missing.)
+
+Why not a clock or a counter read before commit: a timestamp or a counter value is taken before
+the writing transaction commits, and commits do not happen in that order. Writer A takes 10,
+writer B takes 11 and commits first; a reader then sees 11, hands out the token 11, and A's
+change (10) commits afterwards, below the reader's token: skipped forever. With the counter
+written inside the transaction, B cannot even obtain 11 until A has committed.
+
+Tombstones (retraction, expiry, leaving the audience) are the same item documents with
+`state: "deleted"`, kept TOMBSTONE_DAYS; older tokens answer 410 sync_token_expired (`horizon`).
+Scheduled publication and expiry are materialised by a per-process background task whose
+transition is a conditional update inside the same kind of transaction, so two processes never
+record one transition twice. Each process polls the counter every POLL_SECONDS and keeps the
+latest value in memory (`FeedState.latest`): an up-to-date sync token is answered without touching
+the database, and long-polls wake as soon as the counter moves, whichever process wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable
+
+import msgspec
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError, InvalidOperation, PyMongoError
+
+from server.context import Context
+from server.db import indexes
+from server.errors import ApiError, invalid
+from server.ids import new_id
+from server.scope import Principal
+
+log = logging.getLogger("branchline.feeds")
+
+ITEMS = "feed_items"
+READS = "feed_reads"
+COUNTER = "feed_counter"
+
+KINDS = ("announcement", "activity", "study_session", "notice")
+TOMBSTONE_DAYS = 30
+POLL_SECONDS = 0.25
+SCHEDULE_SECONDS = 0.5
+PURGE_EVERY_SECONDS = 300
+# A horizon is published this long before the tombstones below it are deleted, so a reader that
+# checked an older horizon has finished before they go.
+PURGE_GRACE = timedelta(seconds=120)
+SUMMARY_LENGTH = 140
+MAX_LIMIT = 200
+MAX_TIMEOUT = 30
+
+indexes(
+    ITEMS,
+    IndexModel([("audience_org", ASCENDING), ("seq", ASCENDING)]),
+    IndexModel([("members", ASCENDING), ("seq", ASCENDING)]),
+    IndexModel([("former", ASCENDING)], sparse=True),
+    IndexModel([("former_orgs", ASCENDING)], sparse=True),
+    IndexModel([("seq", ASCENDING)]),
+    IndexModel([("kind", ASCENDING), ("ref_id", ASCENDING)]),
+    IndexModel([("state", ASCENDING), ("published_at", ASCENDING)]),
+    IndexModel([("state", ASCENDING), ("expires_at", ASCENDING)]),
+    IndexModel([("state", ASCENDING), ("deleted_at", ASCENDING)]),
+)
+indexes(READS, IndexModel([("member_id", ASCENDING), ("item_id", ASCENDING)]),
+        IndexModel([("item_id", ASCENDING)]))
+
+
+# -- per-process state ----------------------------------------------------------------------------
+
+
+@dataclass
+class FeedState:
+    latest: int = 0  # highest committed seq known to this process
+    horizon: int = 0  # tokens below this are too old (tombstones purged)
+    loaded: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    unread: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # member → (seq, org, count)
+    tasks: list = field(default_factory=list)
+    counter_ready: bool = False
+
+    def advance(self, seq: int, horizon: int | None = None) -> None:
+        if horizon is not None and horizon > self.horizon:
+            self.horizon = horizon
+        if seq > self.latest:
+            self.latest = seq
+            event, self.changed = self.changed, asyncio.Event()
+            event.set()  # wakes every long-poll waiting on the old event
+
+
+def state(ctx: Context) -> FeedState:
+    st = ctx.state.get("feeds")
+    if st is None:
+        st = ctx.state["feeds"] = FeedState()
+    return st
+
+
+# -- writing: one transaction per change, the counter inside it ---------------------------------
+
+
+async def _ensure_counter(ctx: Context) -> None:
+    st = state(ctx)
+    if st.counter_ready:
+        return
+    try:
+        await ctx.db[COUNTER].update_one({"_id": "seq"},
+                                         {"$setOnInsert": {"value": 0, "horizon": 0, "horizon_at": None}},
+                                         upsert=True)
+    except DuplicateKeyError:
+        pass
+    st.counter_ready = True
+
+
+async def _reserve(ctx: Context, n: int, session) -> int:
+    """Take n sequence numbers inside the caller's transaction; return the first."""
+    doc = await ctx.db[COUNTER].find_one_and_update({"_id": "seq"}, {"$inc": {"value": n}},
+                                                    return_document=ReturnDocument.AFTER, session=session)
+    return doc["value"] - n + 1
+
+
+async def _in_transaction(ctx: Context, session, work: Callable[[Any], Awaitable[int]]) -> None:
+    """Run `work(session)` inside a transaction; `work` returns the highest seq it took (0: none).
+
+    With a caller's session already in a transaction, the work joins it (the caller commits; the
+    poller then notices the new seq). Otherwise we run our own `with_transaction`, which retries
+    the whole callback on the write conflicts the shared counter produces.
+    """
+    await _ensure_counter(ctx)
+    if session is not None and session.in_transaction:
+        await work(session)
+        return
+    result: list[int] = [0]
+
+    async def callback(s) -> None:
+        result[0] = await work(s)
+
+    if session is not None:
+        await session.with_transaction(callback)
+    else:
+        async with ctx.client.start_session() as own:
+            await own.with_transaction(callback)
+    if result[0]:
+        state(ctx).advance(result[0])
+
+
+def _compute_state(published_at: datetime, expires_at: datetime | None, now: datetime) -> str:
+    if expires_at is not None and expires_at <= now:
+        return "deleted"
+    if published_at > now:
+        return "scheduled"
+    return "live"
+
+
+def _item_id(kind: str, ref_id: str) -> str:
+    return f"{kind}:{ref_id}"
+
+
+def summarise(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SUMMARY_LENGTH else text[: SUMMARY_LENGTH - 1] + "…"
+
+
+_CONTENT = ("org_id", "title", "summary", "pinned", "must_read", "published_at", "expires_at",
+            "audience_org", "members")
+
+
+async def _upsert(ctx: Context, *, kind: str, ref_id: str, org_id: str, title: str, summary: str,
+                  published_at: datetime, member_ids: list[str] | None, pinned: bool, must_read: bool,
+                  expires_at: datetime | None, version: int | None, session) -> None:
+    if kind not in ("announcement", "activity", "study_session"):
+        raise ValueError(f"publish_item kind must be announcement, activity or study_session, not {kind!r}")
+    item_id = _item_id(kind, ref_id)
+    members = sorted(set(member_ids)) if member_ids is not None else []
+    audience_org = None if member_ids is not None else org_id
+    wanted = {"org_id": org_id, "title": title, "summary": summarise(summary), "pinned": pinned,
+              "must_read": must_read, "published_at": published_at, "expires_at": expires_at,
+              "audience_org": audience_org, "members": members}
+
+    async def work(s) -> int:
+        now = ctx.now()
+        coll = ctx.db[ITEMS]
+        old = await coll.find_one({"_id": item_id}, session=s)
+        new_state = _compute_state(published_at, expires_at, now)
+        if old is not None:
+            same = all(old.get(k) == v for k, v in wanted.items())
+            was_deleted = old["state"] == "deleted" and old.get("deleted_reason") != "expired"
+            if same and not was_deleted and old["state"] == new_state and (version is None
+                                                                           or version == old["version"]):
+                return 0  # nothing a member could see has changed
+        seq = await _reserve(ctx, 1, s)
+        doc = {**wanted, "kind": kind, "ref_id": ref_id, "state": new_state, "seq": seq, "updated_at": now,
+               "ever_live": new_state == "live" or bool(old and old.get("ever_live")),
+               "deleted_at": now if new_state == "deleted" else None,
+               "deleted_reason": "expired" if new_state == "deleted" else None}
+        if old is None:
+            doc.update(_id=item_id, version=version or 1, created_at=now, former=[], former_orgs=[])
+            await coll.insert_one(doc, session=s)
+            return seq
+        doc["version"] = version if version is not None else old["version"] + 1
+        former = set(old.get("former", [])) | (set(old.get("members", [])) - set(members))
+        former -= set(members)
+        former_orgs = set(old.get("former_orgs", []))
+        if old.get("audience_org") and old["audience_org"] != audience_org:
+            former_orgs.add(old["audience_org"])
+        former_orgs.discard(audience_org)
+        doc.update(former=sorted(former), former_orgs=sorted(former_orgs))
+        await coll.update_one({"_id": item_id}, {"$set": doc}, session=s)
+        return seq
+
+    await _in_transaction(ctx, session, work)
+
+
+async def publish_item(ctx: Context, *, kind: str, ref_id: str, org_id: str, title: str, summary: str,
+                       published_at, member_ids: list[str] | None = None, pinned: bool = False,
+                       must_read: bool = False, expires_at=None, session=None) -> None:
+    """Create or update the feed item of an activity or study session (or announcement).
+
+    Audience: active members of the org subtree (their `org_path` contains `org_id`), or exactly
+    `member_ids` when given. A re-publish that changes anything bumps `version`; one that changes
+    nothing records nothing. A `published_at` in the future makes it appear then.
+    """
+    await _upsert(ctx, kind=kind, ref_id=ref_id, org_id=org_id, title=title, summary=summary,
+                  published_at=published_at, member_ids=member_ids, pinned=pinned, must_read=must_read,
+                  expires_at=expires_at, version=None, session=session)
+
+
+async def publish_announcement(ctx: Context, announcement: dict, *, session=None) -> None:
+    """The feed item of an announcement; its version is the announcement's own."""
+    await _upsert(ctx, kind="announcement", ref_id=announcement["_id"], org_id=announcement["org_id"],
+                  title=announcement["title"], summary=announcement["body"],
+                  published_at=announcement["publish_at"], member_ids=None, pinned=announcement["pinned"],
+                  must_read=announcement["must_read"], expires_at=announcement["expires_at"],
+                  version=announcement["version"], session=session)
+
+
+async def retract_item(ctx: Context, *, kind: str, ref_id: str, session=None) -> None:
+    """Delete the item(s) for `kind`/`ref_id` for everyone who had them (a tombstone each)."""
+
+    async def work(s) -> int:
+        coll = ctx.db[ITEMS]
+        ids = [d["_id"] async for d in coll.find({"kind": kind, "ref_id": ref_id,
+                                                   "state": {"$ne": "deleted"}}, {"_id": 1}, session=s)]
+        if not ids:
+            return 0
+        first = await _reserve(ctx, len(ids), s)
+        now = ctx.now()
+        for offset, item_id in enumerate(sorted(ids)):
+            await coll.update_one({"_id": item_id}, {"$set": {
+                "state": "deleted", "seq": first + offset, "updated_at": now, "deleted_at": now,
+                "deleted_reason": "retracted"}}, session=s)
+        return first + len(ids) - 1
+
+    await _in_transaction(ctx, session, work)
+
+
+async def notify(ctx: Context, member_ids: list[str], *, title: str, summary: str, ref_kind: str, ref_id: str,
+                 org_id: str, session=None) -> None:
+    """A personal notice in each member's feed (waitlist promotion, cancellation, decisions, warnings)."""
+    members = list(dict.fromkeys(member_ids))
+    if not members:
+        return
+
+    async def work(s) -> int:
+        first = await _reserve(ctx, len(members), s)
+        now = ctx.now()
+        docs = [{"_id": new_id(), "kind": "notice", "ref_kind": ref_kind, "ref_id": ref_id, "org_id": org_id,
+                 "audience_org": None, "members": [m], "former": [], "former_orgs": [],
+                 "title": title, "summary": summarise(summary), "pinned": False, "must_read": False,
+                 "published_at": now, "expires_at": None, "state": "live", "ever_live": True,
+                 "seq": first + i, "version": 1, "created_at": now, "updated_at": now,
+                 "deleted_at": None, "deleted_reason": None}
+                for i, m in enumerate(members)]
+        await ctx.db[ITEMS].insert_many(docs, session=s)
+        return first + len(members) - 1
+
+    await _in_transaction(ctx, session, work)
+
+
+# -- reading: visibility, read marks, rendering -------------------------------------------------
+
+
+def audience_filter(principal: Principal) -> dict:
+    """Items addressed to the member: their org subtree audience, or them by name."""
+    return {"$or": [{"audience_org": {"$in": list(principal.org_path)}}, {"members": principal.member_id}]}
+
+
+def _sees(principal: Principal, doc: dict) -> bool:
+    return doc.get("audience_org") in principal.org_path or principal.member_id in doc.get("members", ())
+
+
+def item_out(doc: dict, read: bool) -> dict:
+    out = {"id": doc["_id"], "kind": doc["kind"], "ref_id": doc["ref_id"], "org_id": doc["org_id"],
+           "title": doc["title"], "summary": doc["summary"], "pinned": doc["pinned"],
+           "must_read": doc["must_read"], "published_at": doc["published_at"], "updated_at": doc["updated_at"],
+           "version": doc["version"], "read": read, "expires_at": doc.get("expires_at")}
+    if doc["kind"] == "notice":
+        out["ref_kind"] = doc.get("ref_kind")
+    return out
+
+
+async def _read_ids(ctx: Context, member_id: str, item_ids: list[str]) -> set[str]:
+    if not item_ids:
+        return set()
+    cursor = ctx.db[READS].find({"member_id": member_id, "item_id": {"$in": item_ids}}, {"item_id": 1})
+    return {d["item_id"] async for d in cursor}
+
+
+def _read_key(item_id: str, member_id: str) -> str:
+    return f"{item_id}|{member_id}"
+
+
+async def mark_read(ctx: Context, member_id: str, item_id: str, *, ack: bool = False) -> None:
+    """Record that the member read (and maybe acknowledged) an item; idempotent.
+
+    The first read or ack also moves the sync counter, so every process's cached unread counts
+    (keyed by counter value) are refreshed; the item itself does not change.
+    """
+    key = _read_key(item_id, member_id)
+    existing = await ctx.db[READS].find_one({"_id": key})
+    if existing is not None and (not ack or existing.get("acked_at")):
+        return
+
+    async def work(s) -> int:
+        now = ctx.now()
+        current = await ctx.db[READS].find_one({"_id": key}, session=s)
+        if current is not None and (not ack or current.get("acked_at")):
+            return 0
+        update: dict[str, Any] = {"$setOnInsert": {"item_id": item_id, "member_id": member_id, "read_at": now}}
+        if ack:
+            update["$set"] = {"acked_at": now}
+        await ctx.db[READS].update_one({"_id": key}, update, upsert=True, session=s)
+        return await _reserve(ctx, 1, s)
+
+    await _in_transaction(ctx, None, work)
+
+
+async def get_visible_item(ctx: Context, principal: Principal, item_id: str) -> dict | None:
+    doc = await ctx.db[ITEMS].find_one({"_id": item_id, "state": "live"})
+    if doc is None or not _sees(principal, doc) or not _on_air(doc, ctx.now()):
+        return None
+    return doc
+
+
+def _on_air(doc: dict, now: datetime) -> bool:
+    return doc["published_at"] <= now and (doc.get("expires_at") is None or doc["expires_at"] > now)
+
+
+def _live_filter(principal: Principal, now: datetime) -> dict:
+    return {"$and": [audience_filter(principal), {"state": "live", "published_at": {"$lte": now}},
+                     {"$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}]}
+
+
+async def unread_count(ctx: Context, principal: Principal) -> int:
+    """Items on the member's feed now that they have not read."""
+    ids = [d["_id"] async for d in ctx.db[ITEMS].find(_live_filter(principal, ctx.now()), {"_id": 1})]
+    if not ids:
+        return 0
+    read = await ctx.db[READS].count_documents({"member_id": principal.member_id, "item_id": {"$in": ids}})
+    return len(ids) - read
+
+
+async def _cached_unread(ctx: Context, principal: Principal, seq: int) -> int:
+    """Unread count, cached per member for one counter value (every feed change or read moves it)."""
+    st = state(ctx)
+    hit = st.unread.get(principal.member_id)
+    if hit is not None and hit[0] == seq and hit[1] == principal.org_id:
+        return hit[2]
+    count = await unread_count(ctx, principal)
+    if len(st.unread) > 100_000:
+        st.unread.clear()
+    st.unread[principal.member_id] = (seq, principal.org_id, count)
+    return count
+
+
+# -- GET /feed ------------------------------------------------------------------------------------
+
+
+def _encode_before(doc: dict) -> str:
+    raw = f"{doc['published_at'].timestamp():.6f}|{doc['_id']}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_before(before: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode((before + "=" * (-len(before) % 4)).encode()).decode()
+        stamp, item_id = raw.split("|", 1)
+        return datetime.fromtimestamp(float(stamp), timezone.utc), item_id
+    except (ValueError, UnicodeDecodeError):
+        raise invalid("before", "Malformed cursor.") from None
+
+
+async def feed_page(ctx: Context, principal: Principal, limit: int, before: str | None) -> dict:
+    """Newest first; the first page starts with the pinned items; later pages hold unpinned ones only."""
+    now = ctx.now()
+    base = _live_filter(principal, now)
+    coll = ctx.db[ITEMS]
+    order = [("published_at", DESCENDING), ("_id", DESCENDING)]
+    items: list[dict] = []
+    if before is None:
+        pinned = await coll.find({"$and": [base, {"pinned": True}]}).sort(order).limit(limit).to_list()
+        items.extend(pinned)
+        query = {"$and": [base, {"pinned": False}]}
+    else:
+        stamp, item_id = _decode_before(before)
+        query = {"$and": [base, {"pinned": False}, {"$or": [
+            {"published_at": {"$lt": stamp}},
+            {"published_at": stamp, "_id": {"$lt": item_id}}]}]}
+    room = limit - len(items)
+    rest = await coll.find(query).sort(order).limit(room + 1).to_list() if room > 0 else []
+    more = len(rest) > room
+    items.extend(rest[:room])
+    unpinned = [d for d in items if not d["pinned"]]
+    next_before = _encode_before(unpinned[-1]) if more and unpinned else None
+    read = await _read_ids(ctx, principal.member_id, [d["_id"] for d in items])
+    return {"items": [item_out(d, d["_id"] in read) for d in items], "next_before": next_before}
+
+
+# -- GET /sync ------------------------------------------------------------------------------------
+
+
+class Token(msgspec.Struct, array_like=True):
+    m: str  # member
+    o: str  # the member's org when issued (a move changes what they may see)
+    s: int  # position: every change with seq <= s is delivered (or not due in this mode)
+    b: int  # base: below it, only items in `x` still need delivering
+    x: str | list[str] | None = None  # None: plain changes; "*": first snapshot; [orgs]: newly visible orgs
+
+
+_token_encoder = msgspec.json.Encoder()
+_token_decoder = msgspec.json.Decoder(Token)
+
+
+def encode_token(token: Token) -> str:
+    return base64.urlsafe_b64encode(_token_encoder.encode(token)).decode().rstrip("=")
+
+
+def decode_token(raw: str) -> Token:
+    try:
+        token = _token_decoder.decode(base64.urlsafe_b64decode((raw + "=" * (-len(raw) % 4)).encode()))
+    except (ValueError, msgspec.DecodeError):
+        raise invalid("since", "Malformed sync token.") from None
+    if token.s < 0 or token.b < 0:
+        raise invalid("since", "Malformed sync token.")
+    return token
+
+
+@dataclass
+class SyncResult:
+    changes: list[dict]
+    next_since: str
+    has_more: bool
+    unread_count: int
+
+    def payload(self) -> dict:
+        return {"changes": self.changes, "next_since": self.next_since, "has_more": self.has_more,
+                "unread_count": self.unread_count}
+
+    def etag(self) -> str:
+        digest = hashlib.sha1(f"{self.next_since}|{self.unread_count}".encode()).hexdigest()[:20]
+        return f'W/"s{digest}"'
+
+
+def _expired() -> ApiError:
+    return ApiError(410, "sync_token_expired", "This sync token is too old; sync again without `since`.")
+
+
+async def _current(ctx: Context) -> FeedState:
+    st = state(ctx)
+    if not st.loaded:
+        await _load_counter(ctx)
+    return st
+
+
+async def _load_counter(ctx: Context) -> None:
+    st = state(ctx)
+    doc = await ctx.db[COUNTER].find_one({"_id": "seq"})
+    st.loaded = True
+    if doc is not None:
+        st.advance(doc["value"], doc.get("horizon", 0))
+
+
+async def _moved(ctx: Context, principal: Principal, token: Token, limit: int) -> tuple[list[dict], Token]:
+    """The member changed org since the token: delete what they no longer see, then deliver what they now see."""
+    if token.x is not None:
+        raise _expired()  # moved in the middle of a snapshot: start again
+    from server import orgs  # noqa: PLC0415 (orgs imports nothing of ours; keep the import local)
+
+    old_org = await orgs.get(ctx, token.o)
+    old_path = orgs.full_path(old_org) if old_org else [token.o]
+    dropped = [o for o in old_path if o not in principal.org_path]
+    gained = [o for o in principal.org_path if o not in old_path]
+    changes: list[dict] = []
+    if dropped:
+        cap = 2000
+        cursor = ctx.db[ITEMS].find({"audience_org": {"$in": dropped}, "ever_live": True,
+                                     "seq": {"$lte": token.s}}, {"_id": 1}).limit(cap + 1)
+        ids = [d["_id"] async for d in cursor]
+        if len(ids) > cap:
+            raise _expired()
+        changes = [{"op": "delete", "id": i} for i in ids]
+    if not gained:
+        return changes, Token(principal.member_id, principal.org_id, token.s, token.s)
+    return changes, Token(principal.member_id, principal.org_id, 0, token.s, gained)
+
+
+async def sync(ctx: Context, principal: Principal, since: str | None, limit: int) -> SyncResult:
+    """One sync step (API.md §7). Never blocks; see `wait_for_change` for the long-poll."""
+    st = await _current(ctx)
+    latest = st.latest  # read before any query: every change <= latest is committed
+    if since is None:
+        token = Token(principal.member_id, principal.org_id, 0, latest, "*")
+    else:
+        token = decode_token(since)
+        if token.m != principal.member_id:
+            raise invalid("since", "This sync token belongs to another member.")
+    if token.b < st.horizon and token.x != "*":
+        raise _expired()
+    prefix: list[dict] = []
+    if token.o != principal.org_id:
+        prefix, token = await _moved(ctx, principal, token, limit)
+    if token.x is None and token.s >= latest and not prefix:
+        # The commonest request: nothing new. No query (the unread count is cached per counter value).
+        return SyncResult([], encode_token(Token(token.m, token.o, latest, latest)), False,
+                          await _cached_unread(ctx, principal, latest))
+    query: dict[str, Any] = {
+        "seq": {"$gt": token.s, "$lte": latest}, "ever_live": True,
+        "$or": [{"audience_org": {"$in": list(principal.org_path)}}, {"members": principal.member_id},
+                {"former": principal.member_id}, {"former_orgs": {"$in": list(principal.org_path)}}],
+    }
+    if token.x == "*":  # first snapshot: current items, plus tombstones of what changed since it began
+        query["$and"] = [{"$or": [{"seq": {"$gt": token.b}}, {"state": "live"}]}]
+    elif token.x:  # after a move: items of the newly visible orgs, plus everything changed since
+        query["$and"] = [{"$or": [{"seq": {"$gt": token.b}},
+                                  {"state": "live", "audience_org": {"$in": token.x}}]}]
+    room = max(limit - len(prefix), 1)
+    docs = await ctx.db[ITEMS].find(query).sort("seq", ASCENDING).limit(room + 1).to_list()
+    has_more = len(docs) > room
+    docs = docs[:room]
+    live = [d for d in docs if d["state"] == "live" and _sees(principal, d)]
+    read = await _read_ids(ctx, principal.member_id, [d["_id"] for d in live])
+    changes = list(prefix)
+    for d in docs:
+        if d["state"] == "live" and _sees(principal, d):
+            changes.append({"op": "upsert", "item": item_out(d, d["_id"] in read)})
+        else:
+            changes.append({"op": "delete", "id": d["_id"]})
+    if has_more:
+        nxt = Token(principal.member_id, principal.org_id, docs[-1]["seq"], token.b, token.x)
+    else:
+        nxt = Token(principal.member_id, principal.org_id, latest, latest)
+    return SyncResult(changes, encode_token(nxt), has_more, await _cached_unread(ctx, principal, latest))
+
+
+async def sync_wait(ctx: Context, principal: Principal, since: str | None, limit: int,
+                    timeout: float) -> SyncResult:
+    """Sync, long-polling up to `timeout` seconds while nothing changed for this member."""
+    result = await sync(ctx, principal, since, limit)
+    if result.changes or result.has_more or timeout <= 0:
+        return result
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    st = state(ctx)
+    while not ctx.stopping.is_set():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        token = decode_token(result.next_since)
+        if st.latest <= token.s:
+            event = st.changed
+            try:
+                await asyncio.wait_for(_first(event.wait(), ctx.stopping.wait()), remaining)
+            except asyncio.TimeoutError:
+                break
+        if st.latest <= token.s:
+            continue
+        result = await sync(ctx, principal, result.next_since, limit)
+        if result.changes or result.has_more:
+            return result
+    return result
+
+
+async def _first(*aws) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+# -- background: counter watcher, scheduled publication and expiry, tombstone purge ------------
+
+
+def start(ctx: Context) -> None:
+    """Start this process's feed tasks (called once per application, inside the running loop)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    st = state(ctx)
+    if st.tasks:
+        return
+    st.tasks = [loop.create_task(_poll_counter(ctx)), loop.create_task(_materialise(ctx))]
+
+
+async def _sleep(ctx: Context, seconds: float) -> bool:
+    """Sleep unless the process is stopping; False when it is."""
+    try:
+        await asyncio.wait_for(ctx.stopping.wait(), seconds)
+        return False
+    except asyncio.TimeoutError:
+        return True
+
+
+async def _poll_counter(ctx: Context) -> None:
+    while await _sleep(ctx, POLL_SECONDS):
+        try:
+            await _load_counter(ctx)
+        except InvalidOperation:  # the client was closed: this application is gone
+            return
+        except PyMongoError as exc:
+            log.warning("feed counter poll failed: %s", exc)
+            await _sleep(ctx, 1)
+
+
+async def _materialise(ctx: Context) -> None:
+    last_purge = None
+    while await _sleep(ctx, SCHEDULE_SECONDS):
+        try:
+            await materialise_due(ctx)
+            now = ctx.now()
+            if last_purge is None or (now - last_purge).total_seconds() >= PURGE_EVERY_SECONDS:
+                last_purge = now
+                await purge_tombstones(ctx)
+        except InvalidOperation:
+            return
+        except PyMongoError as exc:
+            log.warning("feed scheduler failed: %s", exc)
+            await _sleep(ctx, 1)
+
+
+async def materialise_due(ctx: Context) -> int:
+    """Publish scheduled items whose time came and delete expired ones; each transition once."""
+    now = ctx.now()
+    coll = ctx.db[ITEMS]
+    due = await coll.find({"$or": [{"state": "scheduled", "published_at": {"$lte": now}},
+                                   {"state": "live", "expires_at": {"$lte": now}}]},
+                          {"_id": 1}).limit(200).to_list()
+    done = 0
+    for d in due:
+        item_id = d["_id"]
+
+        async def work(s, item_id=item_id) -> int:
+            doc = await coll.find_one({"_id": item_id}, session=s)
+            if doc is None or doc["state"] == "deleted":
+                return 0
+            new_state = _compute_state(doc["published_at"], doc.get("expires_at"), ctx.now())
+            if new_state == doc["state"]:
+                return 0  # another process did it first
+            seq = await _reserve(ctx, 1, s)
+            now2 = ctx.now()
+            update = {"state": new_state, "seq": seq, "updated_at": now2}
+            if new_state == "live":
+                update["ever_live"] = True
+            else:
+                update.update(deleted_at=now2, deleted_reason="expired")
+            await coll.update_one({"_id": item_id, "state": doc["state"]}, {"$set": update}, session=s)
+            return seq
+
+        await _in_transaction(ctx, None, work)
+        done += 1
+    return done
+
+
+async def purge_tombstones(ctx: Context) -> None:
+    """Forget tombstones older than TOMBSTONE_DAYS: first publish the horizon, later delete below it."""
+    now = ctx.now()
+    cutoff = now - timedelta(days=TOMBSTONE_DAYS)
+    counter = await ctx.db[COUNTER].find_one({"_id": "seq"})
+    if counter is None:
+        return
+    horizon, horizon_at = counter.get("horizon", 0), counter.get("horizon_at")
+    if horizon and horizon_at is not None and now - horizon_at >= PURGE_GRACE:
+        await ctx.db[ITEMS].delete_many({"state": "deleted", "seq": {"$lte": horizon},
+                                         "deleted_at": {"$lt": cutoff}})
+    oldest = await ctx.db[ITEMS].find({"state": "deleted", "deleted_at": {"$lt": cutoff}},
+                                      {"seq": 1}).sort("seq", DESCENDING).limit(1).to_list()
+    if oldest and oldest[0]["seq"] > horizon:
+        await ctx.db[COUNTER].update_one({"_id": "seq"},
+                                         {"$max": {"horizon": oldest[0]["seq"]}, "$set": {"horizon_at": now}})
