@@ -1,0 +1,168 @@
+"""群心驿站 activity endpoints (API.md §6): activities, sign-ups, roster, QR check-in, feedback."""
+
+from __future__ import annotations
+
+import msgspec
+
+from handlers import API
+from handlers.base import APIHandler, idempotent
+from schemas import openapi
+from schemas.activities import (ActivityCreate, ActivityOut, ActivityPage, ActivityPatch, CancelIn, CheckinIn,
+                                CheckinOut, FeedbackIn, FeedbackOut, FeedbackSummary, QrOut, Roster, SignupIn,
+                                SignupOut)
+from server import activities, spreadsheets
+from server.errors import invalid
+
+NOT_FOUND = ("activity_not_found",)
+MANAGE_ERRORS = ("activity_not_found", "forbidden")
+
+
+def _fields(body: msgspec.Struct) -> dict:
+    """The fields the client sent (UNSET left out), with datetimes kept as datetimes."""
+    return {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
+
+
+class ActivitiesHandler(APIHandler):
+    @openapi.endpoint("Create an activity (draft) in an org you organise", body=ActivityCreate,
+                      responses={201: ActivityOut}, idempotent=True,
+                      errors=("forbidden", "not_found", "invalid_request"))
+    @idempotent
+    async def post(self) -> None:
+        act = await activities.create(self.ctx, self.me, _fields(self.decode(ActivityCreate)))
+        self.respond(activities.activity_out(act, None), status=201)
+
+    @openapi.endpoint("Activities you can see: published in your org's ancestors or subtree, and every activity "
+                      "of the orgs you organise", responses={200: ActivityPage},
+                      query={"programme": "programme key", "org_id": "only this org's activities",
+                             "eligible": "true: only those whose programme rules you meet",
+                             "status": "draft, published or cancelled", "limit": "1..100",
+                             "cursor": "from the last page"})
+    async def get(self) -> None:
+        limit, cursor = self.page_args()
+        eligible = (self.query("eligible") or "").lower()
+        if eligible not in ("", "true", "false", "1", "0"):
+            raise invalid("eligible", "eligible must be true or false.")
+        items, next_cursor = await activities.list_visible(
+            self.ctx, self.me, programme=self.query("programme", max_length=32),
+            org_id=self.query("org_id", max_length=64), eligible=eligible in ("true", "1"),
+            status=self.query("status", max_length=20), limit=limit, cursor=cursor)
+        self.respond({"items": items, "next_cursor": next_cursor})
+
+
+class ActivityHandler(APIHandler):
+    @openapi.endpoint("One activity, with counts and your sign-up", responses={200: ActivityOut}, errors=NOT_FOUND)
+    async def get(self, activity_id: str) -> None:
+        self.respond(await activities.get_one(self.ctx, self.me, activity_id))
+
+    @openapi.endpoint("Edit an activity (organiser); raising capacity promotes from the waitlist",
+                      body=ActivityPatch, responses={200: ActivityOut},
+                      errors=(*MANAGE_ERRORS, "capacity_below_confirmed", "activity_cancelled", "invalid_request"))
+    async def patch(self, activity_id: str) -> None:
+        act = await activities.patch(self.ctx, self.me, activity_id, _fields(self.decode(ActivityPatch)))
+        self.respond(activities.activity_out(act, None))
+
+
+class ActivityPublishHandler(APIHandler):
+    @openapi.endpoint("Publish a draft (organiser)", responses={200: ActivityOut},
+                      errors=(*MANAGE_ERRORS, "activity_cancelled"))
+    async def post(self, activity_id: str) -> None:
+        act = await activities.publish(self.ctx, self.me, activity_id)
+        self.respond(activities.activity_out(act, None))
+
+
+class ActivityCancelHandler(APIHandler):
+    @openapi.endpoint("Cancel an activity (organiser); every signed-up member is told", body=CancelIn,
+                      responses={200: ActivityOut}, errors=MANAGE_ERRORS)
+    async def post(self, activity_id: str) -> None:
+        body = self.decode(CancelIn) if self.body else CancelIn()
+        act = await activities.cancel(self.ctx, self.me, activity_id, body.reason)
+        self.respond(activities.activity_out(act, None))
+
+
+class SignupsHandler(APIHandler):
+    @openapi.endpoint("Sign up: 201 confirmed or waitlisted with a position; 200 with the sign-up you already have",
+                      body=SignupIn, responses={201: SignupOut, 200: SignupOut}, idempotent=True,
+                      errors=("activity_not_found", "not_eligible", "signup_not_open", "signup_closed",
+                              "activity_full", "activity_cancelled"))
+    @idempotent
+    async def post(self, activity_id: str) -> None:
+        body = self.decode(SignupIn) if self.body else SignupIn()
+        out, created = await activities.sign_up(self.ctx, self.me, activity_id, body.answers)
+        self.respond(out, status=201 if created else 200)
+
+    @openapi.endpoint("Roster (organiser): confirmed, waitlisted and cancelled, as JSON, CSV or xlsx",
+                      responses={200: Roster}, query={"format": "csv or xlsx for a file; JSON without it"},
+                      errors=MANAGE_ERRORS)
+    async def get(self, activity_id: str) -> None:
+        data = await activities.roster(self.ctx, self.me, activity_id)
+        wanted = self.query("format", max_length=10)
+        if wanted is None or wanted.lower() == "json":
+            self.respond(data)
+            return
+        fmt = spreadsheets.file_format(wanted)
+        tz = self.ctx.settings.tz
+        name = f"报名名单-{data['title']}"
+        if fmt == "csv":
+            rows = [row for group in activities.ROSTER_GROUPS for row in activities.roster_rows(data, group, tz)]
+            self.send_file(spreadsheets.to_csv(activities.ROSTER_HEADERS, rows), spreadsheets.CSV_MIME,
+                           f"{name}.csv")
+        else:
+            sheets = [(activities.STATUS_ZH[group], activities.ROSTER_HEADERS,
+                       activities.roster_rows(data, group, tz)) for group in activities.ROSTER_GROUPS]
+            self.send_file(spreadsheets.to_xlsx(sheets), spreadsheets.XLSX_MIME, f"{name}.xlsx")
+
+
+class MySignupHandler(APIHandler):
+    @openapi.endpoint("Cancel your sign-up; the first waitlisted member is confirmed at once", responses={204: None},
+                      errors=("activity_not_found", "signup_not_found", "activity_cancelled",
+                              "cancel_deadline_passed"))
+    async def delete(self, activity_id: str) -> None:
+        await activities.withdraw(self.ctx, self.me, activity_id)
+        self.no_content()
+
+
+class ActivityQrHandler(APIHandler):
+    @openapi.endpoint("The current check-in QR token (organiser); it rotates every 15 s", responses={200: QrOut},
+                      errors=(*MANAGE_ERRORS, "activity_cancelled"))
+    async def get(self, activity_id: str) -> None:
+        self.respond(await activities.qr_token(self.ctx, self.me, activity_id))
+
+
+class CheckinsHandler(APIHandler):
+    @openapi.endpoint("Check in with the QR token (confirmed members)", body=CheckinIn,
+                      responses={201: CheckinOut, 200: CheckinOut}, idempotent=True,
+                      errors=("activity_not_found", "not_confirmed", "checkin_not_open", "checkin_closed",
+                              "activity_cancelled", "qr_invalid", "qr_expired"))
+    @idempotent
+    async def post(self, activity_id: str) -> None:
+        body = self.decode(CheckinIn)
+        out, created = await activities.check_in(self.ctx, self.me, activity_id, body.qr_token)
+        self.respond(out, status=201 if created else 200)
+
+
+class FeedbackHandler(APIHandler):
+    @openapi.endpoint("Leave feedback once (members who checked in)", body=FeedbackIn, responses={201: FeedbackOut},
+                      idempotent=True, errors=("activity_not_found", "not_attended", "feedback_exists"))
+    @idempotent
+    async def post(self, activity_id: str) -> None:
+        body = self.decode(FeedbackIn)
+        self.respond(await activities.give_feedback(self.ctx, self.me, activity_id, body.rating, body.comment),
+                     status=201)
+
+    @openapi.endpoint("Ratings and comments (organiser)", responses={200: FeedbackSummary}, errors=MANAGE_ERRORS)
+    async def get(self, activity_id: str) -> None:
+        self.respond(await activities.feedback_summary(self.ctx, self.me, activity_id))
+
+
+_ID = r"(?P<activity_id>[^/]+)"
+ROUTES = [
+    (rf"{API}/activities", ActivitiesHandler),
+    (rf"{API}/activities/{_ID}", ActivityHandler),
+    (rf"{API}/activities/{_ID}/publish", ActivityPublishHandler),
+    (rf"{API}/activities/{_ID}/cancel", ActivityCancelHandler),
+    (rf"{API}/activities/{_ID}/signups", SignupsHandler),
+    (rf"{API}/activities/{_ID}/signups/me", MySignupHandler),
+    (rf"{API}/activities/{_ID}/qr", ActivityQrHandler),
+    (rf"{API}/activities/{_ID}/checkins", CheckinsHandler),
+    (rf"{API}/activities/{_ID}/feedback", FeedbackHandler),
+]
