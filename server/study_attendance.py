@@ -1,0 +1,215 @@
+"""Attendance for organisers (API.md §5): the live roster, manual marks, leave and make-up requests.
+
+One attendance record per (session, member), guaranteed by the unique index declared in
+server/study_sessions.py. Every change an organiser makes to someone's record goes to the audit log and
+to the append-only check-in event log with its source (`organiser` or `request`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from server import audit, study_sessions
+from server.context import Context
+from server.db import indexes
+from server.errors import ApiError, forbidden, not_found
+from server.ids import new_id
+from server.pagination import page
+from server.scope import Principal
+from server.study_sessions import ATTENDANCE, MEMBERS
+
+EVENTS = "study_checkin_events"
+REQUESTS = "study_requests"
+STATUSES = ("present", "late", "leave", "absent")
+
+indexes(EVENTS, IndexModel([("session_id", ASCENDING), ("at", ASCENDING)]),
+        IndexModel([("member_id", ASCENDING), ("at", DESCENDING)]))
+indexes(
+    REQUESTS,
+    IndexModel([("session_id", ASCENDING), ("status", ASCENDING)]),
+    IndexModel([("member_id", ASCENDING), ("_id", DESCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("status", ASCENDING)]),
+    # At most one pending request per member and session: the key exists only while pending.
+    IndexModel([("pending_key", ASCENDING)], unique=True, sparse=True),
+)
+
+
+def record_fields(session: dict, member_id: str, member_org_path) -> dict[str, Any]:
+    """What every attendance record carries besides its status: enough to aggregate by period and org."""
+    return {"session_id": session["_id"], "member_id": member_id, "member_org_path": list(member_org_path),
+            "org_id": session["org_id"], "org_path": session["org_path"], "track": session["track"],
+            "starts_at": session["starts_at"],
+            "minutes": int((session["ends_at"] - session["starts_at"]).total_seconds() // 60),
+            "cancelled": session["status"] == "cancelled"}
+
+
+def attendance_out(record: dict) -> dict:
+    return {"session_id": record["session_id"], "member_id": record["member_id"], "status": record["status"],
+            "checked_in_at": record.get("checked_in_at"), "source": record["source"], "method": record["method"],
+            "offline": record.get("offline", False), "reason": record.get("reason")}
+
+
+async def log_event(ctx: Context, *, session: dict | None, session_id: str, member_id: str, source: str,
+                    method: str, result: str, actor_id: str | None = None, client_time=None, offline=False,
+                    device_id: str | None = None, location: dict | None = None, status: str | None = None,
+                    reason: str | None = None) -> None:
+    """Append one check-in event (accepted or refused). Never updated or deleted."""
+    event = {"_id": new_id(), "session_id": session_id, "member_id": member_id, "at": ctx.now(),
+             "source": source, "method": method, "result": result, "status": status, "actor_id": actor_id,
+             "client_time": client_time, "offline": offline, "device_id": device_id, "reason": reason}
+    if location is not None and session is not None and "geo" in session["methods"]:
+        event["location"] = location  # kept only when the session asked for a location
+    await ctx.db[EVENTS].insert_one(event)
+
+
+async def set_status(ctx: Context, session: dict, member: dict, status: str, *, source: str, method: str,
+                     reason: str | None, actor_id: str) -> tuple[dict | None, dict]:
+    """Upsert the member's record with a new status; returns (before, after)."""
+    now = ctx.now()
+    fields = record_fields(session, member["_id"], member["org_path"])
+    update = {"$set": {"status": status, "source": source, "method": method, "reason": reason,
+                       "marked_by": actor_id, "updated_at": now},
+              "$setOnInsert": {**{k: v for k, v in fields.items() if k not in ("session_id", "member_id")},
+                               "_id": new_id(), "checked_in_at": None, "offline": False, "created_at": now}}
+    for _ in range(3):
+        try:
+            before = await ctx.db[ATTENDANCE].find_one_and_update(
+                {"session_id": session["_id"], "member_id": member["_id"]}, update, upsert=True,
+                return_document=ReturnDocument.BEFORE)
+            break
+        except DuplicateKeyError:  # a concurrent check-in inserted it first: update that one
+            continue
+    else:
+        raise ApiError(409, "attendance_conflict", "The record changed meanwhile; try again.")
+    after = await ctx.db[ATTENDANCE].find_one({"session_id": session["_id"], "member_id": member["_id"]})
+    await log_event(ctx, session=session, session_id=session["_id"], member_id=member["_id"], source=source,
+                    method=method, result="ok", status=status, actor_id=actor_id, reason=reason)
+    return before, after
+
+
+async def _member_in_session_org(ctx: Context, session: dict, member_id: str) -> dict:
+    member = await ctx.db[MEMBERS].find_one({"_id": member_id, "org_path": session["org_id"]},
+                                            {"name": 1, "org_id": 1, "org_path": 1})
+    if member is None:
+        raise not_found("not_found", "member of this session's organisation")
+    return member
+
+
+async def mark(ctx: Context, principal: Principal, session_id: str, member_id: str, status: str,
+               reason: str) -> dict:
+    session = await study_sessions.load_organised(ctx, principal, session_id)
+    study_sessions.require_not_cancelled(session)
+    member = await _member_in_session_org(ctx, session, member_id)
+    before, after = await set_status(ctx, session, member, status, source="organiser", method="manual",
+                                     reason=reason, actor_id=principal.member_id)
+    await audit.record(ctx, actor_id=principal.member_id, action="study.attendance.mark",
+                       target_kind="study_attendance", target_id=f"{session_id}:{member_id}",
+                       org_path=list(member["org_path"]), reason=reason,
+                       changes={"session_id": session_id, "member_id": member_id,
+                                "before": before and before.get("status"), "after": status})
+    return attendance_out(after)
+
+
+async def roster(ctx: Context, principal: Principal, session_id: str) -> dict:
+    session = await study_sessions.load_organised(ctx, principal, session_id)
+    attendees = await study_sessions.current_attendees(ctx, session)
+    records = {r["member_id"]: r for r in await ctx.db[ATTENDANCE].find({"session_id": session_id}).to_list()}
+    ids = list(dict.fromkeys([*attendees, *records]))
+    names = {m["_id"]: m for m in await ctx.db[MEMBERS].find({"_id": {"$in": ids}},
+                                                             {"name": 1, "org_id": 1}).to_list()}
+    groups: dict[str, list] = {s: [] for s in STATUSES}
+    for member_id in ids:
+        record = records.get(member_id)
+        person = names.get(member_id, {})
+        entry = {"member_id": member_id, "name": person.get("name", ""), "org_id": person.get("org_id"),
+                 "status": record["status"] if record else "absent"}
+        if record:
+            entry.update(checked_in_at=record.get("checked_in_at"), source=record["source"],
+                         method=record["method"], offline=record.get("offline", False), reason=record.get("reason"))
+        groups[entry["status"]].append(entry)
+    return {"session_id": session_id, "attendees_fixed": session["attendees_fixed"],
+            "counts": {s: len(groups[s]) for s in STATUSES}, **groups}
+
+
+# -- leave and make-up requests ---------------------------------------------------------------------
+
+def request_out(doc: dict) -> dict:
+    return {"id": doc["_id"], "session_id": doc["session_id"], "member_id": doc["member_id"], "kind": doc["kind"],
+            "reason": doc["reason"], "status": doc["status"], "note": doc.get("note"),
+            "created_at": doc["created_at"], "decided_at": doc.get("decided_at")}
+
+
+async def create_request(ctx: Context, principal: Principal, session_id: str, kind: str, reason: str) -> dict:
+    session = await study_sessions.load_visible(ctx, principal, session_id)
+    study_sessions.require_not_cancelled(session)
+    if not study_sessions.is_attendee(session, principal.member_id, principal.org_path):
+        raise ApiError(403, "not_an_attendee", "You are not on this session's attendee list.")
+    record = await ctx.db[ATTENDANCE].find_one({"session_id": session_id, "member_id": principal.member_id})
+    if record is not None and record["status"] in ("present", "late"):
+        raise ApiError(409, "already_checked_in", "You attended this session already.")
+    doc = {"_id": new_id(), "session_id": session_id, "member_id": principal.member_id,
+           "org_path": session["org_path"], "kind": kind, "reason": reason, "status": "pending",
+           "pending_key": f"{session_id}:{principal.member_id}", "created_at": ctx.now()}
+    try:
+        await ctx.db[REQUESTS].insert_one(doc)
+    except DuplicateKeyError:
+        raise ApiError(409, "request_pending", "You already have a pending request for this session.") from None
+    return doc
+
+
+async def _load_request_for_organiser(ctx: Context, principal: Principal, request_id: str) -> tuple[dict, dict]:
+    doc = await ctx.db[REQUESTS].find_one({"_id": request_id})
+    if doc is None:
+        raise not_found("request_not_found", "study request")
+    try:
+        session = await study_sessions.load_visible(ctx, principal, doc["session_id"])
+    except ApiError:
+        raise not_found("request_not_found", "study request") from None
+    if not principal.organises(session["org_path"]):
+        if doc["member_id"] == principal.member_id:
+            raise forbidden("An organiser decides on your request.")
+        raise not_found("request_not_found", "study request")
+    return doc, session
+
+
+async def decide(ctx: Context, principal: Principal, request_id: str, approve: bool, note: str | None) -> dict:
+    doc, session = await _load_request_for_organiser(ctx, principal, request_id)
+    if approve:
+        study_sessions.require_not_cancelled(session)
+    status = "approved" if approve else "rejected"
+    decided = await ctx.db[REQUESTS].find_one_and_update(
+        {"_id": request_id, "status": "pending"},
+        {"$set": {"status": status, "note": note, "decided_at": ctx.now(), "decided_by": principal.member_id},
+         "$unset": {"pending_key": ""}},
+        return_document=ReturnDocument.AFTER)
+    if decided is None:
+        raise ApiError(409, "request_not_pending", "This request was already decided.")
+    member = await ctx.db[MEMBERS].find_one({"_id": doc["member_id"]}, {"org_path": 1})
+    changes: dict[str, Any] = {"session_id": doc["session_id"], "member_id": doc["member_id"],
+                               "kind": doc["kind"], "decision": status}
+    if approve and member is not None:
+        new_status = "leave" if doc["kind"] == "leave" else "present"
+        before, _ = await set_status(ctx, session, member, new_status, source="request", method=doc["kind"],
+                                     reason=doc["reason"], actor_id=principal.member_id)
+        changes.update(before=before and before.get("status"), after=new_status)
+    await audit.record(ctx, actor_id=principal.member_id, action=f"study.request.{status}",
+                       target_kind="study_request", target_id=request_id,
+                       org_path=list(member["org_path"]) if member else session["org_path"],
+                       changes=changes, reason=note)
+    return decided
+
+
+async def list_requests(ctx: Context, principal: Principal, session_id: str | None, status: str | None,
+                        limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """Organisers see requests in the subtrees they organise; everyone sees their own."""
+    own = {"member_id": principal.member_id}
+    scope = {"$or": [own, principal.within_roles_filter("org_path")]} if principal.role_orgs() else own
+    clauses: list[dict] = [scope]
+    if session_id is not None:
+        clauses.append({"session_id": session_id})
+    if status is not None:
+        clauses.append({"status": status})
+    return await page(ctx.db[REQUESTS], {"$and": clauses}, limit, cursor, descending=True)

@@ -1,0 +1,217 @@
+"""Member check-ins and self-study (API.md §5).
+
+Check-in (pretix-style redeem): the session must be visible (404 session_not_found), not cancelled (409),
+the caller an attendee (403 not_an_attendee), the moment inside the check-in window (409 checkin_not_open /
+checkin_closed), the rotating QR token valid at that moment (422 qr_invalid / qr_expired) and, when the
+session asks for "geo", the fix's accuracy circle must overlap the fence (422 location_required /
+outside_geofence). The record is then inserted under the unique (session, member) index: however many
+requests race, one insert wins (201) and the rest read the winner (200 already_checked_in). Every attempt,
+accepted or refused, is appended to the event log with its source and method.
+
+Offline scans carry `client_time`: the rules above are applied at `client_time` instead of now, provided the
+request arrives within 24 h of it; such records are flagged `offline` for the organiser.
+
+Self-study: at most 240 minutes per member per day (the day in the org time zone, the entry's `date`),
+held under concurrent posts by a per-member-per-day counter moved only by a conditional `$inc`.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
+
+from server import qr, study_attendance, study_scheme, study_sessions
+from server.context import Context
+from server.db import indexes
+from server.errors import ApiError, invalid
+from server.ids import new_id
+from server.pagination import page
+from server.scope import Principal
+from server.study_sessions import ATTENDANCE, COLLECTION, QR_PURPOSE
+
+OFFLINE_LIMIT = timedelta(hours=24)
+CLOCK_SKEW = timedelta(minutes=2)  # a phone's clock may run a little ahead of ours
+EARTH_RADIUS_M = 6371008.8  # mean Earth radius (IUGG)
+DAILY_CAP_MINUTES = 240
+BACKDATE_DAYS = 31
+SELF_STUDY = "study_self_study"
+DAILY = "study_daily_minutes"  # _id = "<member>:<YYYY-MM-DD>", minutes
+
+indexes(SELF_STUDY, IndexModel([("member_id", ASCENDING), ("date", ASCENDING)]),
+        IndexModel([("member_org_path", ASCENDING), ("date", ASCENDING)]))
+
+
+def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance by the haversine formula, in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _already(record: dict) -> dict:
+    return {"result": "already_checked_in", **study_attendance.attendance_out(record)}
+
+
+def _refuse(status: int, code: str, detail: str) -> ApiError:
+    return ApiError(status, code, detail)
+
+
+def _check_rules(session: dict, principal: Principal, body: dict, now: datetime) -> tuple[datetime, bool]:
+    """Apply the rules that need no database; returns (the moment judged, offline)."""
+    study_sessions.require_not_cancelled(session)
+    if not study_sessions.is_attendee(session, principal.member_id, principal.org_path):
+        raise _refuse(403, "not_an_attendee", "You are not on this session's attendee list.")
+    client_time = body.get("client_time")
+    offline = client_time is not None
+    at = now
+    if offline:
+        at = study_sessions.utc(client_time)
+        if at > now + CLOCK_SKEW:
+            raise invalid("client_time", "client_time lies in the future.")
+        if now - at > OFFLINE_LIMIT:
+            raise _refuse(409, "checkin_closed", "An offline check-in must reach us within 24 h of the scan.")
+    if at < session["checkin_opens_at"]:
+        raise _refuse(409, "checkin_not_open", "Check-in has not opened yet.")
+    if at > session["checkin_closes_at"]:
+        raise _refuse(409, "checkin_closed", "Check-in has closed.")
+    token = body.get("qr_token")
+    if not token:
+        raise _refuse(422, "qr_invalid", "Scan the QR code shown at the session.")
+    qr.verify(session["qr_secret"], QR_PURPOSE, session["_id"], token, at)
+    if "geo" in session["methods"]:
+        fix, fence = body.get("location"), session["location"]
+        if fix is None:
+            raise _refuse(422, "location_required", "This session checks your location; allow it and retry.")
+        gap = distance_m(fix["lat"], fix["lng"], fence["lat"], fence["lng"])
+        if gap - fix.get("accuracy", 0) > fence["radius_m"]:
+            raise _refuse(422, "outside_geofence", "You are not at the session's place.")
+    return at, offline
+
+
+async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[int, dict]:
+    now = ctx.now()
+    session_id = body["session_id"]
+    session: dict | None = None
+    method = "qr"
+    log: dict[str, Any] = {"client_time": body.get("client_time"), "offline": body.get("client_time") is not None,
+                           "device_id": body.get("device_id"), "location": body.get("location")}
+    try:
+        session = await ctx.db[COLLECTION].find_one(
+            {"$and": [{"_id": session_id}, study_sessions.visible_filter(principal)]})
+        if session is None:
+            raise study_sessions.session_not_found()
+        session = await study_sessions.fix_attendees(ctx, session)
+        method = "+".join(session["methods"])
+        try:
+            at, offline = _check_rules(session, principal, body, now)
+        except ApiError as exc:
+            if exc.code in ("checkin_closed", "qr_expired", "qr_invalid", "checkin_not_open",
+                            "location_required", "outside_geofence"):
+                # A retry after a success answers with the first record, whatever the clock says now.
+                record = await ctx.db[ATTENDANCE].find_one({"session_id": session_id,
+                                                           "member_id": principal.member_id})
+                if record is not None and record["status"] in ("present", "late"):
+                    await _log(ctx, session, session_id, principal, method, "already_checked_in", log)
+                    return 200, _already(record)
+            raise
+        status, out = await _record(ctx, principal, session, at, offline, method, body, now)
+    except ApiError as exc:
+        await _log(ctx, session, session_id, principal, method, exc.code, log)
+        raise
+    await _log(ctx, session, session_id, principal, method, out["result"], log, status=out["status"])
+    return status, out
+
+
+async def _log(ctx: Context, session: dict | None, session_id: str, principal: Principal, method: str,
+               result: str, log: dict, status: str | None = None) -> None:
+    await study_attendance.log_event(ctx, session=session, session_id=session_id, member_id=principal.member_id,
+                                     source="member", method=method, result=result, status=status,
+                                     actor_id=principal.member_id, **log)
+
+
+async def _record(ctx: Context, principal: Principal, session: dict, at: datetime, offline: bool, method: str,
+                  body: dict, now: datetime) -> tuple[int, dict]:
+    status = "late" if at > session["late_after"] else "present"
+    checkin = {"status": status, "checked_in_at": at, "received_at": now, "source": "member", "method": method,
+               "offline": offline, "device_id": body.get("device_id"), "reason": None, "updated_at": now}
+    if "geo" in session["methods"] and body.get("location") is not None:
+        checkin["location"] = body["location"]
+    record = {"_id": new_id(), **study_attendance.record_fields(session, principal.member_id, principal.org_path),
+              **checkin, "created_at": now}
+    try:
+        await ctx.db[ATTENDANCE].insert_one(record)
+        return 201, {"result": "ok", **study_attendance.attendance_out(record)}
+    except DuplicateKeyError:
+        pass
+    key = {"session_id": session["_id"], "member_id": principal.member_id}
+    # An earlier leave/absent mark is superseded by really turning up; a present/late record stands.
+    upgraded = await ctx.db[ATTENDANCE].update_one({**key, "status": {"$in": ["leave", "absent"]}},
+                                                   {"$set": checkin})
+    first = await ctx.db[ATTENDANCE].find_one(key)
+    if upgraded.modified_count:
+        return 201, {"result": "ok", **study_attendance.attendance_out(first)}
+    return 200, _already(first)
+
+
+# -- self-study -------------------------------------------------------------------------------------
+
+def self_study_out(doc: dict, day_total: int | None = None) -> dict:
+    return {"id": doc["_id"], "track": doc["track"], "minutes": doc["minutes"], "material": doc["material"],
+            "note": doc.get("note"), "date": date.fromisoformat(doc["date"]),
+            "day_total_minutes": day_total if day_total is not None else doc.get("day_total_minutes", 0),
+            "created_at": doc["created_at"]}
+
+
+async def log_self_study(ctx: Context, principal: Principal, track: str, minutes: int, material: str,
+                         note: str | None, day: date) -> dict:
+    scheme = await study_scheme.effective(ctx, principal.org_path)
+    spec = study_scheme.track(scheme, track)
+    if spec is None or spec["kind"] != "self_study":
+        raise invalid("track", f"{track!r} is not a self-study track of the scheme {scheme['name']!r}.")
+    today = ctx.now().astimezone(ctx.settings.tz).date()
+    if day > today:
+        raise invalid("date", "date lies in the future.")
+    if day < today - timedelta(days=BACKDATE_DAYS):
+        raise invalid("date", f"Self-study is logged within {BACKDATE_DAYS} days.")
+    total = await _take_minutes(ctx, principal.member_id, day.isoformat(), minutes)
+    doc = {"_id": new_id(), "member_id": principal.member_id, "member_org_path": list(principal.org_path),
+           "track": track, "minutes": minutes, "material": material, "note": note, "date": day.isoformat(),
+           "day_total_minutes": total, "created_at": ctx.now()}
+    try:
+        await ctx.db[SELF_STUDY].insert_one(doc)
+    except BaseException:
+        await ctx.db[DAILY].update_one({"_id": f"{principal.member_id}:{day.isoformat()}"},
+                                       {"$inc": {"minutes": -minutes}})
+        raise
+    return doc
+
+
+async def _take_minutes(ctx: Context, member_id: str, day: str, minutes: int) -> int:
+    """Add `minutes` to the member's day unless that passes the cap; the new day total. Race-safe:
+    the filter `minutes <= cap - m` and the `$inc` are one atomic update, and two first writers of a day
+    meet on the `_id`, the loser retrying as a plain conditional update."""
+    coll = ctx.db[DAILY]
+    key = {"_id": f"{member_id}:{day}", "minutes": {"$lte": DAILY_CAP_MINUTES - minutes}}
+    try:
+        await coll.update_one(key, {"$inc": {"minutes": minutes}}, upsert=True)  # matched, or inserted the day
+        matched = True
+    except DuplicateKeyError:  # the day's counter exists and is too full, or a concurrent first write won
+        matched = (await coll.update_one(key, {"$inc": {"minutes": minutes}})).matched_count == 1
+    if not matched:
+        used = await coll.find_one({"_id": f"{member_id}:{day}"})
+        left = DAILY_CAP_MINUTES - (used["minutes"] if used else 0)
+        raise ApiError(422, "daily_cap_exceeded",
+                       f"At most {DAILY_CAP_MINUTES} minutes of self-study a day; {max(0, left)} left for {day}.",
+                       errors=[{"field": "minutes", "message": f"at most {max(0, left)} more today"}])
+    doc = await coll.find_one({"_id": f"{member_id}:{day}"})
+    return doc["minutes"]
+
+
+async def list_self_study(ctx: Context, principal: Principal, limit: int,
+                          cursor: str | None) -> tuple[list[dict], str | None]:
+    return await page(ctx.db[SELF_STUDY], {"member_id": principal.member_id}, limit, cursor, descending=True)

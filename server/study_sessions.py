@@ -1,0 +1,307 @@
+"""Study sessions (API.md §5): create, list, read, update, cancel; the rotating QR; the attendee list.
+
+Scope: a member sees sessions of their own org and its ancestors; an organiser also sees every session in
+the subtrees they organise. Anything else answers 404 session_not_found.
+
+Attendees: an explicit list, or by default every active member of the org's subtree. The list is fixed
+(snapshotted) the first time anyone touches the session after its check-in window opens, by one conditional
+update on `attendees_fixed: false` — concurrent first touches race on that filter and exactly one writes, so
+members who join later are never counted absent and nobody is dropped who was there when it opened.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+
+from server import audit, orgs, qr, study_scheme
+from server.context import Context
+from server.db import indexes
+from server.errors import ApiError, forbidden, invalid, not_found
+from server.ids import new_id
+from server.pagination import page
+from server.scope import Principal
+
+COLLECTION = "study_sessions"
+ATTENDANCE = "study_attendance"
+MEMBERS = "members"
+QR_PURPOSE = "study"
+DEFAULT_OPEN_BEFORE = timedelta(minutes=30)
+
+indexes(
+    COLLECTION,
+    IndexModel([("org_path", ASCENDING), ("starts_at", DESCENDING)]),
+    IndexModel([("org_id", ASCENDING), ("starts_at", DESCENDING)]),
+)
+indexes(
+    ATTENDANCE,
+    IndexModel([("session_id", ASCENDING), ("member_id", ASCENDING)], unique=True),
+    IndexModel([("member_id", ASCENDING), ("starts_at", ASCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("starts_at", ASCENDING)]),
+)
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
+
+
+def session_not_found() -> ApiError:
+    return not_found("session_not_found", "study session")
+
+
+# -- scope ------------------------------------------------------------------------------------------
+
+def visible_filter(principal: Principal) -> dict:
+    clauses: list[dict] = [{"org_id": {"$in": list(principal.org_path)}}]
+    if principal.role_orgs():
+        clauses.append(principal.within_roles_filter("org_path"))
+    return {"$or": clauses}
+
+
+async def load_visible(ctx: Context, principal: Principal, session_id: str, projection=None) -> dict:
+    session = await ctx.db[COLLECTION].find_one({"$and": [{"_id": session_id}, visible_filter(principal)]},
+                                                projection)
+    if session is None:
+        raise session_not_found()
+    return await fix_attendees(ctx, session)
+
+
+async def load_organised(ctx: Context, principal: Principal, session_id: str) -> dict:
+    session = await load_visible(ctx, principal, session_id)
+    if not principal.organises(session["org_path"]):
+        raise forbidden("This needs the organiser role on the session's organisation.")
+    return session
+
+
+def require_not_cancelled(session: dict) -> None:
+    if session["status"] == "cancelled":
+        raise ApiError(409, "session_cancelled", "This session was cancelled.")
+
+
+# -- attendees --------------------------------------------------------------------------------------
+
+def _attendee_query(session: dict) -> dict:
+    query: dict[str, Any] = {"active": True, "org_path": session["org_id"]}
+    if session.get("attendees_explicit"):
+        query["_id"] = {"$in": session["attendees"]}
+    return query
+
+
+async def current_attendees(ctx: Context, session: dict) -> list[str]:
+    """The fixed list once the window opened; before that, who would be fixed now."""
+    if session["attendees_fixed"]:
+        return session["attendees"]
+    docs = await ctx.db[MEMBERS].find(_attendee_query(session), {"_id": 1}).sort("_id", 1).to_list()
+    return [d["_id"] for d in docs]
+
+
+async def fix_attendees(ctx: Context, session: dict) -> dict:
+    """Snapshot the attendee list once the check-in window has opened (idempotent, race-safe)."""
+    if session.get("attendees_fixed", True) or ctx.now() < session["checkin_opens_at"]:
+        return session
+    ids = await current_attendees(ctx, session)
+    fixed = await ctx.db[COLLECTION].find_one_and_update(
+        {"_id": session["_id"], "attendees_fixed": False},
+        {"$set": {"attendees": ids, "attendees_fixed": True, "attendees_fixed_at": ctx.now()}},
+        return_document=ReturnDocument.AFTER)
+    if fixed is None:  # someone else fixed it first: theirs stands
+        fixed = await ctx.db[COLLECTION].find_one({"_id": session["_id"]})
+    return fixed
+
+
+def is_attendee(session: dict, member_id: str, member_org_path) -> bool:
+    if session["attendees_fixed"] or session.get("attendees_explicit"):
+        return member_id in session["attendees"]
+    return session["org_id"] in member_org_path
+
+
+# -- output -----------------------------------------------------------------------------------------
+
+def attendance_brief(record: dict | None) -> dict | None:
+    if record is None:
+        return None
+    return {"status": record["status"], "checked_in_at": record.get("checked_in_at"),
+            "source": record.get("source"), "offline": record.get("offline", False)}
+
+
+async def session_out(ctx: Context, principal: Principal, session: dict, *, with_mine: bool = True) -> dict:
+    organiser = principal.organises(session["org_path"])
+    if session["attendees_fixed"] or session.get("attendees_explicit"):
+        count = len(session["attendees"])
+    else:
+        count = await ctx.db[MEMBERS].count_documents(_attendee_query(session))
+    out = {
+        "id": session["_id"], "org_id": session["org_id"], "track": session["track"], "title": session["title"],
+        "agenda": session.get("agenda"), "starts_at": session["starts_at"], "ends_at": session["ends_at"],
+        "checkin_opens_at": session["checkin_opens_at"], "checkin_closes_at": session["checkin_closes_at"],
+        "late_after": session["late_after"], "location": session.get("location"), "methods": session["methods"],
+        "status": session["status"], "cancel_reason": session.get("cancel_reason"),
+        "attendees_fixed": session["attendees_fixed"], "attendee_count": count,
+        "attendees": (await current_attendees(ctx, session)) if organiser else None,
+        "created_at": session["created_at"],
+    }
+    if with_mine:
+        record = await ctx.db[ATTENDANCE].find_one({"session_id": session["_id"], "member_id": principal.member_id})
+        mine = attendance_brief(record)
+        if (mine is None and ctx.now() > session["checkin_closes_at"] and session["status"] != "cancelled"
+                and is_attendee(session, principal.member_id, principal.org_path)):
+            mine = {"status": "absent", "checked_in_at": None, "source": None, "offline": False}
+        out["my_attendance"] = mine
+    return out
+
+
+# -- create, update, cancel -------------------------------------------------------------------------
+
+def _times(values: dict) -> dict:
+    """Fill the window defaults and check the order of the times; all UTC."""
+    starts, ends = utc(values["starts_at"]), utc(values["ends_at"])
+    opens = utc(values["checkin_opens_at"]) if values.get("checkin_opens_at") else starts - DEFAULT_OPEN_BEFORE
+    closes = utc(values["checkin_closes_at"]) if values.get("checkin_closes_at") else ends
+    late = utc(values["late_after"]) if values.get("late_after") else starts
+    if ends <= starts:
+        raise invalid("ends_at", "ends_at must be after starts_at.")
+    if closes <= opens:
+        raise invalid("checkin_closes_at", "The check-in window must close after it opens.")
+    if not opens <= late <= closes:
+        raise invalid("late_after", "late_after must lie inside the check-in window.")
+    if ends - starts > timedelta(days=7):
+        raise invalid("ends_at", "A session lasts at most 7 days.")
+    return {"starts_at": starts, "ends_at": ends, "checkin_opens_at": opens, "checkin_closes_at": closes,
+            "late_after": late}
+
+
+def _methods(methods: list[str], location: dict | None) -> list[str]:
+    ordered = [m for m in ("qr", "geo") if m in methods]
+    if "qr" not in ordered:
+        raise invalid("methods", 'methods must include "qr".')
+    if "geo" in ordered and location is None:
+        raise invalid("location", 'A session checked by "geo" needs a location with a radius.')
+    return ordered
+
+
+async def _explicit_attendees(ctx: Context, org_id: str, ids: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(ids))
+    found = await ctx.db[MEMBERS].find({"_id": {"$in": unique}, "active": True, "org_path": org_id},
+                                       {"_id": 1}).to_list()
+    found_ids = {d["_id"] for d in found}
+    missing = [i for i in unique if i not in found_ids]
+    if missing:
+        raise invalid("attendees", f"Not active members of this organisation: {', '.join(missing[:5])}")
+    return unique
+
+
+async def _require_session_track(ctx: Context, org: dict, key: str) -> dict:
+    scheme = await study_scheme.effective(ctx, orgs.full_path(org))
+    track = study_scheme.track(scheme, key)
+    if track is None or track["kind"] != "session":
+        raise invalid("track", f"{key!r} is not a session track of the scheme {scheme['name']!r}.")
+    return track
+
+
+async def create(ctx: Context, principal: Principal, body: dict) -> dict:
+    org = await orgs.require_role(ctx, principal, body["org_id"], "organiser")
+    await _require_session_track(ctx, org, body["track"])
+    times = _times(body)
+    attendees = body.get("attendees")
+    now = ctx.now()
+    session = {
+        "_id": new_id(), "org_id": org["_id"], "org_path": orgs.full_path(org), "track": body["track"],
+        "title": body["title"], "agenda": body.get("agenda"), **times,
+        "location": body.get("location"), "methods": _methods(body["methods"], body.get("location")),
+        "attendees_explicit": attendees is not None,
+        "attendees": await _explicit_attendees(ctx, org["_id"], attendees) if attendees is not None else [],
+        "attendees_fixed": False, "status": "scheduled", "qr_secret": qr.new_secret(),
+        "created_at": now, "created_by": principal.member_id, "updated_at": now,
+    }
+    await ctx.db[COLLECTION].insert_one(session)
+    return await fix_attendees(ctx, session)
+
+
+async def update(ctx: Context, principal: Principal, session_id: str, changes: dict) -> dict:
+    session = await load_organised(ctx, principal, session_id)
+    require_not_cancelled(session)
+    merged = {**session, **changes}
+    update: dict[str, Any] = {k: v for k, v in changes.items() if k in ("title", "agenda", "location")}
+    if {"starts_at", "ends_at", "checkin_opens_at", "checkin_closes_at", "late_after"} & changes.keys():
+        # Defaults follow the new start/end unless the window times are given too.
+        for key, follows in (("checkin_opens_at", "starts_at"), ("checkin_closes_at", "ends_at"),
+                             ("late_after", "starts_at")):
+            if key not in changes and follows in changes and session[key] == _default(session, key):
+                merged[key] = None
+        update.update(_times(merged))
+    if "methods" in changes or "location" in changes:
+        update["methods"] = _methods(merged["methods"], merged.get("location"))
+    if "attendees" in changes:
+        if session["attendees_fixed"]:
+            raise ApiError(409, "attendees_fixed", "The attendee list was fixed when check-in opened.")
+        update["attendees"] = await _explicit_attendees(ctx, session["org_id"], changes["attendees"])
+        update["attendees_explicit"] = True
+    update["updated_at"] = ctx.now()
+    new = await ctx.db[COLLECTION].find_one_and_update(
+        {"_id": session_id, "status": "scheduled",
+         **({"attendees_fixed": False} if "attendees" in changes else {})},
+        {"$set": update}, return_document=ReturnDocument.AFTER)
+    if new is None:
+        raise ApiError(409, "session_changed", "The session changed meanwhile (cancelled or opened); reload it.")
+    if "starts_at" in update or "ends_at" in update:
+        await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {
+            "starts_at": new["starts_at"], "minutes": _minutes(new)}})
+    await audit.record(ctx, actor_id=principal.member_id, action="study.session.update", target_kind="study_session",
+                       target_id=session_id, org_path=session["org_path"],
+                       changes={"fields": sorted(changes)})
+    return await fix_attendees(ctx, new)
+
+
+def _default(session: dict, key: str) -> datetime:
+    return {"checkin_opens_at": session["starts_at"] - DEFAULT_OPEN_BEFORE,
+            "checkin_closes_at": session["ends_at"], "late_after": session["starts_at"]}[key]
+
+
+def _minutes(session: dict) -> int:
+    return int((session["ends_at"] - session["starts_at"]).total_seconds() // 60)
+
+
+async def cancel(ctx: Context, principal: Principal, session_id: str, reason: str) -> dict:
+    session = await load_organised(ctx, principal, session_id)
+    require_not_cancelled(session)
+    new = await ctx.db[COLLECTION].find_one_and_update(
+        {"_id": session_id, "status": "scheduled"},
+        {"$set": {"status": "cancelled", "cancel_reason": reason, "cancelled_at": ctx.now(),
+                  "cancelled_by": principal.member_id, "updated_at": ctx.now()}},
+        return_document=ReturnDocument.AFTER)
+    if new is None:
+        raise ApiError(409, "session_cancelled", "This session was cancelled.")
+    await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {"cancelled": True}})
+    await audit.record(ctx, actor_id=principal.member_id, action="study.session.cancel", target_kind="study_session",
+                       target_id=session_id, org_path=session["org_path"], reason=reason)
+    return new
+
+
+async def list_visible(ctx: Context, principal: Principal, org_id: str | None, start: datetime | None,
+                       end: datetime | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    clauses: list[dict] = [visible_filter(principal)]
+    if org_id is not None:
+        org = await orgs.get_visible(ctx, principal, org_id)
+        clauses.append({"org_path": org["_id"]})
+    if start is not None:
+        clauses.append({"starts_at": {"$gte": utc(start)}})
+    if end is not None:
+        clauses.append({"starts_at": {"$lt": utc(end)}})
+    docs, next_cursor = await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
+    return [await fix_attendees(ctx, d) for d in docs], next_cursor
+
+
+# -- QR ---------------------------------------------------------------------------------------------
+
+async def qr_token(ctx: Context, principal: Principal, session_id: str) -> dict:
+    session = await load_organised(ctx, principal, session_id)
+    require_not_cancelled(session)
+    token = qr.current(session["qr_secret"], QR_PURPOSE, session["_id"], ctx.now())
+    return {**token, "payload": qr.payload(QR_PURPOSE, session["_id"], token["token"])}
+
+
+async def qr_image(ctx: Context, principal: Principal, session_id: str, fmt: str) -> bytes:
+    token = await qr_token(ctx, principal, session_id)
+    return qr.render_svg(token["payload"]) if fmt == "svg" else qr.render_png(token["payload"])
