@@ -1,0 +1,316 @@
+"""Files (API.md §8): streamed uploads checked by content, content-addressed storage, scoped downloads.
+
+An upload is written chunk by chunk (aiofiles) to a temporary file while its sha256 is computed,
+so the body is never held in memory. When it is complete its type is sniffed from the content
+(filetype, a ZIP directory check for Office documents, a UTF-8 check for plain text) and compared
+with the declared type; the bytes then move to `data_dir/files/ab/cd/<sha256>` unless that blob
+already exists (deduplication). Each upload gets its own file record (id, name, uploader).
+
+Who may download: the uploader, and members who can see a resource that references the file.
+Resources record references with `attach(...)`; a capability may also register a visibility check
+for its `ref_kind` (say, "the announcement is published") with `register_visibility`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import re
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import aiofiles
+import aiofiles.os
+import filetype
+from pymongo import ASCENDING, IndexModel
+
+from server.context import Context
+from server.db import indexes
+from server.errors import ApiError, not_found
+from server.ids import new_id
+from server.scope import Principal
+
+FILES = "files"
+REFS = "file_refs"
+MAX_FILE_SIZE = 20 * 1024 * 1024
+SNIFF_BYTES = 8192
+CHUNK = 64 * 1024
+
+indexes(FILES, IndexModel([("uploader_id", ASCENDING)]), IndexModel([("sha256", ASCENDING)]))
+indexes(REFS, IndexModel([("file_id", ASCENDING)]), IndexModel([("ref_kind", ASCENDING), ("ref_id", ASCENDING)]))
+
+IMAGES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff", "image/heic",
+          "image/avif"}
+OOXML = {
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "word/",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xl/",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "ppt/",
+}
+OLE = {"application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint"}
+ODF = {"application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
+       "application/vnd.oasis.opendocument.presentation"}
+PDF = "application/pdf"
+TEXT = "text/plain"
+ALLOWED = IMAGES | set(OOXML) | OLE | ODF | {PDF, TEXT}
+ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-ms-bmp": "image/bmp",
+           "application/x-pdf": PDF}
+UNDECLARED = {"", "application/octet-stream", "binary/octet-stream", "multipart/form-data"}
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")
+
+
+def files_dir(ctx: Context) -> Path:
+    return Path(ctx.settings.data_dir) / "files"
+
+
+def blob_path(ctx: Context, sha256: str) -> Path:
+    return files_dir(ctx) / sha256[:2] / sha256[2:4] / sha256
+
+
+def _unsupported(detail: str) -> ApiError:
+    return ApiError(415, "unsupported_media_type", detail)
+
+
+def too_large() -> ApiError:
+    return ApiError(413, "file_too_large", f"Files are limited to {MAX_FILE_SIZE // (1024 * 1024)} MiB.")
+
+
+def normalise_mime(value: str | None) -> str:
+    mime = (value or "").split(";", 1)[0].strip().lower()
+    return ALIASES.get(mime, mime)
+
+
+def clean_name(name: str | None) -> str:
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:200] or "file"
+
+
+class Upload:
+    """One upload in progress: bytes go to a temporary file as they arrive."""
+
+    def __init__(self, ctx: Context, limit: int = MAX_FILE_SIZE) -> None:
+        self.ctx = ctx
+        self.limit = limit
+        self.size = 0
+        self.hash = hashlib.sha256()
+        self.head = b""
+        self.text_ok = True
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._file = None
+        self.temp_path = files_dir(ctx) / "tmp" / f"{uuid.uuid4().hex}.part"
+
+    async def open(self) -> None:
+        await aiofiles.os.makedirs(self.temp_path.parent, exist_ok=True)
+        self._file = await aiofiles.open(self.temp_path, "wb")
+
+    async def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.size += len(data)
+        if self.size > self.limit:
+            raise too_large()
+        if len(self.head) < SNIFF_BYTES:
+            self.head += data[: SNIFF_BYTES - len(self.head)]
+        self.hash.update(data)
+        if self.text_ok:
+            try:
+                self._decoder.decode(data)
+                self.text_ok = _CONTROL.search(data) is None
+            except UnicodeDecodeError:
+                self.text_ok = False
+        await self._file.write(data)
+
+    async def discard(self) -> None:
+        if self._file is not None:
+            await self._file.close()
+            self._file = None
+        try:
+            await aiofiles.os.remove(self.temp_path)
+        except FileNotFoundError:
+            pass
+
+    def _sniff(self) -> str | None:
+        kind = filetype.guess(self.head)
+        mime = kind.mime if kind else None
+        if mime in ALLOWED and mime not in OOXML:
+            return mime
+        if self.head.startswith(b"PK\x03\x04"):  # maybe Office Open XML: look at the ZIP directory
+            try:
+                with zipfile.ZipFile(self.temp_path) as archive:
+                    names = archive.namelist()
+            except (zipfile.BadZipFile, OSError):
+                return mime
+            if "[Content_Types].xml" in names:
+                for candidate, prefix in OOXML.items():
+                    if any(n.startswith(prefix) for n in names):
+                        return candidate
+            return "application/zip"
+        if mime is None and self.text_ok:
+            try:
+                self._decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                return None
+            return TEXT
+        return mime
+
+    async def finish(self, principal: Principal, name: str | None, declared: str | None) -> dict:
+        """Check the type, store the bytes by content, record the file; the temp file is gone after."""
+        try:
+            await self._file.close()
+            self._file = None
+            if self.size == 0:
+                raise ApiError(422, "invalid_request", "The file is empty.",
+                               errors=[{"field": "body", "message": "empty"}])
+            sniffed = self._sniff()
+            declared_mime = normalise_mime(declared)
+            mime = _accept(sniffed, declared_mime, self.head)
+            digest = self.hash.hexdigest()
+            target = blob_path(self.ctx, digest)
+            if await aiofiles.os.path.exists(target):
+                await aiofiles.os.remove(self.temp_path)  # the same bytes are already stored
+            else:
+                await aiofiles.os.makedirs(target.parent, exist_ok=True)
+                await aiofiles.os.replace(self.temp_path, target)
+        except BaseException:
+            await self.discard()
+            raise
+        doc = {"_id": new_id(), "name": clean_name(name), "size": self.size, "mime": mime, "sha256": digest,
+               "uploader_id": principal.member_id, "created_at": self.ctx.now()}
+        await self.ctx.db[FILES].insert_one(doc)
+        return doc
+
+
+def _accept(sniffed: str | None, declared: str, head: bytes) -> str:
+    """The stored type: what the content is, refused when not allowed or when it contradicts `declared`."""
+    if sniffed is None and head.startswith(OLE_MAGIC) and declared in OLE:
+        sniffed = declared  # legacy Office files share one container; trust the declared flavour
+    if sniffed not in ALLOWED:
+        raise _unsupported("Only images, PDF, Office documents and plain text may be uploaded.")
+    if declared in UNDECLARED or declared == sniffed:
+        return sniffed
+    if sniffed == TEXT and declared.startswith("text/"):
+        return TEXT
+    if sniffed in OLE and declared in OLE:
+        return declared
+    raise _unsupported(f"The content is {sniffed}, not the declared {declared}.")
+
+
+def file_out(doc: dict) -> dict:
+    return {"id": doc["_id"], "name": doc["name"], "size": doc["size"], "mime": doc["mime"],
+            "sha256": doc["sha256"]}
+
+
+# -- references and access ------------------------------------------------------------------------
+
+VisibilityCheck = Callable[[Context, Principal, str], Awaitable[bool]]
+_visibility: dict[str, VisibilityCheck] = {}
+
+
+def register_visibility(ref_kind: str, check: VisibilityCheck) -> None:
+    """Let a capability say whether a member may currently see the resource `ref_id` of `ref_kind`."""
+    _visibility[ref_kind] = check
+
+
+async def attach(ctx: Context, principal: Principal, file_ids: list[str], *, ref_kind: str, ref_id: str,
+                 org_id: str, org_path: list[str], audience: str = "members", session=None) -> None:
+    """Record that a resource references these files; each must exist and be the caller's upload.
+
+    A file already attached to this very resource passes too (an organiser editing a colleague's
+    announcement keeps its attachments). audience "members": members whose org_path contains
+    org_id may read; "organisers": only organisers of org_path.
+    """
+    if audience not in ("members", "organisers"):
+        raise ValueError("audience must be 'members' or 'organisers'")
+    ids = list(dict.fromkeys(file_ids))
+    if not ids:
+        return
+    mine = {d["_id"] async for d in ctx.db[FILES].find(
+        {"_id": {"$in": ids}, "uploader_id": principal.member_id}, {"_id": 1}, session=session)}
+    already = {d["file_id"] async for d in ctx.db[REFS].find(
+        {"ref_kind": ref_kind, "ref_id": ref_id, "file_id": {"$in": ids}}, {"file_id": 1}, session=session)}
+    missing = [i for i in ids if i not in mine and i not in already]
+    if missing:
+        raise ApiError(422, "file_not_found", f"No such file of yours: {', '.join(missing)}.",
+                       errors=[{"field": "file_ids", "message": f"unknown file {m}"} for m in missing])
+    for file_id in ids:
+        await ctx.db[REFS].update_one(
+            {"_id": f"{ref_kind}:{ref_id}:{file_id}"},
+            {"$set": {"file_id": file_id, "ref_kind": ref_kind, "ref_id": ref_id, "org_id": org_id,
+                      "org_path": list(org_path), "audience": audience}},
+            upsert=True, session=session)
+
+
+async def detach(ctx: Context, *, ref_kind: str, ref_id: str, session=None) -> None:
+    """Forget every file reference of this resource."""
+    await ctx.db[REFS].delete_many({"ref_kind": ref_kind, "ref_id": ref_id}, session=session)
+
+
+async def _may_read(ctx: Context, principal: Principal, doc: dict) -> bool:
+    if doc["uploader_id"] == principal.member_id:
+        return True
+    async for ref in ctx.db[REFS].find({"file_id": doc["_id"]}):
+        organiser = principal.organises(ref["org_path"])
+        if ref["audience"] == "organisers":
+            allowed = organiser
+        else:
+            allowed = organiser or ref["org_id"] in principal.org_path
+        if not allowed:
+            continue
+        check = _visibility.get(ref["ref_kind"])
+        if check is None or await check(ctx, principal, ref["ref_id"]):
+            return True
+    return False
+
+
+async def get_readable(ctx: Context, principal: Principal, file_id: str) -> tuple[dict, Path]:
+    """The file record and its blob if the caller may read it; 404 otherwise (never revealing it exists)."""
+    doc = await ctx.db[FILES].find_one({"_id": file_id})
+    if doc is None or not await _may_read(ctx, principal, doc):
+        raise not_found("file_not_found", "file")
+    path = blob_path(ctx, doc["sha256"])
+    if not await aiofiles.os.path.exists(path):
+        raise not_found("file_not_found", "file")
+    return doc, path
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """A single `bytes=a-b` range as (start, end inclusive); None for the whole file; 416 when unsatisfiable."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        return None  # multiple or malformed ranges: send the whole file (RFC 9110 allows ignoring Range)
+    first, last = match.group(1), match.group(2)
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+        if start >= size or (last and int(last) < start):
+            raise ApiError(416, "range_not_satisfiable", "The range is outside the file.",
+                           headers={"Content-Range": f"bytes */{size}"})
+    else:
+        length = int(last)
+        if length == 0:
+            raise ApiError(416, "range_not_satisfiable", "The range is empty.",
+                           headers={"Content-Range": f"bytes */{size}"})
+        start, end = max(size - length, 0), size - 1
+    return start, end
+
+
+async def stream(path: Path, start: int, end: int):
+    """Yield the bytes start..end (inclusive) of a file in chunks."""
+    async with aiofiles.open(path, "rb") as handle:
+        await handle.seek(start)
+        remaining = end - start + 1
+        while remaining > 0:
+            chunk = await handle.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
