@@ -70,8 +70,25 @@ class APIHandler(tornado.web.RequestHandler):
         declared = self.request.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise ApiError(413, self.too_large_code, f"The body is larger than {limit} bytes.")
-        if self.auth_required:
+        if self.auth_required and self.body_limit is not None and self._expects_body():
             self.principal = await self.authenticate()
+
+    def _expects_body(self) -> bool:
+        headers = self.request.headers
+        return headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Authenticate at the start of each HTTP method, after the body is read.
+
+        Tornado drops the connection when a streaming handler finishes in `prepare()` (its body
+        was never read), which breaks keep-alive clients on an ordinary 401. So refusals are raised
+        from the method instead. Handlers with a large `body_limit` (uploads, imports) do
+        authenticate in `prepare()`: there, refusing before 20 MiB arrive is worth a new connection."""
+        super().__init_subclass__(**kwargs)
+        for name in ("get", "post", "put", "patch", "delete"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_authenticates", False):
+                setattr(cls, name, _authenticating(method))
 
     too_large_code = "body_too_large"
 
@@ -228,6 +245,17 @@ class APIHandler(tornado.web.RequestHandler):
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip}) rid={self.request_id}"
 
 
+def _authenticating(method: Callable) -> Callable:
+    @functools.wraps(method)
+    async def wrapper(self: APIHandler, *args: Any, **kwargs: Any) -> Any:
+        if self.auth_required and self.principal is None:
+            self.principal = await self.authenticate()
+        return await method(self, *args, **kwargs)
+
+    wrapper._authenticates = True
+    return wrapper
+
+
 def idempotent(method: Callable) -> Callable:
     """Honour Idempotency-Key on a POST that creates something (API.md §1); see server/idempotency.py."""
 
@@ -268,8 +296,10 @@ class NotFoundHandler(APIHandler):
 
     auth_required = False
 
-    async def prepare(self) -> None:
+    async def get(self, *args: Any) -> None:
         raise ApiError(404, "not_found", "There is no such endpoint.")
+
+    post = put = patch = delete = get
 
 
 def _title(status: int) -> str:

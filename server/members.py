@@ -98,11 +98,19 @@ def forget_principal(ctx: Context, member_id: str) -> None:
 
 
 async def get_for_organiser(ctx: Context, principal: Principal, member_id: str) -> dict:
-    """A member record the caller may manage; the caller's own record is readable too. Else 404."""
+    """A member record the caller may manage, or their own record.
+
+    A fellow member of the caller's own org subtree is visible but not theirs to manage (403);
+    anyone else is 404, so ids outside the caller's scope reveal nothing.
+    """
     doc = await get(ctx, member_id)
-    if doc is None or not (principal.organises(doc["org_path"]) or doc["_id"] == principal.member_id):
+    if doc is None:
         raise not_found("not_found", "member")
-    return doc
+    if principal.organises(doc["org_path"]) or doc["_id"] == principal.member_id:
+        return doc
+    if principal.org_id in doc["org_path"]:
+        raise forbidden("Only an organiser of the member's organisation may do this.")
+    raise not_found("not_found", "member")
 
 
 def _new_member(body: dict, org: dict, now) -> dict:
