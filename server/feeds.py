@@ -135,7 +135,8 @@ async def _ensure_counter(ctx: Context) -> None:
 
 async def _reserve(ctx: Context, n: int, session) -> int:
     """Take n sequence numbers inside the caller's transaction; return the first."""
-    doc = await ctx.db[COUNTER].find_one_and_update({"_id": "seq"}, {"$inc": {"value": n}},
+    # upsert: a caller's transaction may have taken its snapshot before the counter existed
+    doc = await ctx.db[COUNTER].find_one_and_update({"_id": "seq"}, {"$inc": {"value": n}}, upsert=True,
                                                     return_document=ReturnDocument.AFTER, session=session)
     return doc["value"] - n + 1
 
@@ -163,6 +164,11 @@ async def _in_transaction(ctx: Context, session, work: Callable[[Any], Awaitable
             await own.with_transaction(callback)
     if result[0]:
         state(ctx).advance(result[0])
+
+
+async def committed(ctx: Context) -> None:
+    """After a caller's own transaction that wrote feed changes committed: learn the new seq now."""
+    await _load_counter(ctx)
 
 
 def _compute_state(published_at: datetime, expires_at: datetime | None, now: datetime) -> str:
@@ -635,6 +641,12 @@ async def _sleep(ctx: Context, seconds: float) -> bool:
 
 
 async def _poll_counter(ctx: Context) -> None:
+    try:
+        await _ensure_counter(ctx)
+    except InvalidOperation:
+        return
+    except PyMongoError as exc:
+        log.warning("feed counter set-up failed: %s", exc)
     while await _sleep(ctx, POLL_SECONDS):
         try:
             await _load_counter(ctx)

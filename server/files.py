@@ -314,3 +314,85 @@ async def stream(path: Path, start: int, end: int):
             remaining -= len(chunk)
             yield chunk
 
+
+
+class MultipartFile:
+    """Streams the first file part of a multipart/form-data body; other parts are ignored.
+
+    `feed(chunk)` returns the file bytes found in that chunk (a few slices, never the whole body).
+    """
+
+    def __init__(self, content_type: str) -> None:
+        from python_multipart.multipart import MultipartParser, parse_options_header
+
+        _, params = parse_options_header(content_type)
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise ApiError(422, "invalid_request", "multipart/form-data needs a boundary.",
+                           errors=[{"field": "Content-Type", "message": "no boundary"}])
+        self.filename: str | None = None
+        self.content_type: str | None = None
+        self.found = False
+        self.complete = False
+        self._state = "before"  # before | taking | after
+        self._headers: dict[str, str] = {}
+        self._field = b""
+        self._value = b""
+        self._out: list[bytes] = []
+        self._parser = MultipartParser(boundary, {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda d, s, e: self._add("_field", d[s:e]),
+            "on_header_value": lambda d, s, e: self._add("_value", d[s:e]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        })
+
+    def _add(self, name: str, data: bytes) -> None:
+        setattr(self, name, getattr(self, name) + data)
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._field = self._value = b""
+
+    def _header_end(self) -> None:
+        self._headers[self._field.decode("latin-1").lower()] = self._value.decode("utf-8", "replace")
+        self._field = self._value = b""
+
+    def _headers_finished(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
+        if self._state != "before":
+            return
+        _, params = parse_options_header(self._headers.get("content-disposition", ""))
+        filename = params.get(b"filename*") or params.get(b"filename")
+        if filename is None:
+            return  # a plain form field
+        raw = filename.decode("utf-8", "replace")
+        if raw.lower().startswith("utf-8''"):
+            from urllib.parse import unquote
+
+            raw = unquote(raw[7:])
+        self.filename = raw
+        self.content_type = self._headers.get("content-type")
+        self.found = True
+        self._state = "taking"
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._state == "taking":
+            self._out.append(bytes(data[start:end]))
+
+    def _part_end(self) -> None:
+        if self._state == "taking":
+            self._state = "after"
+            self.complete = True
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        try:
+            self._parser.write(chunk)
+        except Exception as exc:  # python-multipart raises its own error types for malformed bodies
+            raise ApiError(422, "invalid_request", "Malformed multipart body.",
+                           errors=[{"field": "body", "message": str(exc)[:200]}]) from None
+        out, self._out = self._out, []
+        return out

@@ -1,0 +1,71 @@
+"""Announcement endpoints (API.md §7)."""
+
+from __future__ import annotations
+
+from handlers import API
+from handlers.base import APIHandler, idempotent
+from schemas import openapi
+from schemas.announcements import AnnouncementCreate, AnnouncementOut, AnnouncementPatch, ReceiptsOut
+from server import announcements
+
+
+class AnnouncementsHandler(APIHandler):
+    @openapi.endpoint("Publish an announcement to an org subtree you organise", body=AnnouncementCreate,
+                      responses={201: AnnouncementOut}, idempotent=True,
+                      errors=("forbidden", "not_found", "file_not_found", "invalid_request"))
+    @idempotent
+    async def post(self) -> None:
+        doc = await announcements.create(self.ctx, self.me, self.decode_dict(AnnouncementCreate))
+        self.respond(await announcements.announcement_out(self.ctx, self.me, doc), status=201)
+
+
+class AnnouncementHandler(APIHandler):
+    @openapi.endpoint("One announcement (its audience while on air; its organisers always)",
+                      responses={200: AnnouncementOut}, errors=("announcement_not_found",))
+    async def get(self, announcement_id: str) -> None:
+        doc = await announcements.get(self.ctx, self.me, announcement_id)
+        self.respond(await announcements.announcement_out(self.ctx, self.me, doc))
+
+    @openapi.endpoint("Edit an announcement (version + 1)", body=AnnouncementPatch, responses={200: AnnouncementOut},
+                      errors=("announcement_not_found", "forbidden", "file_not_found", "invalid_request"))
+    async def patch(self, announcement_id: str) -> None:
+        doc = await announcements.patch(self.ctx, self.me, announcement_id, self.decode_dict(AnnouncementPatch))
+        self.respond(await announcements.announcement_out(self.ctx, self.me, doc))
+
+    @openapi.endpoint("Retract an announcement", responses={204: None},
+                      errors=("announcement_not_found", "forbidden"))
+    async def delete(self, announcement_id: str) -> None:
+        await announcements.retract(self.ctx, self.me, announcement_id)
+        self.no_content()
+
+
+class AnnouncementReadHandler(APIHandler):
+    @openapi.endpoint("Mark an announcement read (idempotent)", responses={204: None},
+                      errors=("announcement_not_found", "forbidden"))
+    async def post(self, announcement_id: str) -> None:
+        await announcements.mark_read(self.ctx, self.me, announcement_id)
+        self.no_content()
+
+
+class AnnouncementAckHandler(APIHandler):
+    @openapi.endpoint("Acknowledge an announcement (implies read; idempotent)", responses={204: None},
+                      errors=("announcement_not_found", "forbidden"))
+    async def post(self, announcement_id: str) -> None:
+        await announcements.acknowledge(self.ctx, self.me, announcement_id)
+        self.no_content()
+
+
+class AnnouncementReceiptsHandler(APIHandler):
+    @openapi.endpoint("Read receipts: audience, read, acknowledged, and who has not read it",
+                      responses={200: ReceiptsOut}, errors=("announcement_not_found", "forbidden"))
+    async def get(self, announcement_id: str) -> None:
+        self.respond(await announcements.receipts(self.ctx, self.me, announcement_id))
+
+
+ROUTES = [
+    (rf"{API}/announcements", AnnouncementsHandler),
+    (rf"{API}/announcements/(?P<announcement_id>[^/]+)", AnnouncementHandler),
+    (rf"{API}/announcements/(?P<announcement_id>[^/]+)/read", AnnouncementReadHandler),
+    (rf"{API}/announcements/(?P<announcement_id>[^/]+)/ack", AnnouncementAckHandler),
+    (rf"{API}/announcements/(?P<announcement_id>[^/]+)/receipts", AnnouncementReceiptsHandler),
+]

@@ -1,0 +1,67 @@
+"""The personal feed and its sync (API.md §7)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from handlers import API
+from handlers.base import APIHandler
+from schemas import openapi
+from schemas.feed import FeedPage, SyncOut
+from server import feeds
+from server.errors import not_found
+
+_encoder = msgspec.json.Encoder()
+
+
+class FeedHandler(APIHandler):
+    @openapi.endpoint("My feed, newest first, pinned items first on the first page (ETag / 304)",
+                      responses={200: FeedPage, 304: None},
+                      query={"limit": "1..100 (default 20)", "before": "next_before of the previous page"})
+    async def get(self) -> None:
+        limit = self.query_int("limit", 20, 1, 100)
+        page = await feeds.feed_page(self.ctx, self.me, limit, self.query("before", max_length=512))
+        body = _encoder.encode(page)
+        self.set_header("Etag", f'W/"f{hashlib.sha1(body).hexdigest()[:24]}"')
+        if self.check_etag_header():
+            self.set_status(304)
+            return
+        self.write(body)
+
+
+class SyncHandler(APIHandler):
+    @openapi.endpoint("Sync my feed: the whole feed in pages without `since`, then changes; long-poll with `timeout`",
+                      responses={200: SyncOut, 304: None},
+                      query={"since": "next_since of the previous answer", "limit": "1..200 (default 100)",
+                             "timeout": "0..30 seconds to wait for a change"},
+                      errors=("sync_token_expired", "invalid_request"))
+    async def get(self) -> None:
+        limit = self.query_int("limit", feeds.MAX_LIMIT // 2, 1, feeds.MAX_LIMIT)
+        timeout = self.query_int("timeout", 0, 0, feeds.MAX_TIMEOUT)
+        since = self.query("since", max_length=2048)
+        result = await feeds.sync_wait(self.ctx, self.me, since, limit, timeout)
+        if not result.changes and not result.has_more:
+            self.set_header("Etag", result.etag())
+            if self.check_etag_header():
+                self.set_status(304)
+                return
+        self.respond(result.payload())
+
+
+class FeedItemReadHandler(APIHandler):
+    @openapi.endpoint("Mark any item of my feed read (idempotent)", responses={204: None},
+                      errors=("not_found",))
+    async def post(self, item_id: str) -> None:
+        if await feeds.get_visible_item(self.ctx, self.me, item_id) is None:
+            raise not_found("not_found", "feed item")
+        await feeds.mark_read(self.ctx, self.me.member_id, item_id)
+        self.no_content()
+
+
+ROUTES = [
+    (rf"{API}/feed", FeedHandler),
+    (rf"{API}/sync", SyncHandler),
+    (rf"{API}/feed/(?P<item_id>[^/]+)/read", FeedItemReadHandler),
+]

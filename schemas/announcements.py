@@ -1,0 +1,64 @@
+"""Bodies of the announcement endpoints (API.md §7)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from schemas.common import Body, Id, Out, ShortText
+
+AwareTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]
+AnnouncementText = Annotated[str, msgspec.Meta(min_length=1, max_length=20000)]
+FileIds = Annotated[list[Id], msgspec.Meta(max_length=20)]
+
+
+class AnnouncementCreate(Body):
+    org_id: Id
+    title: ShortText
+    body: AnnouncementText
+    pinned: bool = False
+    must_read: bool = False
+    publish_at: AwareTime | None = None
+    expires_at: AwareTime | None = None
+    file_ids: FileIds = []
+
+
+class AnnouncementPatch(Body):
+    title: ShortText | msgspec.UnsetType = msgspec.UNSET
+    body: AnnouncementText | msgspec.UnsetType = msgspec.UNSET
+    pinned: bool | msgspec.UnsetType = msgspec.UNSET
+    must_read: bool | msgspec.UnsetType = msgspec.UNSET
+    publish_at: AwareTime | None | msgspec.UnsetType = msgspec.UNSET
+    expires_at: AwareTime | None | msgspec.UnsetType = msgspec.UNSET
+    file_ids: FileIds | msgspec.UnsetType = msgspec.UNSET
+
+
+class AnnouncementOut(Out):
+    id: str
+    org_id: str
+    title: str
+    body: str
+    pinned: bool
+    must_read: bool
+    publish_at: datetime
+    expires_at: datetime | None
+    file_ids: list[str]
+    version: int
+    read: bool
+    acked: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemberRef(Out):
+    member_id: str
+    name: str
+
+
+class ReceiptsOut(Out):
+    audience: int
+    read: int
+    acked: int
+    unread_members: list[MemberRef]

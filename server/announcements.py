@@ -1,0 +1,220 @@
+"""Announcements (API.md §7): organisers publish to an org subtree; members read and acknowledge.
+
+The audience is the active members whose `org_path` contains the announcement's `org_id`. An
+announcement, its file references and its feed item are written in one transaction (the feed
+write takes the next sync sequence number inside it, see server/feeds.py). Scheduled publication
+and expiry need no writes here: visibility is computed from `publish_at`/`expires_at` against
+`ctx.now()`, and the feed's background task turns them into sync changes on time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable
+
+from pymongo import ASCENDING, IndexModel
+
+from server import feeds, files, orgs
+from server.context import Context
+from server.db import indexes
+from server.errors import ApiError, forbidden, invalid, not_found
+from server.ids import new_id
+from server.members import COLLECTION as MEMBERS
+from server.scope import Principal
+
+COLLECTION = "announcements"
+REF_KIND = "announcement"
+
+indexes(COLLECTION, IndexModel([("org_path", ASCENDING), ("publish_at", ASCENDING)]))
+
+
+def _missing() -> ApiError:
+    return not_found("announcement_not_found", "announcement")
+
+
+def item_id(announcement_id: str) -> str:
+    return f"announcement:{announcement_id}"
+
+
+def _on_air(doc: dict, now: datetime) -> bool:
+    return doc["publish_at"] <= now and (doc["expires_at"] is None or doc["expires_at"] > now)
+
+
+def in_audience(principal: Principal, doc: dict) -> bool:
+    return doc["org_id"] in principal.org_path
+
+
+def visible(principal: Principal, doc: dict | None, now: datetime) -> bool:
+    """Organisers of the org see it always (scheduled, expired); the audience while it is on air."""
+    if doc is None or doc["state"] != "active":
+        return False
+    return principal.organises(doc["org_path"]) or (in_audience(principal, doc) and _on_air(doc, now))
+
+
+async def _visible_for_files(ctx: Context, principal: Principal, ref_id: str) -> bool:
+    return visible(principal, await ctx.db[COLLECTION].find_one({"_id": ref_id}), ctx.now())
+
+
+files.register_visibility(REF_KIND, _visible_for_files)
+
+
+def _check_times(publish_at: datetime, expires_at: datetime | None, now: datetime) -> None:
+    if expires_at is not None and expires_at <= max(publish_at, now):
+        raise invalid("expires_at", "expires_at must be after publish_at and in the future.")
+
+
+async def _receipt(ctx: Context, member_id: str, announcement_id: str) -> dict:
+    doc = await ctx.db[feeds.READS].find_one({"_id": f"{item_id(announcement_id)}|{member_id}"})
+    return {"read": doc is not None, "acked": bool(doc and doc.get("acked_at"))}
+
+
+async def announcement_out(ctx: Context, principal: Principal, doc: dict) -> dict:
+    receipt = await _receipt(ctx, principal.member_id, doc["_id"])
+    return {"id": doc["_id"], "org_id": doc["org_id"], "title": doc["title"], "body": doc["body"],
+            "pinned": doc["pinned"], "must_read": doc["must_read"], "publish_at": doc["publish_at"],
+            "expires_at": doc["expires_at"], "file_ids": doc["file_ids"], "version": doc["version"],
+            "read": receipt["read"], "acked": receipt["acked"], "created_at": doc["created_at"],
+            "updated_at": doc["updated_at"]}
+
+
+async def _write(ctx: Context, principal: Principal, announcement_id: str,
+                 build: Callable[[dict | None], dict]) -> dict:
+    """Store the announcement, its file references and its feed item in one transaction.
+
+    `build(current)` makes the new document from the current one (None when creating); it runs
+    on a fresh read inside the transaction, so concurrent edits each apply and each add a version.
+    """
+    out: list[dict] = []
+
+    async def callback(s) -> None:
+        coll = ctx.db[COLLECTION]
+        current = await coll.find_one({"_id": announcement_id}, session=s)
+        if current is not None and current["state"] != "active":
+            raise _missing()
+        doc = build(current)
+        if current is None:
+            await coll.insert_one(doc, session=s)
+        else:
+            await coll.replace_one({"_id": announcement_id}, doc, session=s)
+        if current is None or current["file_ids"] != doc["file_ids"]:
+            await files.detach(ctx, ref_kind=REF_KIND, ref_id=announcement_id, session=s)
+            await files.attach(ctx, principal, doc["file_ids"], ref_kind=REF_KIND, ref_id=announcement_id,
+                               org_id=doc["org_id"], org_path=doc["org_path"], session=s)
+        await feeds.publish_announcement(ctx, doc, session=s)
+        out[:] = [doc]
+
+    async with ctx.client.start_session() as session:
+        await session.with_transaction(callback)
+    await feeds.committed(ctx)
+    return out[0]
+
+
+async def create(ctx: Context, principal: Principal, body: dict) -> dict:
+    org = await orgs.require_role(ctx, principal, body["org_id"], "organiser")
+    now = ctx.now()
+    publish_at = body.get("publish_at") or now
+    expires_at = body.get("expires_at")
+    _check_times(publish_at, expires_at, now)
+    new = {"_id": new_id(), "org_id": org["_id"], "org_path": orgs.full_path(org), "title": body["title"],
+           "body": body["body"], "pinned": body.get("pinned", False), "must_read": body.get("must_read", False),
+           "publish_at": publish_at, "expires_at": expires_at,
+           "file_ids": list(dict.fromkeys(body.get("file_ids") or [])), "version": 1, "state": "active",
+           "created_by": principal.member_id, "created_at": now, "updated_at": now,
+           "updated_by": principal.member_id}
+    return await _write(ctx, principal, new["_id"], lambda current: new)
+
+
+async def get(ctx: Context, principal: Principal, announcement_id: str) -> dict:
+    doc = await ctx.db[COLLECTION].find_one({"_id": announcement_id})
+    if not visible(principal, doc, ctx.now()):
+        raise _missing()
+    return doc
+
+
+async def _for_organiser(ctx: Context, principal: Principal, announcement_id: str) -> dict:
+    doc = await get(ctx, principal, announcement_id)
+    if not principal.organises(doc["org_path"]):
+        raise forbidden("Only an organiser of the announcement's organisation may do this.")
+    return doc
+
+
+async def patch(ctx: Context, principal: Principal, announcement_id: str, changes: dict[str, Any]) -> dict:
+    """Edit; every edit is a new version (and a sync upsert with that version)."""
+    await _for_organiser(ctx, principal, announcement_id)
+    now = ctx.now()
+
+    def build(current: dict | None) -> dict:
+        if current is None:
+            raise _missing()
+        doc = dict(current)
+        for key in ("title", "body", "pinned", "must_read", "expires_at"):
+            if key in changes:
+                doc[key] = changes[key]
+        if "publish_at" in changes:
+            doc["publish_at"] = changes["publish_at"] or now
+        if "file_ids" in changes:
+            doc["file_ids"] = list(dict.fromkeys(changes["file_ids"]))
+        if "publish_at" in changes or "expires_at" in changes:
+            _check_times(doc["publish_at"], doc["expires_at"], now)
+        doc.update(version=current["version"] + 1, updated_at=now, updated_by=principal.member_id)
+        return doc
+
+    return await _write(ctx, principal, announcement_id, build)
+
+
+async def retract(ctx: Context, principal: Principal, announcement_id: str) -> None:
+    """Withdraw it: gone for every member (a sync delete), its files no longer shared through it."""
+    doc = await _for_organiser(ctx, principal, announcement_id)
+
+    async def callback(s) -> None:
+        result = await ctx.db[COLLECTION].update_one(
+            {"_id": doc["_id"], "state": "active"},
+            {"$set": {"state": "retracted", "updated_at": ctx.now(), "updated_by": principal.member_id}},
+            session=s)
+        if result.matched_count == 0:
+            raise _missing()
+        await files.detach(ctx, ref_kind=REF_KIND, ref_id=doc["_id"], session=s)
+        await feeds.retract_item(ctx, kind="announcement", ref_id=doc["_id"], session=s)
+
+    async with ctx.client.start_session() as session:
+        await session.with_transaction(callback)
+    await feeds.committed(ctx)
+
+
+async def _for_audience(ctx: Context, principal: Principal, announcement_id: str) -> dict:
+    doc = await get(ctx, principal, announcement_id)
+    if not in_audience(principal, doc):
+        raise forbidden("Only members of the announcement's audience read or acknowledge it.")
+    if not _on_air(doc, ctx.now()):
+        raise _missing()
+    return doc
+
+
+async def mark_read(ctx: Context, principal: Principal, announcement_id: str) -> None:
+    doc = await _for_audience(ctx, principal, announcement_id)
+    await feeds.mark_read(ctx, principal.member_id, item_id(doc["_id"]))
+
+
+async def acknowledge(ctx: Context, principal: Principal, announcement_id: str) -> None:
+    """Acknowledge (确认已阅): implies read."""
+    doc = await _for_audience(ctx, principal, announcement_id)
+    await feeds.mark_read(ctx, principal.member_id, item_id(doc["_id"]), ack=True)
+
+
+async def receipts(ctx: Context, principal: Principal, announcement_id: str) -> dict:
+    """Counts over the current audience (active members of the subtree) and who has not read it."""
+    doc = await _for_organiser(ctx, principal, announcement_id)
+    marks = {d["member_id"]: d async for d in ctx.db[feeds.READS].find(
+        {"item_id": item_id(doc["_id"])}, {"member_id": 1, "acked_at": 1})}
+    audience = read = acked = 0
+    unread: list[dict] = []
+    async for member in ctx.db[MEMBERS].find({"org_path": doc["org_id"], "active": True},
+                                              {"name": 1}).sort("_id", ASCENDING):
+        audience += 1
+        mark = marks.get(member["_id"])
+        if mark is None:
+            unread.append({"member_id": member["_id"], "name": member["name"]})
+            continue
+        read += 1
+        acked += 1 if mark.get("acked_at") else 0
+    return {"audience": audience, "read": read, "acked": acked, "unread_members": unread}
