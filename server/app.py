@@ -25,6 +25,9 @@ MAX_BODY = 21 * 1024 * 1024
 
 def make_app(ctx: Context) -> tornado.web.Application:
     routes = all_routes()
+    from server import feeds  # per-process feed tasks: counter watcher, scheduled publication/expiry
+
+    feeds.start(ctx)
     return tornado.web.Application(
         routes,
         ctx=ctx,
