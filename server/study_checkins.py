@@ -94,7 +94,7 @@ def _check_rules(session: dict, principal: Principal, body: dict, now: datetime)
 
 
 async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[int, dict]:
-    now = ctx.now()
+    now = study_sessions.utc(ctx.now())
     session_id = body["session_id"]
     session: dict | None = None
     method = "qr"

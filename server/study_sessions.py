@@ -44,7 +44,9 @@ indexes(
 
 
 def utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
+    """UTC, cut to the millisecond MongoDB keeps, so what we answer equals what we stored."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def session_not_found() -> ApiError:
@@ -82,10 +84,12 @@ def require_not_cancelled(session: dict) -> None:
 
 # -- attendees --------------------------------------------------------------------------------------
 
-def _attendee_query(session: dict) -> dict:
+def _attendee_query(session: dict, *, as_of_opening: bool = False) -> dict:
     query: dict[str, Any] = {"active": True, "org_path": session["org_id"]}
     if session.get("attendees_explicit"):
         query["_id"] = {"$in": session["attendees"]}
+    if as_of_opening:  # a snapshot taken late still leaves out members who joined after the window opened
+        query["created_at"] = {"$lte": max(session["checkin_opens_at"], session["created_at"])}
     return query
 
 
@@ -93,7 +97,9 @@ async def current_attendees(ctx: Context, session: dict) -> list[str]:
     """The fixed list once the window opened; before that, who would be fixed now."""
     if session["attendees_fixed"]:
         return session["attendees"]
-    docs = await ctx.db[MEMBERS].find(_attendee_query(session), {"_id": 1}).sort("_id", 1).to_list()
+    opened = ctx.now() >= session["checkin_opens_at"]
+    docs = await ctx.db[MEMBERS].find(_attendee_query(session, as_of_opening=opened),
+                                      {"_id": 1}).sort("_id", 1).to_list()
     return [d["_id"] for d in docs]
 
 
@@ -205,7 +211,7 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     await _require_session_track(ctx, org, body["track"])
     times = _times(body)
     attendees = body.get("attendees")
-    now = ctx.now()
+    now = utc(ctx.now())
     session = {
         "_id": new_id(), "org_id": org["_id"], "org_path": orgs.full_path(org), "track": body["track"],
         "title": body["title"], "agenda": body.get("agenda"), **times,

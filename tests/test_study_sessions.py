@@ -1,0 +1,297 @@
+"""Study sessions through HTTP as a member, an organiser and an outsider: schemes, the life of a session,
+every check-in refusal, the roster, manual marks, leave and make-up requests, exports."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+from openpyxl import load_workbook
+
+from tests.test_study_support import checkin, count, iso, move_to, new_session, parse, qr_token, remember, world
+
+
+# -- scheme -----------------------------------------------------------------------------------------
+
+def test_default_scheme_is_inherited_and_overridable_by_an_admin(api):
+    w = world(api, members=1)
+    group = api.org("第一党小组", "group", w.branch["id"])
+    member = w.members[0]
+    scheme = member.ok("GET", f"/orgs/{w.branch['id']}/study-scheme")
+    assert scheme["name"] == "四个五" and scheme["is_default"] and scheme["inherited_from"] is None
+    assert len(scheme["tracks"]) == 4
+    assert {t["kind"] for t in scheme["tracks"]} == {"session", "self_study"}
+    assert {t["period"] for t in scheme["tracks"]} == {"month", "quarter", "year"}
+
+    custom = {"name": "本支部方案", "tracks": [
+        {"key": "group_meeting", "name": "党小组会", "kind": "session", "period": "month", "min_count": 2,
+         "min_minutes": 0},
+        {"key": "reading", "name": "读书", "kind": "self_study", "period": "quarter", "min_count": 1,
+         "min_minutes": 60}]}
+    assert w.organiser.put(f"/orgs/{w.branch['id']}/study-scheme", json=custom).code == "forbidden"
+    assert w.outsider.get(f"/orgs/{w.branch['id']}/study-scheme").code == "not_found"
+    dup = {**custom, "tracks": custom["tracks"] + [custom["tracks"][0]]}
+    assert api.admin.put(f"/orgs/{w.branch['id']}/study-scheme", json=dup).code == "invalid_request"
+    bad = {**custom, "tracks": [{**custom["tracks"][0], "period": "week"}]}
+    assert api.admin.put(f"/orgs/{w.branch['id']}/study-scheme", json=bad).code == "invalid_request"
+
+    branch_admin = api.org_admin(w.branch["id"])
+    put = branch_admin.ok("PUT", f"/orgs/{w.branch['id']}/study-scheme", json=custom)
+    assert put["name"] == "本支部方案" and put["inherited_from"] == w.branch["id"]
+    below = member.ok("GET", f"/orgs/{group['id']}/study-scheme")
+    assert below["name"] == "本支部方案" and below["inherited_from"] == w.branch["id"] and not below["is_default"]
+    # The sibling branch keeps the default; the change is audited.
+    assert w.outsider.ok("GET", f"/orgs/{w.other_branch['id']}/study-scheme")["name"] == "四个五"
+    assert count(api, "audit_log", {"action": "study.scheme.put", "target_id": w.branch["id"]}) == 1
+    # Sessions must use a session track of the scheme in force.
+    starts = api.clock.now() + timedelta(days=1)
+    refused = w.organiser.post("/study/sessions", json={
+        "org_id": w.branch["id"], "track": "party_lecture", "title": "党课", "starts_at": iso(starts),
+        "ends_at": iso(starts + timedelta(hours=1))})
+    assert refused.status == 422 and refused.json["errors"][0]["field"] == "track"
+    branch_admin.ok("DELETE", f"/orgs/{w.branch['id']}/study-scheme", 204)
+    assert member.ok("GET", f"/orgs/{group['id']}/study-scheme")["is_default"]
+
+
+# -- the life of a session --------------------------------------------------------------------------
+
+def test_whole_life_of_a_session(api):
+    w = world(api, members=3)
+    first, second, third = w.members
+    session = new_session(api, w.organiser, w.branch["id"], agenda="学习党章")
+    sid = session["id"]
+    starts, ends = parse(session["starts_at"]), parse(session["ends_at"])
+    # Defaults: opens 30 min before the start, closes at the end, late after the start.
+    assert parse(session["checkin_opens_at"]) == starts - timedelta(minutes=30)
+    assert parse(session["checkin_closes_at"]) == ends
+    assert parse(session["late_after"]) == starts
+    assert session["status"] == "scheduled" and not session["attendees_fixed"]
+    assert session["attendee_count"] == 4 and session["starts_at"].endswith("Z")
+    assert "qr_secret" not in session and "qr_secret" not in str(session)
+
+    # Scope: the other branch does not see it at all; a member sees it but cannot run it.
+    assert w.outsider.get(f"/study/sessions/{sid}").code == "session_not_found"
+    assert w.outsider_organiser.get(f"/study/sessions/{sid}/attendance").code == "session_not_found"
+    assert sid not in [s["id"] for s in w.outsider.ok("GET", "/study/sessions")["items"]]
+    mine = first.ok("GET", "/study/sessions")["items"]
+    assert [s["id"] for s in mine] == [sid] and mine[0]["attendees"] is None
+    assert first.get(f"/study/sessions/{sid}/qr").code == "forbidden"
+    assert first.get(f"/study/sessions/{sid}/attendance").code == "forbidden"
+    assert first.patch(f"/study/sessions/{sid}", json={"title": "x"}).code == "forbidden"
+    assert first.put(f"/study/sessions/{sid}/attendance/{second.id}",
+                     json={"status": "present", "reason": "x"}).code == "forbidden"
+    assert w.outsider.post("/study/checkins", json={"session_id": sid, "qr_token": "1.x"}).code == "session_not_found"
+    assert w.organiser.ok("GET", f"/study/sessions?org_id={w.branch['id']}")["items"][0]["attendees"]
+
+    # Before the window: not open yet; the organiser may still edit the title.
+    token = qr_token(w.organiser, sid)
+    early = checkin(first, sid, token)
+    assert early.status == 409 and early.code == "checkin_not_open"
+    assert w.organiser.ok("PATCH", f"/study/sessions/{sid}", json={"title": "十一月党小组会"})["title"] == "十一月党小组会"
+
+    # The window opens; a member who joins afterwards is not an attendee and never counted absent.
+    move_to(api, starts - timedelta(minutes=20))
+    newcomer = api.member(w.branch["id"], "新党员")
+    remember(api, newcomer)
+    token = qr_token(w.organiser, sid)
+    refused = checkin(newcomer, sid, token)
+    assert refused.status == 403 and refused.code == "not_an_attendee"
+    ok = checkin(first, sid, token, device_id="phone-1")
+    assert ok.status == 201 and ok.json["result"] == "ok" and ok.json["status"] == "present"
+    again = checkin(first, sid, qr_token(w.organiser, sid))
+    assert again.status == 200 and again.json["result"] == "already_checked_in"
+    assert again.json["checked_in_at"] == ok.json["checked_in_at"] and again.json["status"] == "present"
+    fixed = w.organiser.ok("GET", f"/study/sessions/{sid}")
+    assert fixed["attendees_fixed"] and newcomer.id not in fixed["attendees"] and fixed["attendee_count"] == 4
+    changed = w.organiser.patch(f"/study/sessions/{sid}", json={"attendees": [first.id]})
+    assert changed.status == 409 and changed.code == "attendees_fixed"
+
+    # After the start: late.
+    move_to(api, starts + timedelta(minutes=5))
+    late = checkin(second, sid, qr_token(w.organiser, sid))
+    assert late.status == 201 and late.json["status"] == "late"
+    assert first.ok("GET", f"/study/sessions/{sid}")["my_attendance"]["status"] == "present"
+    assert third.ok("GET", f"/study/sessions/{sid}")["my_attendance"] is None
+
+    # The organiser's roster and a manual mark with a reason (audited, logged as an event).
+    mark = w.organiser.ok("PUT", f"/study/sessions/{sid}/attendance/{third.id}",
+                          json={"status": "leave", "reason": "出差，已电话请假"})
+    assert mark["status"] == "leave" and mark["source"] == "organiser"
+    assert w.organiser.put(f"/study/sessions/{sid}/attendance/{w.outsider.id}",
+                           json={"status": "present", "reason": "x"}).code == "not_found"
+    assert w.organiser.put(f"/study/sessions/{sid}/attendance/{third.id}",
+                           json={"status": "present"}).code == "invalid_request"
+    roster = w.organiser.ok("GET", f"/study/sessions/{sid}/attendance")
+    assert roster["counts"] == {"present": 1, "late": 1, "leave": 1, "absent": 1}
+    assert [e["member_id"] for e in roster["absent"]] == [w.organiser.id]
+    assert roster["leave"][0]["reason"] == "出差，已电话请假" and roster["present"][0]["name"] == "党员0"
+    assert count(api, "audit_log", {"action": "study.attendance.mark"}) == 1
+    assert count(api, "study_checkin_events", {"source": "organiser", "method": "manual"}) == 1
+    # Every attempt, refused or accepted, is an event with its source and method.
+    assert count(api, "study_checkin_events", {"session_id": sid, "source": "member"}) == 6
+    assert count(api, "study_checkin_events", {"result": "not_an_attendee"}) == 1
+
+    # After the window: closed; a member with no record reads "absent".
+    move_to(api, parse(session["ends_at"]) + timedelta(minutes=1))
+    closed = checkin(w.organiser, sid, qr_token(w.organiser, sid))
+    assert closed.status == 409 and closed.code == "checkin_closed"
+    assert w.organiser.ok("GET", f"/study/sessions/{sid}")["my_attendance"]["status"] == "absent"
+    assert newcomer.ok("GET", f"/study/sessions/{sid}")["my_attendance"] is None
+    # A late retry of a successful check-in still answers with the first record.
+    assert checkin(first, sid, token).json["result"] == "already_checked_in"
+
+    # Cancel: audited; check-ins and edits answer session_cancelled.
+    cancelled = w.organiser.ok("POST", f"/study/sessions/{sid}/cancel", json={"reason": "改期"})
+    assert cancelled["status"] == "cancelled" and cancelled["cancel_reason"] == "改期"
+    assert checkin(third, sid, token).code == "session_cancelled"
+    assert w.organiser.post(f"/study/sessions/{sid}/cancel", json={"reason": "again"}).code == "session_cancelled"
+    assert w.organiser.patch(f"/study/sessions/{sid}", json={"title": "y"}).code == "session_cancelled"
+    assert count(api, "audit_log", {"action": "study.session.cancel", "target_id": sid}) == 1
+
+
+def test_session_validation_and_window_overrides(api):
+    w = world(api, members=1)
+    starts = api.clock.now() + timedelta(hours=2)
+    base = {"org_id": w.branch["id"], "track": "group_meeting", "title": "会", "starts_at": iso(starts),
+            "ends_at": iso(starts + timedelta(hours=1))}
+    post = w.organiser.post
+    assert post("/study/sessions", json={**base, "ends_at": iso(starts)}).code == "invalid_request"
+    assert post("/study/sessions", json={**base, "methods": ["qr", "geo"]}).json["errors"][0]["field"] == "location"
+    assert post("/study/sessions", json={**base, "methods": ["geo"]}).code == "invalid_request"
+    assert post("/study/sessions", json={**base, "starts_at": "2026-11-01T10:00:00"}).code == "invalid_request"
+    assert post("/study/sessions", json={**base, "surprise": 1}).code == "invalid_request"
+    assert post("/study/sessions", json={**base, "title": "x" * 201}).code == "invalid_request"
+    assert post("/study/sessions", json={**base, "attendees": [w.outsider.id]}).code == "invalid_request"
+    assert w.members[0].post("/study/sessions", json=base).code == "forbidden"
+    assert w.outsider_organiser.post("/study/sessions", json=base).code == "not_found"
+    custom = w.organiser.ok("POST", "/study/sessions", 201, json={
+        **base, "checkin_opens_at": iso(starts - timedelta(hours=1)), "late_after": iso(starts + timedelta(minutes=10)),
+        "checkin_closes_at": iso(starts + timedelta(minutes=30)), "attendees": [w.members[0].id]})
+    assert parse(custom["late_after"]) == parse(custom["starts_at"]) + timedelta(minutes=10)
+    assert custom["attendee_count"] == 1
+    assert w.organiser.ok("GET", f"/study/sessions/{custom['id']}")["attendees"] == [w.members[0].id]
+    # The explicit list decides who may check in.
+    move_to(api, starts - timedelta(minutes=50))
+    token = qr_token(w.organiser, custom["id"])
+    assert checkin(w.organiser, custom["id"], token).code == "not_an_attendee"
+    assert checkin(w.members[0], custom["id"], token).status == 201
+    # Listing by time range.
+    listed = w.organiser.ok("GET", "/study/sessions", params={"from": iso(starts - timedelta(minutes=1)),
+                                                                 "to": iso(starts + timedelta(minutes=1))})
+    assert [s["id"] for s in listed["items"]] == [custom["id"]]
+    assert w.organiser.get("/study/sessions?from=yesterday").code == "invalid_request"
+
+
+def test_geofence_rules(api):
+    w = world(api, members=2)
+    here = {"name": "党员活动室", "lat": 39.9087, "lng": 116.3975, "radius_m": 100}
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10),
+                          methods=["qr", "geo"], location=here)
+    sid = session["id"]
+    token = qr_token(w.organiser, sid)
+    first, second = w.members
+    missing = checkin(first, sid, token)
+    assert missing.status == 422 and missing.code == "location_required"
+    # ~0.0027° of latitude ≈ 300 m north: outside a 100 m fence with a 50 m fix, inside with a 250 m fix.
+    far = {"lat": 39.9114, "lng": 116.3975, "accuracy": 50}
+    outside = checkin(first, sid, token, location=far)
+    assert outside.status == 422 and outside.code == "outside_geofence"
+    overlapping = checkin(first, sid, token, location={**far, "accuracy": 250})
+    assert overlapping.status == 201
+    inside = checkin(second, sid, token, location={"lat": 39.9088, "lng": 116.3976, "accuracy": 10})
+    assert inside.status == 201
+    # The location is kept on the record and the events of this session, because it asked for one.
+    record = api.run(api.db["study_attendance"].find_one({"session_id": sid, "member_id": second.id}))
+    assert record["location"]["lat"] == 39.9088 and record["method"] == "qr+geo"
+    assert count(api, "study_checkin_events", {"session_id": sid, "location": {"$exists": True}}) == 3
+    # A QR-only session never stores a location, even when the phone sends one.
+    plain = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
+    assert checkin(first, plain["id"], qr_token(w.organiser, plain["id"]), location=far).status == 201
+    kept = api.run(api.db["study_attendance"].find_one({"session_id": plain["id"]}))
+    assert "location" not in kept
+    assert count(api, "study_checkin_events", {"session_id": plain["id"], "location": {"$exists": True}}) == 0
+
+
+def test_idempotency_key_replays_a_check_in(api):
+    w = world(api, members=1)
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
+    body = {"session_id": session["id"], "qr_token": qr_token(w.organiser, session["id"])}
+    member = w.members[0]
+    first = member.post("/study/checkins", json=body, headers={"Idempotency-Key": "scan-1"})
+    replay = member.post("/study/checkins", json=body, headers={"Idempotency-Key": "scan-1"})
+    assert first.status == replay.status == 201 and replay.json == first.json
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+    other = member.post("/study/checkins", json={**body, "device_id": "x"}, headers={"Idempotency-Key": "scan-1"})
+    assert other.code == "idempotency_key_reused"
+
+
+# -- leave and make-up requests ---------------------------------------------------------------------
+
+def test_leave_and_makeup_requests_change_attendance(api):
+    w = world(api, members=3)
+    first, second, third = w.members
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(hours=2))
+    sid = session["id"]
+    leave = first.ok("POST", "/study/requests", 201, json={"session_id": sid, "kind": "leave", "reason": "出差"})
+    assert leave["status"] == "pending"
+    assert first.post("/study/requests", json={"session_id": sid, "kind": "leave", "reason": "again"}).code \
+        == "request_pending"
+    assert w.outsider.post("/study/requests", json={"session_id": sid, "kind": "leave", "reason": "x"}).code \
+        == "session_not_found"
+    assert second.post(f"/study/requests/{leave['id']}/approve", json={}).code == "request_not_found"
+    assert first.post(f"/study/requests/{leave['id']}/approve", json={}).code == "forbidden"
+    assert w.outsider_organiser.post(f"/study/requests/{leave['id']}/approve", json={}).code == "request_not_found"
+    pending = w.organiser.ok("GET", f"/study/requests?session_id={sid}&status=pending")["items"]
+    assert [r["id"] for r in pending] == [leave["id"]]
+    assert [r["id"] for r in second.ok("GET", "/study/requests")["items"]] == []
+    approved = w.organiser.ok("POST", f"/study/requests/{leave['id']}/approve", json={"note": "同意"})
+    assert approved["status"] == "approved" and approved["note"] == "同意"
+    assert w.organiser.post(f"/study/requests/{leave['id']}/reject", json={}).code == "request_not_pending"
+
+    rejected = second.ok("POST", "/study/requests", 201, json={"session_id": sid, "kind": "leave", "reason": "私事"})
+    assert w.organiser.ok("POST", f"/study/requests/{rejected['id']}/reject", json={"note": "请参会"})["status"] \
+        == "rejected"
+
+    # After the session, the absent member asks to make it up; approval turns the record into present.
+    move_to(api, parse(session["ends_at"]) + timedelta(hours=1))
+    makeup = third.ok("POST", "/study/requests", 201, json={"session_id": sid, "kind": "makeup",
+                                                            "reason": "已补看录像并提交心得"})
+    roster = w.organiser.ok("GET", f"/study/sessions/{sid}/attendance")
+    assert roster["counts"] == {"present": 0, "late": 0, "leave": 1, "absent": 3}
+    w.organiser.ok("POST", f"/study/requests/{makeup['id']}/approve", json={})
+    roster = w.organiser.ok("GET", f"/study/sessions/{sid}/attendance")
+    assert roster["counts"] == {"present": 1, "late": 0, "leave": 1, "absent": 2}
+    assert roster["present"][0]["member_id"] == third.id and roster["present"][0]["source"] == "request"
+    assert roster["leave"][0]["member_id"] == first.id
+    assert third.ok("GET", f"/study/sessions/{sid}")["my_attendance"]["status"] == "present"
+    assert third.post("/study/requests", json={"session_id": sid, "kind": "makeup", "reason": "x"}).code \
+        == "already_checked_in"
+    assert count(api, "audit_log", {"action": "study.request.approved"}) == 2
+    assert count(api, "audit_log", {"action": "study.request.rejected"}) == 1
+
+
+# -- exports ----------------------------------------------------------------------------------------
+
+def test_export_csv_and_xlsx_with_chinese_headers(api):
+    w = world(api, members=2)
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10), title="=危险标题")
+    sid = session["id"]
+    checkin(w.members[0], sid, qr_token(w.organiser, sid))
+    period = api.clock.now().astimezone(api.ctx.settings.tz).strftime("%Y-%m")
+    base = f"/orgs/{w.branch['id']}/study/export?period={period}"
+    csv = w.organiser.get(base)
+    assert csv.status == 200 and csv.headers["Content-Type"].startswith("text/csv")
+    text = csv.content.decode("utf-8-sig")
+    assert text.splitlines()[0] == "姓名,所在组织,学习项目,要求次数,完成次数,要求分钟,完成分钟,是否达标"
+    assert "党员0,第一支部,党小组会,1,1,0,60,是" in text
+    attendance = w.organiser.get(base + "&table=attendance").content.decode("utf-8-sig")
+    assert attendance.splitlines()[0].startswith("会议名称,学习项目,开始时间,姓名,所在组织,出勤状态")
+    assert "'=危险标题" in attendance and "出席" in attendance and "缺席" in attendance
+    xlsx = w.organiser.get(base + "&format=xlsx")
+    assert xlsx.status == 200 and "filename*=UTF-8''" in xlsx.headers["Content-Disposition"]
+    book = load_workbook(io.BytesIO(xlsx.content))
+    assert book.sheetnames == ["达标情况", "出勤记录"]
+    assert [c.value for c in next(book["出勤记录"].iter_rows(max_row=1))][:3] == ["会议名称", "学习项目", "开始时间"]
+    assert w.members[0].get(base).code == "forbidden"
+    assert w.outsider_organiser.get(base).code == "not_found"
+    assert w.organiser.get(base + "&format=pdf").code == "invalid_request"
