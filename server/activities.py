@@ -12,7 +12,6 @@ module does the checks around them (scope, eligibility, time windows) and the no
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,15 +19,13 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from server import audit, members, orgs, programmes, qr, signups
+from server import audit, feeds, members, orgs, programmes, qr, signups
 from server.context import Context
 from server.db import indexes
 from server.errors import ApiError, conflict, forbidden, invalid
 from server.ids import new_id
 from server.pagination import page
 from server.scope import Principal
-
-log = logging.getLogger("branchline.activities")
 
 COLLECTION = signups.ACTIVITIES
 FEEDBACK = "activity_feedback"
@@ -177,7 +174,10 @@ async def patch(ctx: Context, principal: Principal, activity_id: str, changes: d
                            target_id=activity_id, org_path=act["org_path"],
                            changes={"fields": sorted(changes), "promoted": promoted}, session=session)
 
-    return await signups.change_capacity(ctx, activity_id, changes, check, after)
+    new = await signups.change_capacity(ctx, activity_id, changes, check, after)
+    if new["_promoted"]:
+        await feeds.committed(ctx)
+    return new
 
 
 async def publish(ctx: Context, principal: Principal, activity_id: str) -> dict:
@@ -205,7 +205,9 @@ async def cancel(ctx: Context, principal: Principal, activity_id: str, reason: s
                            target_id=activity_id, org_path=act["org_path"],
                            changes={"signed_up": len(signed_up)}, reason=reason or None, session=session)
 
-    act, _changed = await signups.cancel_activity(ctx, activity_id, reason, after)
+    act, changed = await signups.cancel_activity(ctx, activity_id, reason, after)
+    if changed:
+        await feeds.committed(ctx)
     return act
 
 
@@ -269,7 +271,8 @@ async def withdraw(ctx: Context, principal: Principal, activity_id: str) -> None
     async def tell(session: AsyncClientSession, current: dict, promoted: list[str]) -> None:
         await _tell_promoted(ctx, session, current, promoted)
 
-    await signups.leave(ctx, act["_id"], principal.member_id, tell)
+    if await signups.leave(ctx, act["_id"], principal.member_id, tell):
+        await feeds.committed(ctx)
 
 
 ROSTER_GROUPS = ("confirmed", "waitlisted", "cancelled")
@@ -340,7 +343,7 @@ async def check_in(ctx: Context, principal: Principal, activity_id: str, token: 
         raise ApiError(403, "not_confirmed", "Only members with a confirmed place can check in.")
     if signup.get("checked_in_at"):
         return {"result": "already_checked_in", "checked_in_at": signup["checked_in_at"]}, False
-    now = ctx.now()
+    now = _utc(ctx.now())
     if now < act["starts_at"] - CHECKIN_OPENS_BEFORE:
         raise conflict("checkin_not_open", "Check-in opens 30 minutes before the start.")
     if now > act["ends_at"]:
@@ -421,10 +424,5 @@ async def _tell_cancelled(ctx: Context, session: AsyncClientSession, act: dict, 
 async def _notify(ctx: Context, member_ids: list[str], *, title: str, summary: str, act: dict,
                   session: AsyncClientSession) -> None:
     """A notice in each member's feed, written in the caller's transaction (so it exists iff the change does)."""
-    try:
-        from server import feeds
-    except ImportError:  # the feed capability is not in this checkout yet
-        log.warning("feed unavailable: notice %r for %d members not delivered", title, len(member_ids))
-        return
     await feeds.notify(ctx, member_ids, title=title, summary=summary, ref_kind="activity", ref_id=act["_id"],
                        org_id=act["org_id"], session=session)

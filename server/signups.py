@@ -244,7 +244,7 @@ async def change_capacity(ctx: Context, activity_id: str, changes: dict,
         new = {**act, **changes, "updated_at": now, "confirmed_count": act["confirmed_count"] + len(promoted),
                "waitlist_count": act["waitlist_count"] - len(promoted)}
         await after(session, new, promoted)
-        return new
+        return {**new, "_promoted": promoted}
 
     return await in_transaction(ctx, activity_id, work)
 
