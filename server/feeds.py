@@ -363,7 +363,7 @@ async def mark_read(ctx: Context, member_id: str, item_id: str, *, ack: bool = F
 
 
 async def get_visible_item(ctx: Context, principal: Principal, item_id: str) -> dict | None:
-    doc = await ctx.db[ITEMS].find_one({"_id": item_id, "state": "live"})
+    doc = await ctx.db[ITEMS].find_one({"_id": item_id, "state": {"$in": ["live", "scheduled"]}})
     if doc is None or not _sees(principal, doc) or not _on_air(doc, ctx.now()):
         return None
     return doc
@@ -374,7 +374,9 @@ def _on_air(doc: dict, now: datetime) -> bool:
 
 
 def _live_filter(principal: Principal, now: datetime) -> dict:
-    return {"$and": [audience_filter(principal), {"state": "live", "published_at": {"$lte": now}},
+    # by time, not only by state: the feed is exact even before the scheduler has recorded the change
+    return {"$and": [audience_filter(principal), {"state": {"$in": ["live", "scheduled"]},
+                                                  "published_at": {"$lte": now}},
                      {"$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}]}
 
 
