@@ -40,7 +40,19 @@ def indexes(collection: str, *models: IndexModel) -> None:
     _INDEXES.setdefault(collection, []).extend(models)
 
 
+def declare_all() -> None:
+    """Import every handler module, and with it every service module, so all indexes are declared.
+
+    Services declare indexes at import time, but most are imported only through their handlers, which
+    `make_app` loads after start-up has created the indexes; without this their indexes were never built.
+    """
+    import handlers
+
+    handlers.all_routes()
+
+
 async def create_indexes(db: AsyncDatabase) -> None:
+    declare_all()
     for collection, models in _INDEXES.items():
         await db[collection].create_indexes(models)
 
