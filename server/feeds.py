@@ -179,6 +179,15 @@ def _compute_state(published_at: datetime, expires_at: datetime | None, now: dat
     return "live"
 
 
+def _ms(moment: datetime | None) -> datetime | None:
+    """BSON keeps milliseconds: compare and store at that precision."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValueError("feed times must be timezone-aware")
+    return moment.astimezone(timezone.utc).replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def _item_id(kind: str, ref_id: str) -> str:
     return f"{kind}:{ref_id}"
 
@@ -198,6 +207,7 @@ async def _upsert(ctx: Context, *, kind: str, ref_id: str, org_id: str, title: s
     if kind not in ("announcement", "activity", "study_session"):
         raise ValueError(f"publish_item kind must be announcement, activity or study_session, not {kind!r}")
     item_id = _item_id(kind, ref_id)
+    published_at, expires_at = _ms(published_at), _ms(expires_at)
     members = sorted(set(member_ids)) if member_ids is not None else []
     audience_org = None if member_ids is not None else org_id
     wanted = {"org_id": org_id, "title": title, "summary": summarise(summary), "pinned": pinned,
