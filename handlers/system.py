@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import pymongo
 
 from handlers.base import APIHandler
 from schemas import openapi
@@ -26,7 +27,8 @@ class ReadyHandler(APIHandler):
                       auth=False)
     async def get(self) -> None:
         try:
-            await self.ctx.db.command("ping", maxTimeMS=1000)
+            with pymongo.timeout(1.0):  # readiness must answer fast, not wait for server selection
+                await self.ctx.db.command("ping")
         except UNAVAILABLE_ERRORS:
             self.respond({"status": "database_unavailable"}, status=503)
             return

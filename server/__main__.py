@@ -60,7 +60,8 @@ def start_database(settings: Settings) -> tuple[str, EmbeddedDatabase | None]:
     if settings.mongo_uri:
         return settings.mongo_uri, None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedded = EmbeddedDatabase(str(settings.data_dir / "db"), log_path=settings.data_dir / "secantusd.log")
+    embedded = EmbeddedDatabase(str(settings.data_dir / "db"), log_path=settings.data_dir / "secantusd.log",
+                                restart_delay=float(os.environ.get("BRANCHLINE_EMBEDDED_RESTART_DELAY", "1")))
     return embedded.start(), embedded
 
 

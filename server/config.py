@@ -40,8 +40,8 @@ class Settings:
     bootstrap_admin_name: str = "管理员"
     bootstrap_org_name: str = "机关党委"
     # Driver bounds: a dead database answers 503 quickly instead of hanging requests.
-    mongo_timeout_ms: int = 10000
-    mongo_server_selection_ms: int = 2000
+    mongo_timeout_ms: int = 3000
+    mongo_server_selection_ms: int = 1000
     json_body_limit: int = 1024 * 1024
     shutdown_grace_seconds: float = 10.0
     extra: dict = field(default_factory=dict)

@@ -47,12 +47,13 @@ def _executable() -> str:
 
 class EmbeddedDatabase:
     def __init__(self, storage_path: str, log_path: Path | None = None, host: str = "127.0.0.1",
-                 port: int | None = None, restart: bool = True) -> None:
+                 port: int | None = None, restart: bool = True, restart_delay: float = 1.0) -> None:
         self.storage_path = storage_path
         self.log_path = log_path
         self.host = host
         self.port = port or free_port(host)
         self.restart = restart
+        self.restart_delay = restart_delay
         self.process: subprocess.Popen | None = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -96,7 +97,7 @@ class EmbeddedDatabase:
         raise RuntimeError("the embedded database did not start in time")
 
     def _watch(self) -> None:
-        delay = 0.5
+        delay = self.restart_delay
         while not self._stopping.is_set():
             process = self.process
             if process is not None and process.poll() is not None and not self._stopping.is_set():
@@ -107,7 +108,7 @@ class EmbeddedDatabase:
                 try:
                     self._spawn()
                     self._wait_ready(60)
-                    delay = 0.5
+                    delay = self.restart_delay
                 except (OSError, RuntimeError) as exc:
                     log.error("embedded database restart failed: %s", exc)
                     delay = min(delay * 2, 30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -19,8 +20,16 @@ ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
 
 _hasher = PasswordHasher()
-# Argon2 is deliberately slow and memory-hard: keep it off the event loop and bounded.
-_hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    """Argon2 is deliberately slow and memory-hard: keep it off the event loop and bounded.
+    One pool per process: worker threads do not survive a fork (`--processes N`)."""
+    pid = os.getpid()
+    if pid not in _pools:
+        _pools[pid] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+    return _pools[pid]
 # Verified against when no account matches, so a wrong phone costs as much time as a wrong password.
 _DUMMY_HASH = _hasher.hash("branchline-dummy-password")
 
@@ -84,7 +93,7 @@ class TokenSigner:
 
 
 async def hash_password(password: str) -> str:
-    return await asyncio.get_running_loop().run_in_executor(_hash_pool, _hasher.hash, password)
+    return await asyncio.get_running_loop().run_in_executor(_hash_pool(), _hasher.hash, password)
 
 
 async def verify_password(stored_hash: str | None, password: str) -> bool:
@@ -94,4 +103,4 @@ async def verify_password(stored_hash: str | None, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    return await asyncio.get_running_loop().run_in_executor(_hash_pool, check)
+    return await asyncio.get_running_loop().run_in_executor(_hash_pool(), check)
