@@ -248,7 +248,9 @@ def api(loop_thread, mongo_uri, fake_wechat, settings_overrides):
 
     async def stop():
         server.stop()
+        ctx.stopping.set()  # background tasks (feed watcher, scheduler) end on this
         await server.close_all_connections()
+        await asyncio.sleep(0.05)
         await ctx.client.drop_database(settings.db_name)
         await ctx.client.close()
 
