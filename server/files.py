@@ -335,7 +335,7 @@ class MultipartFile:
         self.found = False
         self.complete = False
         self._state = "before"  # before | taking | after
-        self._headers: dict[str, str] = {}
+        self._headers: dict[str, bytes] = {}
         self._field = b""
         self._value = b""
         self._out: list[bytes] = []
@@ -357,7 +357,7 @@ class MultipartFile:
         self._field = self._value = b""
 
     def _header_end(self) -> None:
-        self._headers[self._field.decode("latin-1").lower()] = self._value.decode("utf-8", "replace")
+        self._headers[self._field.decode("latin-1").lower()] = self._value
         self._field = self._value = b""
 
     def _headers_finished(self) -> None:
@@ -365,7 +365,7 @@ class MultipartFile:
 
         if self._state != "before":
             return
-        _, params = parse_options_header(self._headers.get("content-disposition", ""))
+        _, params = parse_options_header(self._headers.get("content-disposition", b""))
         filename = params.get(b"filename*") or params.get(b"filename")
         if filename is None:
             return  # a plain form field
@@ -375,7 +375,7 @@ class MultipartFile:
 
             raw = unquote(raw[7:])
         self.filename = raw
-        self.content_type = self._headers.get("content-type")
+        self.content_type = self._headers.get("content-type", b"").decode("latin-1")
         self.found = True
         self._state = "taking"
 
