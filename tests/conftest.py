@@ -139,7 +139,8 @@ class Client:
 class Api:
     """One running server on its own database, with helpers to build a world through HTTP."""
 
-    def __init__(self, loop_thread: LoopThread, ctx, port: int, server) -> None:
+    def __init__(self, loop_thread: LoopThread, ctx, port: int, server, app=None) -> None:
+        self.app = app
         self.loop_thread = loop_thread
         self.ctx = ctx
         self.clock = ctx.clock
@@ -240,11 +241,12 @@ def api(loop_thread, mongo_uri, fake_wechat, settings_overrides):
     async def start():
         ctx = make_context(settings, mongo_uri)
         await create_indexes(ctx.db)
-        server = await start_http(make_app(ctx), settings, sockets)
-        return ctx, server
+        app = make_app(ctx)
+        server = await start_http(app, settings, sockets)
+        return ctx, server, app
 
-    ctx, server = loop_thread.run(start())
-    yield Api(loop_thread, ctx, port, server)
+    ctx, server, app = loop_thread.run(start())
+    yield Api(loop_thread, ctx, port, server, app)
 
     async def stop():
         server.stop()

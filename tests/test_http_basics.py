@@ -74,3 +74,21 @@ def test_openapi_is_valid_and_covers_every_route(api):
                                               if base.__module__.startswith("handlers.")
                                               and base.__name__ != "APIHandler"):
                 assert method in document["paths"][path], f"{method.upper()} {path} missing from OpenAPI"
+
+
+def test_unexpected_errors_are_500_without_traceback_and_logged_with_the_request_id(api, caplog):
+    from handlers.base import APIHandler
+
+    class Exploding(APIHandler):
+        auth_required = False
+
+        async def get(self) -> None:
+            raise RuntimeError("secret internals: password=hunter2")
+
+    api.app.wildcard_router.add_rules([(r"/api/v1/explode", Exploding)])
+    with caplog.at_level("ERROR", logger="branchline.http"):
+        response = api.anonymous().get("/explode", headers={"X-Request-ID": "req-explode-1"})
+    assert response.status == 500 and response.code == "internal_error"
+    assert b"hunter2" not in response.content and b"Traceback" not in response.content
+    assert response.json["request_id"] == "req-explode-1"
+    assert any("req-explode-1" in record.getMessage() for record in caplog.records)
