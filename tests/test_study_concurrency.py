@@ -1,0 +1,70 @@
+"""Concurrency: one attendance record per (session, member) however many check-ins race, and the
+self-study daily cap under concurrent posts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.test_study_support import count, new_session, qr_token, world
+
+
+def _post(token: str, path: str, body: dict, key: str | None = None):
+    headers = {"Authorization": f"Bearer {token}"}
+    if key:
+        headers["Idempotency-Key"] = key
+    return lambda http: http.post(path, json=body, headers=headers)
+
+
+def _many_members(api, org_id: str, n: int):
+    """Create `n` members through POST /members (as the admin, concurrently); clients signed in as them."""
+    admin = api.admin.token
+    bodies = [{"name": f"党员{i}", "phone": api.phone(), "org_id": org_id, "gender": "female",
+               "birth_date": "1990-01-01", "party_status": "full"} for i in range(n)]
+    created = api.concurrently([_post(admin, "/members", b) for b in bodies], limit=50)
+    assert all(r.status == 201 for r in created)
+    return [api.as_member(r.json) for r in created]
+
+
+def test_fifty_simultaneous_check_ins_by_one_member_make_one_record(api):
+    w = world(api, members=1)
+    member = w.members[0]
+    sid = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))["id"]
+    token = qr_token(w.organiser, sid)
+    body = {"session_id": sid, "qr_token": token}
+    responses = api.concurrently([_post(member.token, "/study/checkins", body) for _ in range(50)])
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [200] * 49 + [201], statuses
+    first = next(r.json for r in responses if r.status == 201)
+    assert all(r.json["result"] == "already_checked_in" and r.json["checked_in_at"] == first["checked_in_at"]
+               for r in responses if r.status == 200)
+    assert count(api, "study_attendance", {"session_id": sid}) == 1
+    assert count(api, "study_checkin_events", {"session_id": sid, "source": "member"}) == 50
+
+
+def test_two_hundred_members_checking_in_at_once_get_one_record_each(api):
+    w = world(api, members=0)
+    crowd = _many_members(api, w.branch["id"], 200)
+    sid = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))["id"]
+    token = qr_token(w.organiser, sid)
+    body = {"session_id": sid, "qr_token": token}
+    responses = api.concurrently([_post(m.token, "/study/checkins", body) for m in crowd])
+    assert [r.status for r in responses] == [201] * 200, {r.status for r in responses}
+    assert count(api, "study_attendance", {"session_id": sid}) == 200
+    members_with_records = api.run(api.db["study_attendance"].distinct("member_id", {"session_id": sid}))
+    assert sorted(members_with_records) == sorted(m.id for m in crowd)
+    roster = w.organiser.ok("GET", f"/study/sessions/{sid}/attendance")
+    assert roster["counts"] == {"present": 200, "late": 0, "leave": 0, "absent": 1}  # the organiser
+
+
+def test_daily_cap_holds_under_concurrent_posts(api):
+    w = world(api, members=1)
+    member = w.members[0]
+    today = api.clock.now().astimezone(api.ctx.settings.tz).date().isoformat()
+    body = {"track": "self_study", "minutes": 60, "material": "《习近平谈治国理政》第四卷", "date": today}
+    responses = api.concurrently([_post(member.token, "/study/self-study", body) for _ in range(10)])
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [201] * 4 + [422] * 6, statuses
+    assert all(r.code == "daily_cap_exceeded" for r in responses if r.status == 422)
+    total = api.run(api.db["study_self_study"].aggregate([{"$match": {"member_id": member.id}},
+                                                         {"$group": {"_id": None, "m": {"$sum": "$minutes"}}}]))
+    assert api.run(total.to_list())[0]["m"] == 240
