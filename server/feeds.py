@@ -546,13 +546,19 @@ async def _moved(ctx: Context, principal: Principal, token: Token, limit: int) -
 async def sync(ctx: Context, principal: Principal, since: str | None, limit: int) -> SyncResult:
     """One sync step (API.md §7). Never blocks; see `wait_for_change` for the long-poll."""
     st = await _current(ctx)
-    latest = st.latest  # read before any query: every change <= latest is committed
     if since is None:
-        token = Token(principal.member_id, principal.org_id, 0, latest, "*")
+        token = Token(principal.member_id, principal.org_id, 0, st.latest, "*")
     else:
         token = decode_token(since)
         if token.m != principal.member_id:
             raise invalid("since", "This sync token belongs to another member.")
+        if max(token.s, token.b) > st.latest:
+            # Issued by another process that saw a newer counter than ours: catch up first, or the
+            # range (s, latest] would be empty and the token would move backwards.
+            await _load_counter(ctx)
+            if max(token.s, token.b) > st.latest:
+                raise invalid("since", "Malformed sync token.")
+    latest = st.latest  # read before any query: every change <= latest is committed
     if token.b < st.horizon and token.x != "*":
         raise _expired()
     prefix: list[dict] = []

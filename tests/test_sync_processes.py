@@ -1,0 +1,255 @@
+"""Sync against real `python -m server` processes: consistency under concurrent writers (one and two
+API processes), and a long-poll on one process woken by a publish made through another."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from pymongo import MongoClient
+
+from server.config import Settings
+from server.embedded import free_port
+from server.security import TokenSigner
+from tests.conftest import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "process-test-secret-0123456789-0123456789-abcdef"
+ADMIN_PHONE = "13600000000"
+ADMIN_PASSWORD = "process-admin-password"
+
+
+class ServerProcess:
+    """`python -m server` as a subprocess on the session's database server, with its own database name."""
+
+    def __init__(self, mongo_uri: str, data_dir: Path, db_name: str, processes: int = 1) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.mongo_uri, self.db_name = mongo_uri, db_name
+        env = {**os.environ, "BRANCHLINE_JWT_SECRET": SECRET, "BRANCHLINE_DB_NAME": db_name,
+               "BRANCHLINE_BOOTSTRAP_ADMIN_PHONE": ADMIN_PHONE, "BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+               "BRANCHLINE_LOG_LEVEL": "WARNING"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "--processes", str(processes), "--mongo-uri", mongo_uri,
+             "--port", str(self.port), "--data-dir", str(data_dir)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("server did not start: " + self.process.stderr.read().decode(errors="replace"))
+            time.sleep(0.1)
+        self.signer = TokenSigner(Settings(jwt_secret=SECRET))
+
+    def api_pids(self) -> list[int]:
+        master = psutil.Process(self.process.pid)
+        return [c.pid for c in master.children()] or [master.pid]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    # -- building a world through HTTP ------------------------------------------------------------
+
+    def admin(self) -> Client:
+        body = httpx.post(self.base_url + "/api/v1/auth/password",
+                          json={"phone": ADMIN_PHONE, "password": ADMIN_PASSWORD}).json()
+        return Client(self.base_url, body["access_token"], body["member"])
+
+    def as_member(self, member: dict) -> Client:
+        return Client(self.base_url, self.signer.issue(member["id"], datetime.now(timezone.utc), 900), member)
+
+
+@pytest.fixture
+def start_server(mongo_uri, tmp_path):
+    """Start `python -m server` processes on one fresh database; all are stopped and the database dropped after."""
+    started: list[ServerProcess] = []
+    db_name = f"p_{uuid.uuid4().hex[:12]}"
+
+    def start(processes: int = 1) -> ServerProcess:
+        server = ServerProcess(mongo_uri, tmp_path / f"data{len(started)}", db_name, processes)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+    with MongoClient(mongo_uri) as client:
+        client.drop_database(db_name)
+
+
+def make_world(server: ServerProcess, readers: int = 1):
+    admin = server.admin()
+    root = admin.member["org_id"]
+    org = admin.ok("POST", "/orgs", 201, json={"name": "第一支部", "kind": "branch", "parent_id": root})
+
+    def member(name: str, roles=None) -> Client:
+        body = admin.ok("POST", "/members", 201, json={
+            "name": name, "phone": f"135{random.randrange(10**8):08d}", "org_id": org["id"], "gender": "male",
+            "birth_date": "1990-01-01", "party_status": "full"})
+        if roles:
+            body = admin.ok("PUT", f"/members/{body['id']}/roles", json={"roles": roles})
+        return server.as_member(body)
+
+    organisers = [member(f"书记{i}", [{"role": "organiser", "org_id": org["id"]}]) for i in range(3)]
+    return org, organisers, [member(f"党员{i}") for i in range(readers)]
+
+
+def whole_feed(client: Client) -> dict[str, int]:
+    out: dict[str, int] = {}
+    before = None
+    while True:
+        page = client.ok("GET", "/feed?limit=100" + (f"&before={before}" if before else ""))
+        out.update({i["id"]: i["version"] for i in page["items"]})
+        before = page["next_before"]
+        if not before:
+            return out
+
+
+async def _writer(base_url: str, token: str, org_id: str, seed: int, ops: int) -> int:
+    """Publish, edit and retract announcements as fast as the server allows; returns how many writes."""
+    rng = random.Random(seed)
+    mine: list[str] = []
+    done = 0
+    async with httpx.AsyncClient(base_url=base_url + "/api/v1", timeout=60,
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+        for n in range(ops):
+            roll = rng.random()
+            if not mine or roll < 0.45:
+                r = await http.post("/announcements", json={"org_id": org_id, "title": f"w{seed}-{n}",
+                                                             "body": "内容", "pinned": rng.random() < 0.1})
+                assert r.status_code == 201, r.text
+                mine.append(r.json()["id"])
+            elif roll < 0.8:
+                r = await http.patch(f"/announcements/{rng.choice(mine)}", json={"title": f"w{seed}-{n}-edit"})
+                assert r.status_code == 200, r.text
+            else:
+                victim = mine.pop(rng.randrange(len(mine)))
+                r = await http.delete(f"/announcements/{victim}")
+                assert r.status_code == 204, r.text
+            done += 1
+    return done
+
+
+def _consistency(server: ServerProcess, writers: int = 4, ops: int = 25) -> None:
+    org, organisers, (reader,) = make_world(server)
+    # something to snapshot before the storm
+    for i in range(5):
+        organisers[0].ok("POST", "/announcements", 201, json={"org_id": org["id"], "title": f"早{i}", "body": "x"})
+
+    copy: dict[str, int] = {}
+    seen: set[tuple] = set()
+    duplicates: list[tuple] = []
+    state = {"since": None, "syncs": 0, "running": True}
+
+    def apply(changes: list[dict]) -> None:
+        for change in changes:
+            if change["op"] == "upsert":
+                key = ("upsert", change["item"]["id"], change["item"]["version"])
+                assert change["item"]["version"] > copy.get(change["item"]["id"], 0), change
+                copy[change["item"]["id"]] = change["item"]["version"]
+            else:
+                key = ("delete", change["id"], copy.get(change["id"]))
+                copy.pop(change["id"], None)
+            if key in seen:
+                duplicates.append(key)
+            seen.add(key)
+
+    def sync_once() -> dict:
+        since = state["since"]
+        body = reader.ok("GET", "/sync?limit=3" + (f"&since={since}" if since else ""))
+        apply(body["changes"])
+        state["since"] = body["next_since"]
+        state["syncs"] += 1
+        return body
+
+    def reader_loop() -> None:
+        while state["running"]:
+            sync_once()
+
+    thread = threading.Thread(target=reader_loop)
+    thread.start()
+
+    async def storm() -> list[int]:
+        tokens = [o.token for o in organisers] + [organisers[0].token]
+        return await asyncio.gather(*(_writer(server.base_url, tokens[i % len(tokens)], org["id"], i, ops)
+                                      for i in range(writers)))
+
+    try:
+        written = asyncio.run(storm())
+    finally:
+        state["running"] = False
+        thread.join(60)
+    assert sum(written) == writers * ops
+    time.sleep(0.6)  # every process's counter watcher has seen the last write
+    while sync_once()["has_more"]:
+        pass
+    assert sync_once()["changes"] == []
+    assert not duplicates, duplicates[:5]
+    assert state["syncs"] > 20  # the client really synced during the storm
+    assert copy == whole_feed(reader)
+    # the same from scratch
+    fresh: dict[str, int] = {}
+    since = None
+    while True:
+        body = reader.ok("GET", "/sync?limit=7" + (f"&since={since}" if since else ""))
+        fresh.update({c["item"]["id"]: c["item"]["version"] for c in body["changes"]})
+        since = body["next_since"]
+        if not body["has_more"]:
+            break
+    assert fresh == copy
+
+
+def test_sync_consistency_one_process(start_server):
+    _consistency(start_server(processes=1))
+
+
+def test_sync_consistency_two_processes(start_server):
+    server = start_server(processes=2)
+    assert len(server.api_pids()) == 2
+    _consistency(server)
+
+
+def test_long_poll_wakes_when_another_process_publishes(start_server):
+    first = start_server()
+    second = start_server()  # a second API server on the same database
+    org, organisers, (reader,) = make_world(first)
+    poller = first.as_member(reader.member)
+    since = poller.ok("GET", "/sync")["next_since"]
+    publisher = second.as_member(organisers[0].member)
+    result = {}
+
+    def poll() -> None:
+        result["body"] = poller.ok("GET", f"/sync?since={since}&timeout=20")
+        result["at"] = time.monotonic()
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    time.sleep(1.0)
+    assert "body" not in result
+    published = time.monotonic()
+    created = publisher.ok("POST", "/announcements", 201, json={"org_id": org["id"], "title": "跨进程",
+                                                                 "body": "另一个进程发布"})
+    thread.join(25)
+    assert [c["item"]["ref_id"] for c in result["body"]["changes"]] == [created["id"]]
+    assert result["at"] - published < 1.0, result["at"] - published
