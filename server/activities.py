@@ -19,7 +19,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from server import audit, feeds, members, orgs, programmes, qr, signups
+from server import audit, feeds, files, members, orgs, programmes, qr, signups
 from server.context import Context
 from server.db import indexes
 from server.errors import ApiError, conflict, forbidden, invalid
@@ -154,8 +154,27 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
            "qr_secret": qr.new_secret(), "created_at": now, "created_by": principal.member_id, "updated_at": now,
            "published_at": None, "cancelled_at": None, "closed_out": False}
     check_times(act)
+    if act["cover_file_id"]:
+        await _attach_cover(ctx, principal, act)
     await ctx.db[COLLECTION].insert_one(act)
     return act
+
+
+async def _attach_cover(ctx: Context, principal: Principal, act: dict,
+                        session: AsyncClientSession | None = None) -> None:
+    """The cover image is a file (API.md §8) the organiser uploaded; members who see the activity may fetch it."""
+    await files.detach(ctx, ref_kind="activity", ref_id=act["_id"], session=session)
+    if act.get("cover_file_id"):
+        await files.attach(ctx, principal, [act["cover_file_id"]], ref_kind="activity", ref_id=act["_id"],
+                           org_id=act["org_id"], org_path=act["org_path"], session=session)
+
+
+async def _cover_visible(ctx: Context, principal: Principal, activity_id: str) -> bool:
+    query = {"$and": [{"_id": activity_id}, visible_filter(principal)]}
+    return await ctx.db[COLLECTION].find_one(query, {"_id": 1}) is not None
+
+
+files.register_visibility("activity", _cover_visible)
 
 
 async def patch(ctx: Context, principal: Principal, activity_id: str, changes: dict) -> dict:
@@ -169,6 +188,8 @@ async def patch(ctx: Context, principal: Principal, activity_id: str, changes: d
         check_times({**current, **changes})
 
     async def after(session: AsyncClientSession, act: dict, promoted: list[str]) -> None:
+        if "cover_file_id" in changes:
+            await _attach_cover(ctx, principal, act, session)
         await _tell_promoted(ctx, session, act, promoted)
         await audit.record(ctx, actor_id=principal.member_id, action="activity.update", target_kind="activity",
                            target_id=activity_id, org_path=act["org_path"],

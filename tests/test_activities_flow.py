@@ -6,9 +6,16 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from openpyxl import load_workbook
 
 from server import qr
+from tests.test_files import png
+
+
+@pytest.fixture
+def settings_overrides(tmp_path):
+    return {"data_dir": tmp_path}
 
 
 def iso(moment: datetime) -> str:
@@ -179,9 +186,9 @@ def test_create_validates_times_capacity_and_role(api):
     assert refused(title="x" * 201)
     assert refused(extra_field=1)
     assert "programme" in refused(programme="nope")
-    act = organiser.ok("POST", "/activities", 201, json={**good, "cover_file_id": "f1", "location": "三楼会议室"})
+    act = organiser.ok("POST", "/activities", 201, json={**good, "location": "三楼会议室"})
     assert act["status"] == "draft" and act["confirmed_count"] == 0 and act["waitlist_count"] == 0
-    assert act["my_signup"] is None and act["cover_file_id"] == "f1" and act["location"] == "三楼会议室"
+    assert act["my_signup"] is None and act["cover_file_id"] is None and act["location"] == "三楼会议室"
     assert act["cancel_deadline"] == act["starts_at"]
     assert "qr_secret" not in act
     # PATCH re-validates the merged times
@@ -516,3 +523,35 @@ def test_list_filters_and_pages(api):
     assert len(organiser.ok("GET", "/activities?status=draft")["items"]) == 1
     assert member.get("/activities?status=bogus").code == "invalid_request"
     assert member.get("/activities?eligible=maybe").code == "invalid_request"
+
+
+def test_cover_image_is_a_file_members_in_scope_may_fetch(api):
+    branch = api.org("一支部")
+    other = api.org("二支部")
+    organiser = api.organiser(branch["id"])
+    member, stranger = api.member(branch["id"]), api.member(other["id"])
+    image = png(7)
+    upload = organiser.ok("POST", "/files", 201, content=image, headers={"Content-Type": "image/png",
+                                                                          "X-Filename": "cover.png"})
+    foreign = api.member(branch["id"]).ok("POST", "/files", 201, content=png(8),
+                                          headers={"Content-Type": "image/png", "X-Filename": "x.png"})
+    missing = organiser.post("/activities", json=activity_body(api, branch["id"], cover_file_id="nope"))
+    assert missing.status == 422 and missing.code == "file_not_found"
+    not_mine = organiser.post("/activities", json=activity_body(api, branch["id"], cover_file_id=foreign["id"]))
+    assert not_mine.code == "file_not_found"
+    act = organiser.ok("POST", "/activities", 201, json=activity_body(api, branch["id"], cover_file_id=upload["id"]))
+    assert act["cover_file_id"] == upload["id"]
+    assert member.get(f"/files/{upload['id']}").status == 404  # a draft: not yet visible
+    organiser.ok("POST", f"/activities/{act['id']}/publish")
+    got = member.get(f"/files/{upload['id']}")
+    assert got.status == 200 and got.content == image
+    assert stranger.get(f"/files/{upload['id']}").status == 404
+    # replacing the cover drops the old reference
+    second = organiser.ok("POST", "/files", 201, content=png(9), headers={"Content-Type": "image/png",
+                                                                           "X-Filename": "c2.png"})
+    changed = organiser.ok("PATCH", f"/activities/{act['id']}", json={"cover_file_id": second["id"]})
+    assert changed["cover_file_id"] == second["id"]
+    assert member.get(f"/files/{second['id']}").status == 200
+    assert member.get(f"/files/{upload['id']}").status == 404
+    assert organiser.patch(f"/activities/{act['id']}", json={"cover_file_id": "nope"}).code == "file_not_found"
+    assert organiser.ok("GET", f"/activities/{act['id']}")["cover_file_id"] == second["id"]
