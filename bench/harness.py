@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -158,7 +158,7 @@ class BenchServer:
         self._rss_peak = 0
         self._sampling = False
 
-    def __enter__(self) -> "BenchServer":
+    def __enter__(self) -> BenchServer:
         self.mongo_uri = self.database.start()
         self.data_dir = tempfile.mkdtemp(prefix="branchline-bench-")
         env = {**os.environ, "BRANCHLINE_JWT_SECRET": SECRET, "BRANCHLINE_DB_NAME": self.db_name,
@@ -218,7 +218,7 @@ class BenchServer:
         return body["access_token"]
 
     def token_for(self, member_id: str) -> str:
-        return self.signer.issue(member_id, datetime.now(timezone.utc), 900)
+        return self.signer.issue(member_id, datetime.now(UTC), 900)
 
     def mongo(self):
         """A fresh async PyMongo client on the same database (create it inside your event loop)."""

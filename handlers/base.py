@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import time
 import uuid
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import tornado.web
@@ -135,7 +135,8 @@ class APIHandler(tornado.web.RequestHandler):
             match = _MSGSPEC_PATH.search(message)
             field = match.group(1) if match else ""
             text = _MSGSPEC_PATH.sub("", message)
-            raise ApiError(422, "invalid_request", text, errors=[{"field": field or "body", "message": text}])
+            raise ApiError(422, "invalid_request", text,
+                           errors=[{"field": field or "body", "message": text}]) from None
         except msgspec.DecodeError:
             raise ApiError(422, "invalid_request", "The body is not valid JSON.",
                            errors=[{"field": "body", "message": "malformed JSON"}]) from None

@@ -19,7 +19,8 @@ class OrgsHandler(APIHandler):
         self.respond(orgs.org_out(org), status=201)
 
     @openapi.endpoint("Organisations you can see (your org's ancestors and subtree)", responses={200: OrgPage},
-                      query={"parent_id": "only children of this org", "limit": "1..100", "cursor": "from the last page"})
+                      query={"parent_id": "only children of this org", "limit": "1..100",
+                             "cursor": "from the last page"})
     async def get(self) -> None:
         limit, cursor = self.page_args()
         items, next_cursor = await orgs.list_visible(self.ctx, self.me, self.query("parent_id", max_length=64),

@@ -8,8 +8,9 @@ components with `msgspec.json.schema_components`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 
@@ -65,7 +66,7 @@ def build(routes: list[tuple[str, type]], title: str = "Branchline API", version
             types.update(t for t in spec.responses.values() if t is not None and not isinstance(t, str))
     ordered = sorted(types, key=repr)
     schemas, components = msgspec.json.schema_components(ordered, ref_template="#/components/schemas/{name}")
-    refs = dict(zip(ordered, schemas))
+    refs = dict(zip(ordered, schemas, strict=False))
 
     paths: dict[str, dict[str, Any]] = {}
     for path, method, params, spec in operations:

@@ -51,7 +51,7 @@ class Settings:
         return ZoneInfo(self.timezone)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         previous = _env("BRANCHLINE_JWT_PREVIOUS_SECRETS", "") or ""
         return cls(
             host=_env("BRANCHLINE_HOST", "127.0.0.1"),
@@ -73,7 +73,7 @@ class Settings:
             bootstrap_org_name=_env("BRANCHLINE_BOOTSTRAP_ORG_NAME", "机关党委"),
         )
 
-    def with_overrides(self, **overrides) -> "Settings":
+    def with_overrides(self, **overrides) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Iterator
+from collections.abc import Iterator
 
 import msgspec
 from openpyxl import load_workbook
 from pymongo.errors import DuplicateKeyError
 
+from schemas.members import MemberCreate
 from server import audit, members, orgs
 from server.context import Context
 from server.errors import ApiError
 from server.scope import Principal
-from schemas.members import MemberCreate
 
 MAX_ROWS = 5000
 COLUMNS = ("name", "phone", "gender", "birth_date", "party_status", "tags")

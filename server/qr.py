@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import segno
 
@@ -41,7 +41,7 @@ def make_token(secret: str, purpose: str, resource_id: str, window: int) -> str:
 def current(secret: str, purpose: str, resource_id: str, now: datetime) -> dict:
     """The token to show now: `{token, expires_at, refresh_in}` (refresh_in: seconds to the next window)."""
     window = window_of(now)
-    window_start = datetime.fromtimestamp(window * WINDOW_SECONDS, timezone.utc)
+    window_start = datetime.fromtimestamp(window * WINDOW_SECONDS, UTC)
     next_start = window_start + timedelta(seconds=WINDOW_SECONDS)
     return {
         "token": make_token(secret, purpose, resource_id, window),

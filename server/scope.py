@@ -21,7 +21,7 @@ class Principal:
     roles: tuple[tuple[str, str], ...]  # (role, org_id)
 
     @classmethod
-    def from_member(cls, doc: dict) -> "Principal":
+    def from_member(cls, doc: dict) -> Principal:
         return cls(
             member_id=doc["_id"],
             name=doc["name"],

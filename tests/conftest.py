@@ -11,9 +11,10 @@ import asyncio
 import os
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from datetime import date
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest

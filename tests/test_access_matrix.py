@@ -105,7 +105,8 @@ def test_organiser_of_one_branch_gets_404_for_another(api, world):
     for method, path, body in calls:
         response = organiser.request(method, path, json=body)
         assert response.status == 404, (method, path, response)
-    imported = organiser.post(f"/orgs/{b['id']}/members/import", content=b"name\n", headers={"Content-Type": "text/csv"})
+    imported = organiser.post(f"/orgs/{b['id']}/members/import", content=b"name\n",
+                              headers={"Content-Type": "text/csv"})
     assert imported.status == 404
     listed = organiser.ok("GET", "/members?limit=100")
     assert other not in {m["id"] for m in listed["items"]}

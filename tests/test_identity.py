@@ -99,7 +99,7 @@ def test_password_login_and_wrong_pairs(api):
 
 
 def test_password_guessing_is_rate_limited_per_phone(api):
-    api.admin
+    assert api.admin.member
     anon = api.anonymous()
     codes = [anon.post("/auth/password", json={"phone": "13800000000", "password": f"guess-{i:04d}"}).status
              for i in range(6)]
@@ -112,7 +112,7 @@ def test_password_guessing_is_rate_limited_per_phone(api):
 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(api):
-    api.admin
+    assert api.admin.member
     anon = api.anonymous()
     login = anon.ok("POST", "/auth/password", json={"phone": "13800000000", "password": "admin-password-123"})
     first = login["refresh_token"]
@@ -132,7 +132,7 @@ def test_refresh_rotates_and_reuse_revokes_the_family(api):
 
 
 def test_logout_revokes_the_refresh_token(api):
-    api.admin
+    assert api.admin.member
     anon = api.anonymous()
     login = anon.ok("POST", "/auth/password", json={"phone": "13800000000", "password": "admin-password-123"})
     headers = {"Authorization": f"Bearer {login['access_token']}"}
