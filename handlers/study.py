@@ -12,12 +12,37 @@ from handlers import API
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.study import (
-    AttendanceOut, CheckinIn, CheckinOut, Compliance, DecisionIn, Instant, MarkIn, Progress, QrOut, RequestIn,
-    RequestOut, RequestPage, Roster, SchemeOut, SchemePut, SelfStudyIn, SelfStudyOut, SelfStudyPage,
-    SessionCancel, SessionCreate, SessionOut, SessionPage, SessionPatch,
+    AttendanceOut,
+    CheckinIn,
+    CheckinOut,
+    Compliance,
+    DecisionIn,
+    Instant,
+    MarkIn,
+    Progress,
+    QrOut,
+    RequestIn,
+    RequestOut,
+    RequestPage,
+    Roster,
+    SchemeOut,
+    SchemePut,
+    SelfStudyIn,
+    SelfStudyOut,
+    SelfStudyPage,
+    SessionCancel,
+    SessionCreate,
+    SessionOut,
+    SessionPage,
+    SessionPatch,
 )
 from server import (
-    spreadsheets, study_attendance, study_checkins, study_progress, study_scheme, study_sessions,
+    spreadsheets,
+    study_attendance,
+    study_checkins,
+    study_progress,
+    study_scheme,
+    study_sessions,
 )
 from server.errors import invalid
 

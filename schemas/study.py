@@ -3,7 +3,8 @@ progress, compliance and warnings."""
 
 from __future__ import annotations
 
-from datetime import date as Date, datetime
+from datetime import date as Date
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec

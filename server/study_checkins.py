@@ -21,7 +21,7 @@ import math
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from server import qr, study_attendance, study_scheme, study_sessions

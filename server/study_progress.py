@@ -10,9 +10,10 @@ a make-up approval turns it into present); cancelled sessions never count.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
-from typing import Any, Iterable
+from datetime import UTC, date, datetime, time
+from typing import Any
 
 from server import orgs, spreadsheets, study_scheme, study_sessions
 from server.context import Context
@@ -56,7 +57,7 @@ def parse_period(text: str | None, ctx: Context) -> Period:
     end = date(year + (last_month - 1) // 12, (last_month - 1) % 12 + 1, 1)
 
     def at_midnight(day: date) -> datetime:
-        return datetime.combine(day, time(0), tz).astimezone(timezone.utc)
+        return datetime.combine(day, time(0), tz).astimezone(UTC)
 
     return Period(text, kind, first, end, at_midnight(first), at_midnight(end))
 

@@ -7,7 +7,7 @@ A scheme is a list of tracks; a track is met in a period when its count and minu
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from pymongo import ASCENDING, IndexModel
 

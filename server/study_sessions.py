@@ -11,7 +11,7 @@ members who join later are never counted absent and nobody is dropped who was th
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -45,7 +45,7 @@ indexes(
 
 def utc(moment: datetime) -> datetime:
     """UTC, cut to the millisecond MongoDB keeps, so what we answer equals what we stored."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 

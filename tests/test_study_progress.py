@@ -3,13 +3,13 @@ org time zone), and warnings: created once per period, rectified, closed, audite
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.test_study_support import count, iso, move_to, remember, world
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def _session(api, organiser, org_id, starts: datetime, track: str, title: str = "会") -> str:

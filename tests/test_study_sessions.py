@@ -10,7 +10,6 @@ from openpyxl import load_workbook
 
 from tests.test_study_support import checkin, count, iso, move_to, new_session, parse, qr_token, remember, world
 
-
 # -- scheme -----------------------------------------------------------------------------------------
 
 def test_default_scheme_is_inherited_and_overridable_by_an_admin(api):
@@ -87,7 +86,8 @@ def test_whole_life_of_a_session(api):
     token = qr_token(w.organiser, sid)
     early = checkin(first, sid, token)
     assert early.status == 409 and early.code == "checkin_not_open"
-    assert w.organiser.ok("PATCH", f"/study/sessions/{sid}", json={"title": "十一月党小组会"})["title"] == "十一月党小组会"
+    renamed = w.organiser.ok("PATCH", f"/study/sessions/{sid}", json={"title": "十一月党小组会"})
+    assert renamed["title"] == "十一月党小组会"
 
     # The window opens; a member who joins afterwards is not an attendee and never counted absent.
     move_to(api, starts - timedelta(minutes=20))
