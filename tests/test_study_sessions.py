@@ -295,3 +295,32 @@ def test_export_csv_and_xlsx_with_chinese_headers(api):
     assert w.members[0].get(base).code == "forbidden"
     assert w.outsider_organiser.get(base).code == "not_found"
     assert w.organiser.get(base + "&format=pdf").code == "invalid_request"
+
+
+def test_moving_a_session_moves_its_default_window_and_a_real_check_in_supersedes_a_mark(api):
+    w = world(api, members=2)
+    first, second = w.members
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(hours=3))
+    sid = session["id"]
+    later = parse(session["starts_at"]) + timedelta(hours=1)
+    moved = w.organiser.ok("PATCH", f"/study/sessions/{sid}", json={
+        "starts_at": iso(later), "ends_at": iso(later + timedelta(hours=2))})
+    assert parse(moved["checkin_opens_at"]) == later - timedelta(minutes=30)
+    assert parse(moved["late_after"]) == later
+    assert parse(moved["checkin_closes_at"]) == later + timedelta(hours=2)
+    assert w.organiser.patch(f"/study/sessions/{sid}", json={"ends_at": iso(later)}).code == "invalid_request"
+    assert w.organiser.patch(f"/study/sessions/{sid}", json={"methods": ["qr", "geo"]}).code == "invalid_request"
+    narrowed = w.organiser.ok("PATCH", f"/study/sessions/{sid}", json={"attendees": [first.id, second.id]})
+    assert narrowed["attendee_count"] == 2 and sorted(narrowed["attendees"]) == sorted([first.id, second.id])
+    # Marked absent (or on leave) in advance, a member who turns up and scans is present after all.
+    w.organiser.ok("PUT", f"/study/sessions/{sid}/attendance/{first.id}", json={"status": "absent", "reason": "未请假"})
+    w.organiser.ok("PUT", f"/study/sessions/{sid}/attendance/{second.id}", json={"status": "leave", "reason": "请假"})
+    move_to(api, later - timedelta(minutes=10))
+    token = qr_token(w.organiser, sid)
+    for member in (first, second):
+        response = checkin(member, sid, token)
+        assert response.status == 201 and response.json["status"] == "present" and response.json["source"] == "member"
+    assert checkin(first, sid, token).json["result"] == "already_checked_in"
+    roster = w.organiser.ok("GET", f"/study/sessions/{sid}/attendance")
+    assert roster["counts"] == {"present": 2, "late": 0, "leave": 0, "absent": 0}
+    assert count(api, "study_attendance", {"session_id": sid}) == 2
