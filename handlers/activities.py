@@ -7,9 +7,22 @@ import msgspec
 from handlers import API
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
-from schemas.activities import (ActivityCreate, ActivityOut, ActivityPage, ActivityPatch, CancelIn, CheckinIn,
-                                CheckinOut, FeedbackIn, FeedbackOut, FeedbackSummary, QrOut, Roster, SignupIn,
-                                SignupOut)
+from schemas.activities import (
+    ActivityCreate,
+    ActivityOut,
+    ActivityPage,
+    ActivityPatch,
+    CancelIn,
+    CheckinIn,
+    CheckinOut,
+    FeedbackIn,
+    FeedbackOut,
+    FeedbackSummary,
+    QrOut,
+    Roster,
+    SignupIn,
+    SignupOut,
+)
 from server import activities, spreadsheets
 from server.errors import invalid
 

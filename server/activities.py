@@ -12,10 +12,10 @@ module does the checks around them (scope, eligibility, time windows) and the no
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
@@ -114,7 +114,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     """UTC, truncated to the millisecond MongoDB keeps, so what we compare is what we store."""
     if moment is None:
         return None
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
@@ -208,13 +208,13 @@ async def publish(ctx: Context, principal: Principal, activity_id: str) -> dict:
     if act["status"] == "published":
         return act
     now = ctx.now()
-    new = await ctx.db[COLLECTION].find_one_and_update(
+    # update_one, not find_one_and_update: SecantusDB runs findAndModify as a collection scan.
+    done = await ctx.db[COLLECTION].update_one(
         {"_id": activity_id, "status": "draft"},
-        {"$set": {"status": "published", "listed": True, "published_at": now, "updated_at": now}},
-        return_document=ReturnDocument.AFTER)
-    if new is None:  # published or cancelled meanwhile: answer with what it is now
+        {"$set": {"status": "published", "listed": True, "published_at": now, "updated_at": now}})
+    if done.modified_count != 1:  # published or cancelled meanwhile: answer with what it is now
         return await publish(ctx, principal, activity_id)
-    return new
+    return {**act, "status": "published", "listed": True, "published_at": now, "updated_at": now}
 
 
 async def cancel(ctx: Context, principal: Principal, activity_id: str, reason: str) -> dict:
@@ -265,21 +265,30 @@ async def get_one(ctx: Context, principal: Principal, activity_id: str) -> dict:
 
 # -- sign-ups -------------------------------------------------------------------------------------
 
+def sees(principal: Principal, act: dict) -> bool:
+    """`visible_filter` in Python, for a document already read (inside the sign-up transaction)."""
+    if principal.organises(act["org_path"]):
+        return True
+    return bool(act.get("listed")) and (act["org_id"] in principal.org_path or principal.org_id in act["org_path"])
+
+
 async def sign_up(ctx: Context, principal: Principal, activity_id: str, answers: dict[str, str]
                   ) -> tuple[dict, bool]:
-    """→ ({status, position?}, created?). Checks scope and eligibility, then the capacity transaction."""
-    act = await get_visible(ctx, principal, activity_id)
-    if act["status"] == "draft":  # only its organisers see a draft
-        raise conflict("signup_not_open", "This activity is not published yet.")
-    if act["status"] == "cancelled":
-        raise conflict("activity_cancelled", "This activity has been cancelled.")
-    existing = await ctx.db[signups.COLLECTION].find_one(
-        {"activity_id": activity_id, "member_id": principal.member_id, "status": {"$in": list(signups.ACTIVE)}})
-    if existing is None:
-        member = await members.get(ctx, principal.member_id)
-        await programmes.check_eligible(ctx, act["programme"], member, act["starts_at"])
+    """→ ({status, position?}, created?). Scope, window and eligibility are checked on the activity as the
+    capacity transaction reads it, so a sign-up costs no other read of the activity."""
+    member = await members.get(ctx, principal.member_id)
+
+    async def admit(act: dict) -> None:
+        if act["status"] == "draft":  # only its organisers see a draft
+            raise conflict("signup_not_open", "This activity is not published yet.")
+        programme = await programmes.get_cached(ctx, act["programme"])
+        ok, reason = programmes.eligible(programme, member, act["starts_at"], ctx.settings.tz)
+        if not ok:
+            raise ApiError(403, "not_eligible", reason)
         signups.check_window(act, ctx.now())
-    signup, created, position = await signups.join(ctx, activity_id, principal.member_id, answers)
+
+    signup, created, position = await signups.join(ctx, activity_id, principal.member_id, answers,
+                                                   visible=lambda act: sees(principal, act), admit=admit)
     out: dict[str, Any] = {"status": signup["status"]}
     if position is not None:
         out["position"] = position
@@ -370,10 +379,10 @@ async def check_in(ctx: Context, principal: Principal, activity_id: str, token: 
     if now > act["ends_at"]:
         raise conflict("checkin_closed", "Check-in closed when the activity ended.")
     qr.verify(act["qr_secret"], QR_PURPOSE, activity_id, token, now)
-    done = await ctx.db[signups.COLLECTION].find_one_and_update(
+    done = await ctx.db[signups.COLLECTION].update_one(
         {"_id": signup["_id"], "status": "confirmed", "checked_in_at": None},
-        {"$set": {"checked_in_at": now, "attendance": "present"}}, return_document=ReturnDocument.AFTER)
-    if done is None:  # a concurrent scan won, or the place was just cancelled
+        {"$set": {"checked_in_at": now, "attendance": "present"}})
+    if done.modified_count != 1:  # a concurrent scan won, or the place was just cancelled
         again = await ctx.db[signups.COLLECTION].find_one({"_id": signup["_id"]})
         if again.get("checked_in_at"):
             return {"result": "already_checked_in", "checked_in_at": again["checked_in_at"]}, False

@@ -15,12 +15,13 @@ role on a root organisation.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+import time as clock
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from server import orgs
 from server.context import Context
-from server.errors import ApiError, forbidden, invalid, not_found
+from server.errors import ApiError, forbidden, invalid
 from server.pagination import page
 from server.scope import Principal
 
@@ -67,6 +68,24 @@ async def get(ctx: Context, key: str) -> dict | None:
     return doc
 
 
+# Sign-ups read a programme's rules on every request; a few seconds of caching saves that query. An edit
+# in this process is seen at once; other processes see it within PROGRAMME_TTL seconds.
+PROGRAMME_TTL = 5.0
+
+
+async def get_cached(ctx: Context, key: str) -> dict:
+    cache: dict = ctx.state.setdefault("programmes", {})
+    hit = cache.get(key)
+    now = clock.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    doc = await get(ctx, key)
+    if doc is None:  # activities only name programmes that exist, and programmes are never deleted
+        raise ApiError(403, "not_eligible", "This activity's programme no longer exists.")
+    cache[key] = (now + PROGRAMME_TTL, doc)
+    return doc
+
+
 async def require_active(ctx: Context, key: str) -> dict:
     doc = await get(ctx, key)
     if doc is None or not doc.get("active", True):
@@ -88,6 +107,7 @@ async def put(ctx: Context, principal: Principal, key: str, body: dict) -> dict:
     doc = {"name": body["name"], "description": body.get("description", ""), "rules": rules,
            "active": body.get("active", True), "updated_at": ctx.now(), "updated_by": principal.member_id}
     await ctx.db[COLLECTION].update_one({"_id": key}, {"$set": doc}, upsert=True)
+    ctx.state.get("programmes", {}).pop(key, None)
     return {"_id": key, **doc}
 
 
@@ -152,7 +172,7 @@ def eligible_filter(programmes: list[dict], member: dict, tz) -> dict:
     for programme in programmes:
         rules = {**_NO_RULES, **programme.get("rules", {})}
         probe = {**rules, "min_age": None, "max_age": None}
-        ok, _ = eligible({"rules": probe}, member, datetime.now(timezone.utc), tz)
+        ok, _ = eligible({"rules": probe}, member, datetime.now(UTC), tz)
         if not ok:
             continue
         clause: dict[str, Any] = {"programme": programme["_id"]}
@@ -168,14 +188,4 @@ def eligible_filter(programmes: list[dict], member: dict, tz) -> dict:
 
 
 def _local_midnight(day: date, tz) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
-
-
-async def check_eligible(ctx: Context, programme_key: str, member: dict, starts_at: datetime) -> None:
-    programme = await get(ctx, programme_key)
-    if programme is None:
-        raise not_found("activity_not_found", "activity")
-    ok, reason = eligible(programme, member, starts_at, ctx.settings.tz)
-    if not ok:
-        raise ApiError(403, "not_eligible", reason)
-
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)

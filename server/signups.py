@@ -33,8 +33,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -125,21 +126,29 @@ def check_window(act: dict, now: datetime) -> None:
         raise conflict("signup_closed", "Sign-up for this activity has closed.")
 
 
-async def join(ctx: Context, activity_id: str, member_id: str,
-               answers: dict[str, str]) -> tuple[dict, bool, int | None]:
-    """Sign a member up: (sign-up, created?, position). An existing active sign-up comes back unchanged."""
+async def join(ctx: Context, activity_id: str, member_id: str, answers: dict[str, str], *,
+               visible: Callable[[dict], bool],
+               admit: Callable[[dict], Awaitable[None]]) -> tuple[dict, bool, int | None]:
+    """Sign a member up: (sign-up, created?, position). An existing active sign-up comes back unchanged.
+
+    Everything is decided on the transaction's own read of the activity: `visible(act)` (else 404
+    activity_not_found), then a cancelled activity is refused, then an existing sign-up is returned, then
+    `admit(act)` raises for a newcomer who may not join (time window, eligibility), then capacity.
+    """
 
     async def work(session: AsyncClientSession) -> tuple[dict, bool, int | None]:
         coll = ctx.db[COLLECTION]
+        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=session)
+        if act is None or not visible(act):
+            raise ApiError(404, "activity_not_found", "No such activity.")
+        if act["status"] == "cancelled":
+            raise conflict("activity_cancelled", "This activity has been cancelled.")
         existing = await coll.find_one({"activity_id": activity_id, "member_id": member_id}, session=session)
         if existing is not None and existing["status"] in ACTIVE:
             pos = await position(ctx, existing, session) if existing["status"] == "waitlisted" else None
             return existing, False, pos
-        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=session)
-        if act is None:
-            raise ApiError(404, "activity_not_found", "No such activity.")
+        await admit(act)
         now = ctx.now()
-        check_window(act, now)
         fields: dict[str, Any] = {"answers": answers, "signed_up_at": now, "cancelled_at": None,
                                   "checked_in_at": None, "attendance": None}
         if act["confirmed_count"] < act["capacity"]:
@@ -176,9 +185,9 @@ async def leave(ctx: Context, activity_id: str, member_id: str,
 
     async def work(session: AsyncClientSession) -> list[str]:
         coll = ctx.db[COLLECTION]
-        mine = await coll.find_one({"activity_id": activity_id, "member_id": member_id,
-                                    "status": {"$in": list(ACTIVE)}}, session=session)
-        if mine is None:
+        # (Filter on the unique pair only: SecantusDB plans `status: {$in}` beside it as a scan.)
+        mine = await coll.find_one({"activity_id": activity_id, "member_id": member_id}, session=session)
+        if mine is None or mine["status"] not in ACTIVE:
             raise ApiError(404, "signup_not_found", "You have not signed up for this activity.")
         act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=session)
         now = ctx.now()

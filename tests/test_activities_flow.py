@@ -4,7 +4,7 @@ refusal code, promotion on cancel and on capacity change, scope, roster files, c
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from openpyxl import load_workbook
@@ -19,7 +19,7 @@ def settings_overrides(tmp_path):
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat()
+    return moment.astimezone(UTC).isoformat()
 
 
 def activity_body(api, org_id: str, *, programme: str = "unity", capacity: int = 10, waitlist: bool = False,
@@ -106,7 +106,7 @@ def test_eligibility_of_each_programme(api):
         "unity": (True, True, True), "workers": (False, False, True), "youth": (False, True, False),
         "women": (False, True, False), "culture": (True, True, True)}
     for key, outcome in expected.items():
-        for who, allowed in zip((man, woman, unionist), outcome):
+        for who, allowed in zip((man, woman, unionist), outcome, strict=True):
             response = who.post(f"/activities/{acts[key]['id']}/signups")
             if allowed:
                 assert response.status == 201 and response.json == {"status": "confirmed"}, (key, response)
@@ -128,7 +128,7 @@ def test_youth_age_is_taken_on_the_start_day_in_the_org_time_zone(api):
     still_35 = api.member(branch["id"], "35岁", birth_date="1991-03-12")
     leap = api.member(branch["id"], "闰日", birth_date="1992-02-29")  # 35 on 2027-03-11 (turns 35 on 1 March)
     now = api.clock.now()
-    starts = datetime(2027, 3, 10, 16, 30, tzinfo=timezone.utc)
+    starts = datetime(2027, 3, 10, 16, 30, tzinfo=UTC)
     body = {"programme": "youth", "org_id": branch["id"], "title": "青年读书会", "description": "",
             "starts_at": iso(starts), "ends_at": iso(starts + timedelta(hours=2)),
             "signup_opens_at": iso(now - timedelta(hours=1)), "signup_closes_at": iso(starts), "capacity": 5,

@@ -16,9 +16,9 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import httpx
 import pytest
@@ -72,10 +72,11 @@ class Target:
         assert all(r.status_code == 201 for r in created), [r.text for r in created if r.status_code != 201][:3]
         people = [{"id": r.json()["id"], "headers": {"Authorization": f"Bearer {self.mint(r.json()['id'])}"}}
                   for r in created]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         act = self.one("POST", "/activities", 201, json={
             "programme": "culture", "org_id": branch["id"], "title": "羽毛球赛", "description": "",
-            "starts_at": (now + timedelta(days=2)).isoformat(), "ends_at": (now + timedelta(days=2, hours=2)).isoformat(),
+            "starts_at": (now + timedelta(days=2)).isoformat(),
+            "ends_at": (now + timedelta(days=2, hours=2)).isoformat(),
             "signup_opens_at": (now - timedelta(hours=1)).isoformat(),
             "signup_closes_at": (now + timedelta(days=1)).isoformat(), "capacity": capacity, "waitlist": waitlist})
         self.one("POST", f"/activities/{act['id']}/publish", 200)
@@ -97,8 +98,9 @@ def waitlist_race(target: Target) -> None:
     responses = target.run([lambda http, p=p: http.post(path + "/signups", headers=p["headers"]) for p in people])
     assert all(r.status_code == 201 for r in responses), {r.status_code: r.text for r in responses}
     bodies = [r.json() for r in responses]
-    confirmed = [p["id"] for p, b in zip(people, bodies) if b["status"] == "confirmed"]
-    waiting = sorted(((b["position"], p["id"]) for p, b in zip(people, bodies) if b["status"] == "waitlisted"))
+    confirmed = [p["id"] for p, b in zip(people, bodies, strict=True) if b["status"] == "confirmed"]
+    waiting = sorted((b["position"], p["id"]) for p, b in zip(people, bodies, strict=True)
+                     if b["status"] == "waitlisted")
     assert len(confirmed) == CAPACITY
     assert [pos for pos, _ in waiting] == list(range(1, N_MEMBERS - CAPACITY + 1))  # no gap, no repeat
     roster = target.one("GET", path + "/signups", 200)
@@ -125,7 +127,7 @@ def waitlist_race(target: Target) -> None:
     assert (act["confirmed_count"], act["waitlist_count"]) == (CAPACITY, len(stayed) - CAPACITY)
     # what each member sees agrees with the roster
     seen = target.run([lambda http, m=m: http.get(path, headers=headers[m]) for m in stayed])
-    positions = {m: r.json()["my_signup"] for m, r in zip(stayed, seen)}
+    positions = {m: r.json()["my_signup"] for m, r in zip(stayed, seen, strict=True)}
     assert all(positions[m] == {"status": "confirmed"} for m in stayed[:CAPACITY])
     assert [positions[m]["position"] for m in stayed[CAPACITY:]] == list(range(1, len(stayed) - CAPACITY + 1))
 
@@ -231,7 +233,7 @@ def two_processes(mongo_uri, tmp_path_factory):
         signer = TokenSigner(Settings(jwt_secret=SECRET))
 
         def mint(member_id: str) -> str:
-            return signer.issue(member_id, datetime.now(timezone.utc), 900)
+            return signer.issue(member_id, datetime.now(UTC), 900)
 
         yield Target(base_url, mint(admin_id), mint)
     finally:
