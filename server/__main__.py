@@ -13,15 +13,13 @@ import asyncio
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import sys
 
 from tornado.netutil import bind_sockets
 
-from server.app import make_context, serve
-from server.bootstrap import ensure_admin
 from server.config import Settings, ensure_jwt_secret
-from server.db import create_indexes
 from server.embedded import EmbeddedDatabase
 
 log = logging.getLogger("branchline")
@@ -65,7 +63,22 @@ def start_database(settings: Settings) -> tuple[str, EmbeddedDatabase | None]:
     return embedded.start(), embedded
 
 
+def share_metrics_between_processes(settings: Settings) -> None:
+    """With several API processes, prometheus_client keeps its samples in files that /metrics adds up.
+    It reads the variable when first imported, so this runs before anything imports it."""
+    if settings.processes == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = settings.data_dir / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)  # samples of a previous run's processes
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
 async def prepare_database(settings: Settings, uri: str) -> None:
+    from server.app import make_context
+    from server.bootstrap import ensure_admin
+    from server.db import create_indexes
+
     ctx = make_context(settings, uri)
     try:
         await create_indexes(ctx.db)
@@ -81,6 +94,9 @@ def run_server(settings: Settings) -> int:
         log.warning("BRANCHLINE_JWT_SECRET is not set: using a secret kept in %s; every API host must share it",
                     settings.data_dir)
     settings = ensure_jwt_secret(settings)
+    share_metrics_between_processes(settings)
+    from server.app import serve
+
     uri, embedded = start_database(settings)
     try:
         asyncio.run(prepare_database(settings, uri))
@@ -96,6 +112,8 @@ def run_server(settings: Settings) -> int:
 
 
 def supervise(settings: Settings, uri: str, sockets) -> int:
+    from server.app import serve
+
     children: dict[int, int] = {}
     stopping = False
 
@@ -144,6 +162,10 @@ def supervise(settings: Settings, uri: str, sockets) -> int:
 
 
 def create_admin(args: argparse.Namespace) -> int:
+    from server.app import make_context
+    from server.bootstrap import ensure_admin
+    from server.db import create_indexes
+
     settings = load_settings(args)
     uri, embedded = start_database(settings)
     try:

@@ -133,6 +133,12 @@ def test_several_processes_share_the_port_and_stop_together(tmp_path):
     headers = {"Authorization": f"Bearer {server.login()['access_token']}"}
     with httpx.Client(base_url=server.base) as http:
         assert all(http.get("/api/v1/me", headers=headers).status_code == 200 for _ in range(20))
+    # /metrics adds up every API process, whichever one answers.
+    for _ in range(3):
+        text = httpx.get(server.base + "/metrics").text
+        served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                     if line.startswith("branchline_http_requests_total{") and 'route="MeHandler"' in line)
+        assert served == 20
     processes = server.tree()
     assert server.stop() == 0
     assert gone(processes)
