@@ -163,7 +163,8 @@ def _local(moment: datetime | None, ctx: Context) -> str:
 async def _attendance_rows(ctx: Context, org: dict, period: Period, org_names: dict[str, str],
                            track_names: dict[str, str]) -> list[list]:
     sessions = await ctx.db[COLLECTION].find(
-        {"org_path": org["_id"], "status": "scheduled", "starts_at": {"$gte": period.start, "$lt": period.end}}
+        {"org_path": org["_id"], "status": "scheduled",  # sessions held so far in the period
+         "starts_at": {"$gte": period.start, "$lt": min(period.end, ctx.now())}}
     ).sort("starts_at", 1).to_list()
     rows: list[list] = []
     for session in sessions:

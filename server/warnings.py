@@ -5,7 +5,8 @@ A re-scan never duplicates: the unique index on (org_id, member_id, period, trac
 existing warning fail, and the scan counts only what it really created. Every step is audited.
 
 Members are judged by the compliance rules of server/study_progress.py. A branch is behind on a session
-track when it held fewer sessions of that track (in its subtree, not cancelled) than the track requires.
+track when it held fewer sessions of that track (in its subtree, not cancelled, already begun) than the
+track requires.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ async def _branches_behind(ctx: Context, org_list: list[dict], stored: dict, per
     ids = [b["_id"] for b in branches]
     held: dict[tuple[str, str], int] = {}
     pipeline = [
-        {"$match": {"org_path": {"$in": ids}, "status": "scheduled",
-                    "starts_at": {"$gte": period.start, "$lt": period.end}}},
+        {"$match": {"org_path": {"$in": ids}, "status": "scheduled",  # held: not cancelled, already begun
+                    "starts_at": {"$gte": period.start, "$lt": min(period.end, ctx.now())}}},
         {"$unwind": "$org_path"},
         {"$match": {"org_path": {"$in": ids}}},
         {"$group": {"_id": {"o": "$org_path", "t": "$track"}, "n": {"$sum": 1}}},
