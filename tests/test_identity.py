@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from server.bootstrap import ensure_admin
+
 
 def invite(api, member) -> str:
     return api.admin.ok("POST", f"/members/{member.id}/invite", 201)["invite_code"]
@@ -154,3 +156,16 @@ def test_deactivated_member_loses_access(api):
     member = api.member(organiser_branch["id"])
     api.admin.ok("PATCH", f"/members/{member.id}", json={"active": False})
     assert member.get("/me").status == 401
+
+
+def test_password_attempts_are_rate_limited_per_client_address(api):
+    anon = api.anonymous()
+    statuses = [anon.post("/auth/password", json={"phone": f"1351000{i:04d}", "password": "whatever-pass"}).status
+                for i in range(101)]
+    assert statuses[:100] == [401] * 100 and statuses[100] == 429
+    api.run(ensure_admin(api.ctx, "13800000000", "admin-password-123", "管理员", "机关党委"))
+    right = {"phone": "13800000000", "password": "admin-password-123"}
+    limited = anon.post("/auth/password", json=right)
+    assert limited.status == 429 and int(limited.headers["Retry-After"]) <= 600
+    api.clock.advance(minutes=11)
+    assert anon.post("/auth/password", json=right).status == 200
