@@ -25,7 +25,7 @@ BIND_TOKEN_SECONDS = 600
 # Failed passwords per phone, and attempts per client address (offices share one NAT address).
 PHONE_FAILURES = (5, timedelta(minutes=15))
 ADDRESS_ATTEMPTS = (100, timedelta(minutes=10))
-BIND_ATTEMPTS = (20, timedelta(minutes=10))
+BIND_ATTEMPTS = (300, timedelta(minutes=10))  # a whole branch may bind at one meeting, behind one NAT
 
 indexes(
     REFRESH,
