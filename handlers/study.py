@@ -108,7 +108,7 @@ class SessionsHandler(StudyHandler):
         items, next_cursor = await study_sessions.list_visible(
             self.ctx, self.me, self.query_id("org_id"), self.query_instant("from"), self.query_instant("to"),
             limit, cursor)
-        self.respond({"items": [await study_sessions.session_out(self.ctx, self.me, s) for s in items],
+        self.respond({"items": await study_sessions.sessions_out(self.ctx, self.me, items),
                       "next_cursor": next_cursor})
 
 
@@ -218,7 +218,7 @@ class RequestDecisionHandler(StudyHandler):
                       body=DecisionIn, responses={200: RequestOut},
                       errors=("request_not_found", "forbidden", "request_not_pending", "session_cancelled"))
     async def post(self, request_id: str) -> None:
-        body = self.decode(DecisionIn)
+        body = self.decode(DecisionIn) if self.body.strip() else DecisionIn()  # the note is optional
         doc = await study_attendance.decide(self.ctx, self.me, request_id, self.approve, body.note)
         self.respond(study_attendance.request_out(doc))
 

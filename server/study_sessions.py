@@ -132,7 +132,18 @@ def attendance_brief(record: dict | None) -> dict | None:
             "source": record.get("source"), "offline": record.get("offline", False)}
 
 
-async def session_out(ctx: Context, principal: Principal, session: dict, *, with_mine: bool = True) -> dict:
+_LOOKUP = object()
+
+
+async def sessions_out(ctx: Context, principal: Principal, sessions: list[dict]) -> list[dict]:
+    """Several sessions, with the caller's records read in one query."""
+    records = await ctx.db[ATTENDANCE].find({"session_id": {"$in": [s["_id"] for s in sessions]},
+                                             "member_id": principal.member_id}).to_list()
+    mine = {r["session_id"]: r for r in records}
+    return [await session_out(ctx, principal, s, record=mine.get(s["_id"])) for s in sessions]
+
+
+async def session_out(ctx: Context, principal: Principal, session: dict, *, record: Any = _LOOKUP) -> dict:
     organiser = principal.organises(session["org_path"])
     if session["attendees_fixed"] or session.get("attendees_explicit"):
         count = len(session["attendees"])
@@ -148,13 +159,13 @@ async def session_out(ctx: Context, principal: Principal, session: dict, *, with
         "attendees": (await current_attendees(ctx, session)) if organiser else None,
         "created_at": session["created_at"],
     }
-    if with_mine:
+    if record is _LOOKUP:
         record = await ctx.db[ATTENDANCE].find_one({"session_id": session["_id"], "member_id": principal.member_id})
-        mine = attendance_brief(record)
-        if (mine is None and ctx.now() > session["checkin_closes_at"] and session["status"] != "cancelled"
-                and is_attendee(session, principal.member_id, principal.org_path)):
-            mine = {"status": "absent", "checked_in_at": None, "source": None, "offline": False}
-        out["my_attendance"] = mine
+    mine = attendance_brief(record)
+    if (mine is None and ctx.now() > session["checkin_closes_at"] and session["status"] != "cancelled"
+            and is_attendee(session, principal.member_id, principal.org_path)):
+        mine = {"status": "absent", "checked_in_at": None, "source": None, "offline": False}
+    out["my_attendance"] = mine
     return out
 
 
