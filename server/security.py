@@ -54,6 +54,7 @@ class TokenSigner:
         self.settings = settings
         self.current_kid = key_id(settings.jwt_secret)
         self.keys = {key_id(s): s for s in (settings.jwt_secret, *settings.jwt_previous_secrets)}
+        self._verified: dict[str, dict] = {}
 
     def issue(self, subject: str, now: datetime, seconds: int, typ: str = "access", **claims) -> str:
         payload = {
@@ -69,8 +70,26 @@ class TokenSigner:
         return jwt.encode(payload, self.keys[self.current_kid], algorithm=ALGORITHM,
                           headers={"kid": self.current_kid})
 
+    # Tokens whose signature already verified (the same string always verifies the same way with
+    # this signer's keys); the time and type checks below still run on every call. Saves PyJWT's
+    # parsing on hot polling paths (GET /sync).
+    _VERIFIED_MAX = 50_000
+
     def verify(self, token: str, now: datetime, typ: str = "access") -> dict:
         """Return the claims of a valid token of type `typ`, else raise 401 unauthenticated."""
+        verified = self._verified
+        claims = verified.get(token)
+        if claims is None:
+            claims = self._verify_signature(token)
+            if len(verified) >= self._VERIFIED_MAX:
+                verified.clear()
+            verified[token] = claims
+        # Expiry and issue time are checked against our clock (tests move it), not the machine's.
+        if claims["exp"] <= now.timestamp() or claims["iat"] > now.timestamp() + 60 or claims.get("typ") != typ:
+            raise ApiError(401, "unauthenticated", "The token is missing, invalid or expired.")
+        return dict(claims)
+
+    def _verify_signature(self, token: str) -> dict:
         try:
             header = jwt.get_unverified_header(token)
             key = self.keys.get(header.get("kid", ""))
@@ -86,9 +105,6 @@ class TokenSigner:
             )
         except jwt.PyJWTError:
             raise ApiError(401, "unauthenticated", "The token is missing, invalid or expired.") from None
-        # Expiry and issue time are checked against our clock (tests move it), not the machine's.
-        if claims["exp"] <= now.timestamp() or claims["iat"] > now.timestamp() + 60 or claims.get("typ") != typ:
-            raise ApiError(401, "unauthenticated", "The token is missing, invalid or expired.")
         return claims
 
 
