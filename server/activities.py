@@ -274,11 +274,9 @@ def sees(principal: Principal, act: dict) -> bool:
 
 async def sign_up(ctx: Context, principal: Principal, activity_id: str, answers: dict[str, str]
                   ) -> tuple[dict, bool]:
-    """→ ({status, position?}, created?). Scope, window and eligibility are checked on the activity as the
-    capacity transaction reads it, so a sign-up costs no other read of the activity."""
-    member = await members.get(ctx, principal.member_id)
-
-    async def admit(act: dict) -> None:
+    """→ ({status, position?}, created?). Scope, window and eligibility are checked on the activity and the
+    member's record as the capacity transaction reads them (server/signups.py: `join`)."""
+    async def admit(act: dict, member: dict) -> None:
         if act["status"] == "draft":  # only its organisers see a draft
             raise conflict("signup_not_open", "This activity is not published yet.")
         programme = await programmes.get_cached(ctx, act["programme"])
