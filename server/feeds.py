@@ -71,6 +71,7 @@ PURGE_GRACE = timedelta(seconds=120)
 SUMMARY_LENGTH = 140
 MAX_LIMIT = 200
 MAX_TIMEOUT = 30
+WAKE_CONCURRENCY = 32
 
 indexes(
     ITEMS,
@@ -100,6 +101,7 @@ class FeedState:
     unread: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # member → (seq, org, count)
     tasks: list = field(default_factory=list)
     counter_ready: bool = False
+    wake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WAKE_CONCURRENCY))
 
     def advance(self, seq: int, horizon: int | None = None) -> None:
         if horizon is not None and horizon > self.horizon:
@@ -619,7 +621,10 @@ async def sync_wait(ctx: Context, principal: Principal, since: str | None, limit
                 break
         if st.latest <= token.s:
             continue
-        result = await sync(ctx, principal, result.next_since, limit)
+        # A change wakes every waiter of this process at once; a bounded number query at a time, so
+        # a thousand parked polls do not exhaust the connection pool.
+        async with st.wake_slots:
+            result = await sync(ctx, principal, result.next_since, limit)
         if result.changes or result.has_more:
             return result
     return result
