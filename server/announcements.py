@@ -9,8 +9,9 @@ and expiry need no writes here: visibility is computed from `publish_at`/`expire
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 
@@ -111,9 +112,9 @@ async def _write(ctx: Context, principal: Principal, announcement_id: str,
 
 async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     org = await orgs.require_role(ctx, principal, body["org_id"], "organiser")
-    now = ctx.now()
-    publish_at = body.get("publish_at") or now
-    expires_at = body.get("expires_at")
+    now = feeds.to_ms(ctx.now())  # stored times are whole milliseconds (BSON); answer what is stored
+    publish_at = feeds.to_ms(body.get("publish_at")) or now
+    expires_at = feeds.to_ms(body.get("expires_at"))
     _check_times(publish_at, expires_at, now)
     new = {"_id": new_id(), "org_id": org["_id"], "org_path": orgs.full_path(org), "title": body["title"],
            "body": body["body"], "pinned": body.get("pinned", False), "must_read": body.get("must_read", False),
@@ -141,7 +142,8 @@ async def _for_organiser(ctx: Context, principal: Principal, announcement_id: st
 async def patch(ctx: Context, principal: Principal, announcement_id: str, changes: dict[str, Any]) -> dict:
     """Edit; every edit is a new version (and a sync upsert with that version)."""
     await _for_organiser(ctx, principal, announcement_id)
-    now = ctx.now()
+    now = feeds.to_ms(ctx.now())
+    changes = {k: feeds.to_ms(v) if k in ("publish_at", "expires_at") else v for k, v in changes.items()}
 
     def build(current: dict | None) -> dict:
         if current is None:

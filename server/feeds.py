@@ -40,9 +40,10 @@ import asyncio
 import base64
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -181,13 +182,13 @@ def _compute_state(published_at: datetime, expires_at: datetime | None, now: dat
     return "live"
 
 
-def _ms(moment: datetime | None) -> datetime | None:
+def to_ms(moment: datetime | None) -> datetime | None:
     """BSON keeps milliseconds: compare and store at that precision."""
     if moment is None:
         return None
     if moment.tzinfo is None:
         raise ValueError("feed times must be timezone-aware")
-    return moment.astimezone(timezone.utc).replace(microsecond=moment.microsecond // 1000 * 1000)
+    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _item_id(kind: str, ref_id: str) -> str:
@@ -209,7 +210,7 @@ async def _upsert(ctx: Context, *, kind: str, ref_id: str, org_id: str, title: s
     if kind not in ("announcement", "activity", "study_session"):
         raise ValueError(f"publish_item kind must be announcement, activity or study_session, not {kind!r}")
     item_id = _item_id(kind, ref_id)
-    published_at, expires_at = _ms(published_at), _ms(expires_at)
+    published_at, expires_at = to_ms(published_at), to_ms(expires_at)
     members = sorted(set(member_ids)) if member_ids is not None else []
     audience_org = None if member_ids is not None else org_id
     wanted = {"org_id": org_id, "title": title, "summary": summarise(summary), "pinned": pinned,
@@ -418,15 +419,20 @@ async def _cached_unread(ctx: Context, principal: Principal, seq: int) -> int:
 
 
 def _encode_before(doc: dict) -> str:
-    raw = f"{doc['published_at'].timestamp():.6f}|{doc['_id']}"
+    # whole milliseconds (what BSON stores), so the cursor compares exactly
+    millis = (doc["published_at"] - _EPOCH) // timedelta(milliseconds=1)
+    raw = f"{millis}|{doc['_id']}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _decode_before(before: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode((before + "=" * (-len(before) % 4)).encode()).decode()
-        stamp, item_id = raw.split("|", 1)
-        return datetime.fromtimestamp(float(stamp), timezone.utc), item_id
+        millis, item_id = raw.split("|", 1)
+        return _EPOCH + timedelta(milliseconds=int(millis)), item_id
     except (ValueError, UnicodeDecodeError):
         raise invalid("before", "Malformed cursor.") from None
 
@@ -617,7 +623,7 @@ async def sync_wait(ctx: Context, principal: Principal, since: str | None, limit
             event = st.changed
             try:
                 await asyncio.wait_for(_first(event.wait(), ctx.stopping.wait()), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         if st.latest <= token.s:
             continue
@@ -659,7 +665,7 @@ async def _sleep(ctx: Context, seconds: float) -> bool:
     try:
         await asyncio.wait_for(ctx.stopping.wait(), seconds)
         return False
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return True
 
 

@@ -18,8 +18,8 @@ import hashlib
 import re
 import uuid
 import zipfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import aiofiles
 import aiofiles.os

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 def iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def server_now(api) -> datetime:
@@ -47,6 +47,7 @@ def test_publish_read_ack_receipts(api):
 
     got = w["m1"].ok("GET", f"/announcements/{aid}")
     assert got["title"] == "支部大会通知" and got["read"] is False
+    assert got["publish_at"] == created["publish_at"] and got["updated_at"] == created["updated_at"]
     assert aid in feed_ids(w["m1"]) and aid not in feed_ids(w["mb"])
 
     receipts = w["org_a"].ok("GET", f"/announcements/{aid}/receipts")

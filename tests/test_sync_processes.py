@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -77,7 +77,7 @@ class ServerProcess:
         return Client(self.base_url, body["access_token"], body["member"])
 
     def as_member(self, member: dict) -> Client:
-        return Client(self.base_url, self.signer.issue(member["id"], datetime.now(timezone.utc), 900), member)
+        return Client(self.base_url, self.signer.issue(member["id"], datetime.now(UTC), 900), member)
 
 
 @pytest.fixture
