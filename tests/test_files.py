@@ -162,3 +162,11 @@ def test_files_follow_the_announcement_that_uses_them(api):
     org_a.delete(f"/announcements/{aid}")
     assert m1.get(f"/files/{new_fid}").code == "file_not_found"
     assert org_a.get(f"/files/{new_fid}").status == 200  # the uploader always
+
+
+def test_declared_length_over_the_limit_is_refused_before_the_body(api):
+    w = world(api)
+    size = files.MAX_FILE_SIZE + 200 * 1024  # over the limit with any multipart framing, under the server's cap
+    response = upload(w["m1"], b"c" * size, "text/plain", "huge.txt")
+    assert response.status == 413 and response.code == "file_too_large"
+    assert w["m1"].ok("GET", "/feed")["items"] == []  # the connection pool recovers
