@@ -224,17 +224,24 @@ async def _upsert(ctx: Context, *, kind: str, ref_id: str, org_id: str, title: s
         new_state = _compute_state(published_at, expires_at, now)
         if old is not None:
             same = all(old.get(k) == v for k, v in wanted.items())
-            was_deleted = old["state"] == "deleted" and old.get("deleted_reason") != "expired"
-            if same and not was_deleted and old["state"] == new_state and (version is None
-                                                                           or version == old["version"]):
-                return 0  # nothing a member could see has changed
-        seq = await _reserve(ctx, 1, s)
-        doc = {**wanted, "kind": kind, "ref_id": ref_id, "state": new_state, "seq": seq, "updated_at": now,
-               "ever_live": new_state == "live" or bool(old and old.get("ever_live")),
-               "deleted_at": now if new_state == "deleted" else None,
-               "deleted_reason": "expired" if new_state == "deleted" else None}
+            if same and old["state"] == new_state and version in (None, old["version"]):
+                return 0  # nothing has changed
+        # Only a change to or from "live" is something a member can see. Editing an item nobody can
+        # see (scheduled, expired, retracted) takes no sequence number, so nobody is sent a second
+        # delete for it; its new content goes out when (if) it goes live.
+        visible_change = new_state == "live" or (old is not None and old["state"] == "live")
+        doc = {**wanted, "kind": kind, "ref_id": ref_id, "state": new_state, "updated_at": now,
+               "ever_live": new_state == "live" or bool(old and old.get("ever_live"))}
+        if new_state != "deleted":
+            doc.update(deleted_at=None, deleted_reason=None)
+        elif old is None or old["state"] != "deleted":
+            doc.update(deleted_at=now, deleted_reason="expired")
+        seq = await _reserve(ctx, 1, s) if visible_change else 0
+        if visible_change:
+            doc["seq"] = seq
         if old is None:
-            doc.update(_id=item_id, version=version or 1, created_at=now, former=[], former_orgs=[])
+            doc.update(_id=item_id, version=version or 1, created_at=now, former=[], former_orgs=[],
+                       seq=seq, deleted_at=doc.get("deleted_at"), deleted_reason=doc.get("deleted_reason"))
             await coll.insert_one(doc, session=s)
             return seq
         doc["version"] = version if version is not None else old["version"] + 1
@@ -279,17 +286,22 @@ async def retract_item(ctx: Context, *, kind: str, ref_id: str, session=None) ->
 
     async def work(s) -> int:
         coll = ctx.db[ITEMS]
-        ids = [d["_id"] async for d in coll.find({"kind": kind, "ref_id": ref_id,
-                                                   "state": {"$ne": "deleted"}}, {"_id": 1}, session=s)]
-        if not ids:
+        docs = await coll.find({"kind": kind, "ref_id": ref_id, "state": {"$ne": "deleted"}},
+                               {"state": 1}, session=s).to_list()
+        if not docs:
             return 0
-        first = await _reserve(ctx, len(ids), s)
         now = ctx.now()
-        for offset, item_id in enumerate(sorted(ids)):
-            await coll.update_one({"_id": item_id}, {"$set": {
-                "state": "deleted", "seq": first + offset, "updated_at": now, "deleted_at": now,
-                "deleted_reason": "retracted"}}, session=s)
-        return first + len(ids) - 1
+        gone = {"state": "deleted", "updated_at": now, "deleted_at": now, "deleted_reason": "retracted"}
+        hidden = [d["_id"] for d in docs if d["state"] != "live"]  # members no longer have these
+        if hidden:
+            await coll.update_many({"_id": {"$in": hidden}}, {"$set": gone}, session=s)
+        live = sorted(d["_id"] for d in docs if d["state"] == "live")
+        if not live:
+            return 0
+        first = await _reserve(ctx, len(live), s)
+        for offset, item_id in enumerate(live):
+            await coll.update_one({"_id": item_id}, {"$set": {**gone, "seq": first + offset}}, session=s)
+        return first + len(live) - 1
 
     await _in_transaction(ctx, session, work)
 
@@ -720,13 +732,16 @@ async def materialise_due(ctx: Context) -> int:
             new_state = _compute_state(doc["published_at"], doc.get("expires_at"), ctx.now())
             if new_state == doc["state"]:
                 return 0  # another process did it first
-            seq = await _reserve(ctx, 1, s)
             now2 = ctx.now()
-            update = {"state": new_state, "seq": seq, "updated_at": now2}
+            update = {"state": new_state, "updated_at": now2}
             if new_state == "live":
                 update["ever_live"] = True
             else:
                 update.update(deleted_at=now2, deleted_reason="expired")
+            # scheduled -> deleted (expired before it was published) is invisible: no sequence number
+            seq = await _reserve(ctx, 1, s) if "live" in (new_state, doc["state"]) else 0
+            if seq:
+                update["seq"] = seq
             await coll.update_one({"_id": item_id, "state": doc["state"]}, {"$set": update}, session=s)
             return seq
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 from server import feeds
 from tests.test_announcements import wait_until, world
@@ -227,3 +228,40 @@ def test_long_poll_wakes_on_publish(api):
     publish(api, api.organiser(w["b"]["id"]), w["b"]["id"], "别的支部")
     body = m1.ok("GET", f"/sync?since={result['body']['next_since']}&timeout=1")
     assert body["changes"] == [] and time.monotonic() - started >= 0.9
+
+
+def test_edits_nobody_can_see_send_nothing(api):
+    """Editing or retracting an expired or not-yet-published announcement is not a change for members."""
+    from tests.test_announcements import iso
+
+    w = world(api)
+    org_a, m1 = w["org_a"], w["m1"]
+    now = api.clock.now()
+    expiring = publish(api, org_a, w["a"]["id"], "将过期", expires_at=iso(now + timedelta(minutes=5)))
+    later = publish(api, org_a, w["a"]["id"], "稍后发布", publish_at=iso(now + timedelta(hours=1)))
+    changes, token = sync_all(m1)
+    assert [c["item"]["ref_id"] for c in changes] == [expiring]
+    api.clock.advance(minutes=6)
+    org_a, m1 = api.as_member(org_a.member), api.as_member(m1.member)
+    assert wait_until(lambda: m1.ok("GET", f"/sync?since={token}")["changes"]) == [
+        {"op": "delete", "id": f"announcement:{expiring}"}]
+    token = m1.ok("GET", f"/sync?since={token}")["next_since"]
+    org_a.ok("PATCH", f"/announcements/{expiring}", json={"title": "过期后改标题"})
+    org_a.ok("PATCH", f"/announcements/{later}", json={"title": "发布前改标题"})
+    time.sleep(0.6)
+    assert m1.ok("GET", f"/sync?since={token}")["changes"] == []
+    # un-expiring it brings it back with its new version; the scheduled one arrives edited, once
+    org_a.ok("PATCH", f"/announcements/{expiring}", json={"expires_at": None})
+    api.clock.advance(hours=1)
+    m1 = api.as_member(m1.member)
+    got = wait_until(lambda: len(sync_all(m1, token)[0]) == 2 and sync_all(m1, token)[0])
+    assert sorted((c["item"]["title"], c["item"]["version"]) for c in got) == [("发布前改标题", 2), ("过期后改标题", 3)]
+    _, token = sync_all(m1, token)
+    # retracting something already gone from the feed sends nothing either
+    org_a = api.as_member(org_a.member)
+    org_a.ok("PATCH", f"/announcements/{later}", json={"publish_at": iso(api.clock.now() + timedelta(days=1))})
+    changes, token = sync_all(m1, token)
+    assert changes == [{"op": "delete", "id": f"announcement:{later}"}]
+    org_a.delete(f"/announcements/{later}")
+    time.sleep(0.6)
+    assert sync_all(m1, token)[0] == []

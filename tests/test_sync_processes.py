@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -136,8 +136,14 @@ async def _writer(base_url: str, token: str, org_id: str, seed: int, ops: int) -
         for n in range(ops):
             roll = rng.random()
             if not mine or roll < 0.45:
-                r = await http.post("/announcements", json={"org_id": org_id, "title": f"w{seed}-{n}",
-                                                             "body": "内容", "pinned": rng.random() < 0.1})
+                body = {"org_id": org_id, "title": f"w{seed}-{n}", "body": "内容", "pinned": rng.random() < 0.1}
+                now = datetime.now(UTC)
+                timing = rng.random()
+                if timing < 0.15:  # scheduled: both processes' schedulers race to publish it
+                    body["publish_at"] = (now + timedelta(seconds=rng.uniform(0.2, 1.5))).isoformat()
+                elif timing < 0.3:  # expiring soon: and to expire it (edits after that send nothing)
+                    body["expires_at"] = (now + timedelta(seconds=rng.uniform(0.5, 2.0))).isoformat()
+                r = await http.post("/announcements", json=body)
                 assert r.status_code == 201, r.text
                 mine.append(r.json()["id"])
             elif roll < 0.8:
@@ -201,7 +207,7 @@ def _consistency(server: ServerProcess, writers: int = 4, ops: int = 25) -> None
         state["running"] = False
         thread.join(60)
     assert sum(written) == writers * ops
-    time.sleep(0.6)  # every process's counter watcher has seen the last write
+    time.sleep(2.5)  # scheduled ones published, expiring ones expired, every process's watcher caught up
     while sync_once()["has_more"]:
         pass
     assert sync_once()["changes"] == []
