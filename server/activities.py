@@ -148,7 +148,7 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     org = await orgs.require_role(ctx, principal, body["org_id"], "organiser")
     await programmes.require_active(ctx, body["programme"])
     fields = _normalise({k: body.get(k) for k in EDITABLE})
-    now = ctx.now()
+    now = signups.now_ms(ctx)
     act = {"_id": new_id(), **fields, "org_id": org["_id"], "org_path": orgs.full_path(org),
            "status": "draft", "listed": False, "confirmed_count": 0, "waitlist_count": 0, "waitlist_seq": 0,
            "qr_secret": qr.new_secret(), "created_at": now, "created_by": principal.member_id, "updated_at": now,
@@ -195,8 +195,8 @@ async def patch(ctx: Context, principal: Principal, activity_id: str, changes: d
                            target_id=activity_id, org_path=act["org_path"],
                            changes={"fields": sorted(changes), "promoted": promoted}, session=session)
 
-    new = await signups.change_capacity(ctx, activity_id, changes, check, after)
-    if new["_promoted"]:
+    new, promoted = await signups.apply_changes(ctx, activity_id, changes, check, after)
+    if promoted:
         await feeds.committed(ctx)
     return new
 
@@ -207,7 +207,7 @@ async def publish(ctx: Context, principal: Principal, activity_id: str) -> dict:
         raise conflict("activity_cancelled", "This activity has been cancelled.")
     if act["status"] == "published":
         return act
-    now = ctx.now()
+    now = signups.now_ms(ctx)
     # update_one, not find_one_and_update: SecantusDB runs findAndModify as a collection scan.
     done = await ctx.db[COLLECTION].update_one(
         {"_id": activity_id, "status": "draft"},
@@ -371,7 +371,7 @@ async def check_in(ctx: Context, principal: Principal, activity_id: str, token: 
         raise ApiError(403, "not_confirmed", "Only members with a confirmed place can check in.")
     if signup.get("checked_in_at"):
         return {"result": "already_checked_in", "checked_in_at": signup["checked_in_at"]}, False
-    now = _utc(ctx.now())
+    now = signups.now_ms(ctx)
     if now < act["starts_at"] - CHECKIN_OPENS_BEFORE:
         raise conflict("checkin_not_open", "Check-in opens 30 minutes before the start.")
     if now > act["ends_at"]:
@@ -407,7 +407,7 @@ async def give_feedback(ctx: Context, principal: Principal, activity_id: str, ra
     if signup is None or not signup.get("checked_in_at"):
         raise ApiError(403, "not_attended", "Only members who checked in may leave feedback.")
     doc = {"_id": new_id(), "activity_id": activity_id, "member_id": principal.member_id, "rating": rating,
-           "comment": comment, "created_at": ctx.now()}
+           "comment": comment, "created_at": signups.now_ms(ctx)}
     try:
         await ctx.db[FEEDBACK].insert_one(doc)
     except DuplicateKeyError:

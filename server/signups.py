@@ -75,6 +75,12 @@ class _Stale(OperationFailure):
                          details={"errorLabels": ["TransientTransactionError"]})
 
 
+def now_ms(ctx: Context) -> datetime:
+    """The time as MongoDB stores it (milliseconds), so what a response says is what a later read says."""
+    now = ctx.now()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def _lock(ctx: Context, activity_id: str) -> asyncio.Lock:
     locks: weakref.WeakValueDictionary = ctx.state.setdefault("activity_locks", weakref.WeakValueDictionary())
     lock = locks.get(activity_id)
@@ -208,7 +214,7 @@ async def _join_batch(ctx: Context, session: AsyncClientSession, activity_id: st
     positions: dict[str, int | None] = {}
     inserts: list[dict] = []
     reuses: list[dict] = []
-    now = ctx.now()
+    now = now_ms(ctx)
     confirmed, waiting, seq = (act["confirmed_count"], act["waitlist_count"], act.get("waitlist_seq", 0)) \
         if act else (0, 0, 0)
     results: list[tuple[dict, bool, int | None] | ApiError] = []
@@ -281,7 +287,7 @@ async def leave(ctx: Context, activity_id: str, member_id: str,
         if mine is None or mine["status"] not in ACTIVE:
             raise ApiError(404, "signup_not_found", "You have not signed up for this activity.")
         act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=session)
-        now = ctx.now()
+        now = now_ms(ctx)
         if act["status"] == "cancelled":
             raise conflict("activity_cancelled", "This activity has been cancelled.")
         if mine["status"] == "confirmed" and now > (act.get("cancel_deadline") or act["starts_at"]):
@@ -319,16 +325,17 @@ async def _promote(ctx: Context, session: AsyncClientSession, act: dict, places:
     return [c["member_id"] for c in chosen]
 
 
-async def change_capacity(ctx: Context, activity_id: str, changes: dict,
+async def apply_changes(ctx: Context, activity_id: str, changes: dict,
                           check: Callable[[dict], None],
-                          after: Callable[[AsyncClientSession, dict, list[str]], Awaitable[None]]) -> dict:
+                          after: Callable[[AsyncClientSession, dict, list[str]], Awaitable[None]]
+                          ) -> tuple[dict, list[str]]:
     """Apply `changes` to the activity (any fields, capacity included) with promotion from the waitlist.
 
     `check(current_activity)` validates the merged result and raises; lowering the capacity below the
     confirmed count is refused with 409 capacity_below_confirmed.
     """
 
-    async def work(session: AsyncClientSession) -> dict:
+    async def work(session: AsyncClientSession) -> tuple[dict, list[str]]:
         act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=session)
         if act["status"] == "cancelled":
             raise conflict("activity_cancelled", "This activity has been cancelled.")
@@ -337,14 +344,14 @@ async def change_capacity(ctx: Context, activity_id: str, changes: dict,
         if capacity < act["confirmed_count"]:
             raise conflict("capacity_below_confirmed",
                            f"{act['confirmed_count']} members are confirmed; the capacity cannot go below that.")
-        now = ctx.now()
+        now = now_ms(ctx)
         promoted = await _promote(ctx, session, act, capacity - act["confirmed_count"], now)
         await _bump(ctx, session, act, {"confirmed_count": len(promoted), "waitlist_count": -len(promoted)},
                     {**changes, "updated_at": now})
         new = {**act, **changes, "updated_at": now, "confirmed_count": act["confirmed_count"] + len(promoted),
                "waitlist_count": act["waitlist_count"] - len(promoted)}
         await after(session, new, promoted)
-        return {**new, "_promoted": promoted}
+        return new, promoted
 
     return await in_transaction(ctx, activity_id, work)
 
@@ -357,7 +364,7 @@ async def cancel_activity(ctx: Context, activity_id: str, reason: str,
         act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=session)
         if act["status"] == "cancelled":
             return act, False
-        now = ctx.now()
+        now = now_ms(ctx)
         signed = await ctx.db[COLLECTION].find({"activity_id": activity_id, "status": {"$in": list(ACTIVE)}},
                                                {"member_id": 1}, session=session).to_list()
         update = {"status": "cancelled", "cancelled_at": now, "cancel_reason": reason, "updated_at": now}
