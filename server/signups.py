@@ -292,6 +292,8 @@ async def leave(ctx: Context, activity_id: str, member_id: str,
             raise conflict("activity_cancelled", "This activity has been cancelled.")
         if mine["status"] == "confirmed" and now > (act.get("cancel_deadline") or act["starts_at"]):
             raise conflict("cancel_deadline_passed", "The deadline for cancelling has passed.")
+        if mine.get("checked_in_at"):  # attendance is evidence: it is not withdrawn by leaving
+            raise conflict("cancel_deadline_passed", "You have checked in; the sign-up can no longer be cancelled.")
         await coll.update_one({"_id": mine["_id"], "status": mine["status"]},
                               {"$set": {"status": "cancelled", "seq": None, "cancelled_at": now}}, session=session)
         if mine["status"] == "waitlisted":

@@ -271,6 +271,8 @@ def test_full_life_of_an_activity(api):
     assert done["result"] == "ok"
     assert ann.ok("POST", path + "/checkins", 200, json={"qr_token": token})["result"] == "already_checked_in"
     assert ann.ok("GET", path)["my_signup"]["checked_in_at"] == done["checked_in_at"]
+    # before the start and the deadline, but checked in: attendance is not withdrawn by cancelling
+    assert ann.delete(path + "/signups/me").code == "cancel_deadline_passed"
     # after the start: too late to cancel a confirmed place; a waitlisted member may still leave
     advance(api, organiser, ann, bob, cat, minutes=30)
     assert ann.delete(path + "/signups/me").code == "cancel_deadline_passed"
