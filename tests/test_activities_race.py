@@ -1,9 +1,10 @@
 """Sign-ups under real concurrency (API.md §6, DESIGN.md "Capacity"): never more confirmed than capacity,
 waitlist positions exactly 1..n, promotions to the earliest waitlisted, one sign-up per member.
 
-Every scenario runs against the in-process test server and again against the real server started as
-two API processes (`python -m server --processes 2`), so the guarantees hold across processes, where
-the in-process lock of server/signups.py cannot help and only the transactions do.
+Every scenario runs against the in-process test server, against the real server started as two API
+processes (`python -m server --processes 2`), and against two servers sharing one database with the
+requests spread over both, so the guarantees hold across processes, where the in-process lock and
+group commit of server/signups.py cannot help and only the transactions do.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from pymongo import MongoClient
 from tornado.netutil import bind_sockets
@@ -39,10 +41,11 @@ CAPACITY = 20
 class Target:
     """A running API (in-process or subprocess) driven only through HTTP."""
 
-    def __init__(self, base_url: str, admin_token: str, mint: Callable[[str], str]) -> None:
-        self.base_url = base_url
+    def __init__(self, base_urls: list[str], admin_token: str, mint: Callable[[str], str]) -> None:
+        self.base_urls = base_urls  # calls are spread over these in turn (several servers, one database)
         self.admin = {"Authorization": f"Bearer {admin_token}"}
         self.mint = mint
+        self.workers: list[psutil.Process] = []
         start = 13500000000 + random.randrange(90000) * 1000
         self.phones = iter(range(start, start + 100000))
 
@@ -50,8 +53,13 @@ class Target:
             limit: int = 250) -> list[httpx.Response]:
         async def main() -> list[httpx.Response]:
             limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
-            async with httpx.AsyncClient(base_url=self.base_url + "/api/v1", timeout=120, limits=limits) as http:
-                return await asyncio.gather(*(call(http) for call in calls))
+            clients = [httpx.AsyncClient(base_url=url + "/api/v1", timeout=120, limits=limits)
+                       for url in self.base_urls]
+            try:
+                return await asyncio.gather(*(call(clients[i % len(clients)]) for i, call in enumerate(calls)))
+            finally:
+                for client in clients:
+                    await client.aclose()
 
         return asyncio.run(main())
 
@@ -191,59 +199,102 @@ SCENARIOS = [waitlist_race, full_without_waitlist, one_member_twenty_requests, c
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
 def test_in_process(api, scenario):
-    target = Target(api.base_url, api.admin.http.headers["Authorization"].split()[1],
+    target = Target([api.base_url], api.admin.http.headers["Authorization"].split()[1],
                     lambda member_id: api.signer.issue(member_id, api.clock.now(), 900))
     scenario(target)
 
 
-# -- the real server, two API processes ----------------------------------------------------------------
+# -- the real server: `--processes 2`, and two servers on one database ---------------------------------
 
-@pytest.fixture(scope="module")
-def two_processes(mongo_uri, tmp_path_factory):
-    """`python -m server --processes 2` on the session database, a fresh db name, a known JWT secret."""
+def start_server(mongo_uri: str, db_name: str, processes: int, workdir: Path) -> tuple[subprocess.Popen, str]:
+    """`python -m server` with a known JWT secret and bootstrap admin; → (process, base URL) once healthy."""
     sockets = bind_sockets(0, "127.0.0.1")
     port = sockets[0].getsockname()[1]
     for sock in sockets:
         sock.close()
-    db_name = f"race_{uuid.uuid4().hex[:10]}"
     env = {**os.environ, "BRANCHLINE_JWT_SECRET": SECRET, "BRANCHLINE_DB_NAME": db_name,
            "BRANCHLINE_BOOTSTRAP_ADMIN_PHONE": ADMIN_PHONE, "BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
            "BRANCHLINE_LOG_LEVEL": "WARNING"}
     env.pop("BRANCHLINE_MONGO_URI", None)
-    log = open(tmp_path_factory.mktemp("server") / "server.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--port", str(port), "--processes", "2", "--mongo-uri", mongo_uri,
-         "--data-dir", str(tmp_path_factory.mktemp("data"))],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / "server.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "--port", str(port), "--processes", str(processes),
+             "--mongo-uri", mongo_uri, "--data-dir", str(workdir / "data")],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
-                break
+                return process, base_url
         except httpx.HTTPError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"the server did not start; see {log.name}")
+            raise RuntimeError(f"the server did not start; see {workdir / 'server.log'}")
         time.sleep(0.2)
+
+
+def api_workers(process: subprocess.Popen) -> list[psutil.Process]:
+    children = [c for c in psutil.Process(process.pid).children() if "secantus" not in " ".join(c.cmdline())]
+    return children or [psutil.Process(process.pid)]
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
     try:
-        with MongoClient(mongo_uri) as client:  # the bootstrap admin; tokens are minted with the same secret
-            admin_id = client[db_name]["members"].find_one({"phone": ADMIN_PHONE})["_id"]
-        signer = TokenSigner(Settings(jwt_secret=SECRET))
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
-        def mint(member_id: str) -> str:
-            return signer.issue(member_id, datetime.now(UTC), 900)
 
-        yield Target(base_url, mint(admin_id), mint)
+def make_target(mongo_uri: str, db_name: str, base_urls: list[str]) -> Target:
+    with MongoClient(mongo_uri) as client:  # the bootstrap admin; tokens are minted with the same secret
+        admin_id = client[db_name]["members"].find_one({"phone": ADMIN_PHONE})["_id"]
+    signer = TokenSigner(Settings(jwt_secret=SECRET))
+
+    def mint(member_id: str) -> str:
+        return signer.issue(member_id, datetime.now(UTC), 900)
+
+    return Target(base_urls, mint(admin_id), mint)
+
+
+@pytest.fixture(scope="module")
+def two_processes(mongo_uri, tmp_path_factory):
+    """`python -m server --processes 2` on the session database, a fresh db name, a known JWT secret."""
+    db_name = f"race_{uuid.uuid4().hex[:10]}"
+    process, base_url = start_server(mongo_uri, db_name, 2, tmp_path_factory.mktemp("procs2"))
+    try:
+        target = make_target(mongo_uri, db_name, [base_url])
+        target.workers = api_workers(process)
+        assert len(target.workers) == 2
+        yield target
     finally:
-        process.send_signal(signal.SIGTERM)
+        stop(process)
+        with MongoClient(mongo_uri) as client:
+            client.drop_database(db_name)
+
+
+@pytest.fixture(scope="module")
+def two_servers(mongo_uri, tmp_path_factory):
+    """Two `python -m server` on one database, requests spread over both in turn.
+
+    With `--processes 2` the kernel decides which process accepts each connection, and a burst often
+    lands mostly on one; here every scenario certainly runs in two processes at once.
+    """
+    db_name = f"race_{uuid.uuid4().hex[:10]}"
+    first, first_url = start_server(mongo_uri, db_name, 1, tmp_path_factory.mktemp("server1"))
+    try:
+        second, second_url = start_server(mongo_uri, db_name, 1, tmp_path_factory.mktemp("server2"))
         try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            target = make_target(mongo_uri, db_name, [first_url, second_url])
+            yield target
+        finally:
+            stop(second)
+    finally:
+        stop(first)
         with MongoClient(mongo_uri) as client:
             client.drop_database(db_name)
 
@@ -251,3 +302,19 @@ def two_processes(mongo_uri, tmp_path_factory):
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
 def test_two_processes(two_processes, scenario):
     scenario(two_processes)
+
+
+def signups_answered(base_url: str) -> float:
+    """POST /activities/{id}/signups answered by this (single-process) server, from its /metrics."""
+    text = httpx.get(base_url + "/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("branchline_http_requests_total{") and 'route="SignupsHandler"' in line
+               and 'method="POST"' in line)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
+def test_two_servers_on_one_database(two_servers, scenario):
+    before = [signups_answered(url) for url in two_servers.base_urls]
+    scenario(two_servers)
+    served = [signups_answered(url) - b for url, b in zip(two_servers.base_urls, before, strict=True)]
+    assert all(count >= 1 for count in served), f"both servers must have taken sign-ups: {served}"
