@@ -564,7 +564,7 @@ async def _moved(ctx: Context, principal: Principal, token: Token, limit: int) -
 
 
 async def sync(ctx: Context, principal: Principal, since: str | None, limit: int) -> SyncResult:
-    """One sync step (API.md §7). Never blocks; see `wait_for_change` for the long-poll."""
+    """One sync step (API.md §7). Never blocks; `sync_wait` adds the long-poll."""
     st = await _current(ctx)
     if since is None:
         token = Token(principal.member_id, principal.org_id, 0, st.latest, "*")
@@ -594,7 +594,7 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
                 {"former": principal.member_id}, {"former_orgs": {"$in": list(principal.org_path)}}],
     }
     if token.x == "*":  # first snapshot: current items, plus tombstones of what changed since it began
-        query["$and"] = [{"$or": [{"seq": {"$gt": token.b}}, {"state": "live"}]}]
+        query["$and"] = [{"$or": [{"seq": {"$gt": token.b}}, {"state": "live", **audience_filter(principal)}]}]
     elif token.x:  # after a move: items of the newly visible orgs, plus everything changed since
         query["$and"] = [{"$or": [{"seq": {"$gt": token.b}},
                                   {"state": "live", "audience_org": {"$in": token.x}}]}]

@@ -160,6 +160,8 @@ def test_other_kinds_notices_and_member_audiences(api):
     assert sorted((c["op"], c["item"]["kind"], c["item"]["version"]) for c in changes) == [
         ("upsert", "activity", 2), ("upsert", "study_session", 2)]
     assert "ss1" not in [i["ref_id"] for i in m2.ok("GET", "/feed")["items"]]
+    fresh, _ = sync_all(m2)  # a new snapshot holds what m2 sees, and no tombstones
+    assert sorted(c["item"]["kind"] for c in fresh if c["op"] == "upsert") == ["activity"] and len(fresh) == 1
 
     # retraction (an activity cancelled) reaches everyone who had it
     api.run(feeds.retract_item(api.ctx, kind="activity", ref_id="act1"))
