@@ -190,37 +190,48 @@ async def patch(ctx: Context, principal: Principal, activity_id: str, changes: d
     async def after(session: AsyncClientSession, act: dict, promoted: list[str]) -> None:
         if "cover_file_id" in changes:
             await _attach_cover(ctx, principal, act, session)
+        if act["status"] == "published" and FEED_FIELDS & changes.keys():
+            await _publish_feed(ctx, act, session)
         await _tell_promoted(ctx, session, act, promoted)
         await audit.record(ctx, actor_id=principal.member_id, action="activity.update", target_kind="activity",
                            target_id=activity_id, org_path=act["org_path"],
                            changes={"fields": sorted(changes), "promoted": promoted}, session=session)
 
     new, promoted = await signups.apply_changes(ctx, activity_id, changes, check, after)
-    if promoted:
+    if promoted or (new["status"] == "published" and FEED_FIELDS & changes.keys()):
         await feeds.committed(ctx)
     return new
 
 
 async def publish(ctx: Context, principal: Principal, activity_id: str) -> dict:
-    act = await get_managed(ctx, principal, activity_id)
-    if act["status"] == "cancelled":
-        raise conflict("activity_cancelled", "This activity has been cancelled.")
-    if act["status"] == "published":
-        return act
-    now = signups.now_ms(ctx)
-    # update_one, not find_one_and_update: SecantusDB runs findAndModify as a collection scan.
-    done = await ctx.db[COLLECTION].update_one(
-        {"_id": activity_id, "status": "draft"},
-        {"$set": {"status": "published", "listed": True, "published_at": now, "updated_at": now}})
-    if done.modified_count != 1:  # published or cancelled meanwhile: answer with what it is now
-        return await publish(ctx, principal, activity_id)
-    return {**act, "status": "published", "listed": True, "published_at": now, "updated_at": now}
+    """Draft → published, and the activity's item in the feed of its org subtree, in one transaction."""
+    await get_managed(ctx, principal, activity_id)
+
+    async def work(session: AsyncClientSession) -> tuple[dict, bool]:
+        act = await ctx.db[COLLECTION].find_one({"_id": activity_id}, session=session)
+        if act["status"] == "cancelled":
+            raise conflict("activity_cancelled", "This activity has been cancelled.")
+        if act["status"] == "published":
+            return act, False
+        now = signups.now_ms(ctx)
+        published = {"status": "published", "listed": True, "published_at": now, "updated_at": now}
+        await ctx.db[COLLECTION].update_one({"_id": activity_id}, {"$set": published}, session=session)
+        act = {**act, **published}
+        await _publish_feed(ctx, act, session)
+        return act, True
+
+    act, changed = await signups.in_transaction(ctx, activity_id, work)
+    if changed:
+        await feeds.committed(ctx)
+    return act
 
 
 async def cancel(ctx: Context, principal: Principal, activity_id: str, reason: str) -> dict:
     await get_managed(ctx, principal, activity_id)
 
     async def after(session: AsyncClientSession, act: dict, signed_up: list[str]) -> None:
+        if act.get("published_at"):  # members saw it: their feed item now says it is cancelled
+            await _publish_feed(ctx, act, session)
         await _tell_cancelled(ctx, session, act, signed_up)
         await audit.record(ctx, actor_id=principal.member_id, action="activity.cancel", target_kind="activity",
                            target_id=activity_id, org_path=act["org_path"],
@@ -433,7 +444,29 @@ async def feedback_summary(ctx: Context, principal: Principal, activity_id: str)
             "comments": [feedback_out(d) for d in docs if d["comment"]]}
 
 
-# -- notices --------------------------------------------------------------------------------------
+# -- feed and notices -----------------------------------------------------------------------------
+
+FEED_KIND = "activity"
+FEED_FIELDS = {"title", "description", "location", "starts_at", "ends_at"}
+
+
+def feed_summary(ctx: Context, act: dict) -> str:
+    when = act["starts_at"].astimezone(ctx.settings.tz).strftime("%Y-%m-%d %H:%M")
+    if act["status"] == "cancelled":
+        reason = act.get("cancel_reason")
+        return f"已取消（原定 {when}）" + (f"。原因：{reason}" if reason else "")
+    parts = [when, act.get("location") or "", act.get("description") or ""]
+    return " · ".join(p for p in parts if p)
+
+
+async def _publish_feed(ctx: Context, act: dict, session: AsyncClientSession) -> None:
+    """The activity's feed item for its org subtree, as the activity now is (cancelled: marked, expiring at the end)."""
+    cancelled = act["status"] == "cancelled"
+    await feeds.publish_item(
+        ctx, kind=FEED_KIND, ref_id=act["_id"], org_id=act["org_id"],
+        title=f"【已取消】{act['title']}" if cancelled else act["title"], summary=feed_summary(ctx, act),
+        published_at=act["published_at"], expires_at=act["ends_at"] if cancelled else None, session=session)
+
 
 async def _tell_promoted(ctx: Context, session: AsyncClientSession, act: dict, promoted: list[str]) -> None:
     if promoted:

@@ -557,3 +557,33 @@ def test_cover_image_is_a_file_members_in_scope_may_fetch(api):
     assert member.get(f"/files/{upload['id']}").status == 404
     assert organiser.patch(f"/activities/{act['id']}", json={"cover_file_id": "nope"}).code == "file_not_found"
     assert organiser.ok("GET", f"/activities/{act['id']}")["cover_file_id"] == second["id"]
+
+
+def test_published_activity_is_in_the_feed_of_its_org_subtree(api):
+    committee = api.org("二级党委", kind="committee")
+    branch = api.org("一支部", parent_id=committee["id"])
+    sibling = api.org("二支部", parent_id=committee["id"])
+    organiser = api.organiser(branch["id"])
+    member, outsider = api.member(branch["id"]), api.member(sibling["id"])
+
+    def item(client, act_id):
+        found = [i for i in client.ok("GET", "/feed?limit=50")["items"] if i["ref_id"] == act_id]
+        assert len(found) <= 1
+        return found[0] if found else None
+
+    act = organiser.ok("POST", "/activities", 201, json=activity_body(api, branch["id"], location="活动室"))
+    assert item(member, act["id"]) is None  # a draft is in nobody's feed
+    organiser.ok("POST", f"/activities/{act['id']}/publish")
+    first = item(member, act["id"])
+    assert first["kind"] == "activity" and first["title"] == "读书会" and "活动室" in first["summary"]
+    assert item(outsider, act["id"]) is None
+    organiser.ok("POST", f"/activities/{act['id']}/publish")  # again: no new version
+    assert item(member, act["id"])["version"] == first["version"]
+    organiser.ok("PATCH", f"/activities/{act['id']}", json={"title": "新书分享会"})
+    edited = item(member, act["id"])
+    assert edited["title"] == "新书分享会" and edited["version"] > first["version"]
+    organiser.ok("PATCH", f"/activities/{act['id']}", json={"capacity": 20})  # nothing members read changed
+    assert item(member, act["id"])["version"] == edited["version"]
+    organiser.ok("POST", f"/activities/{act['id']}/cancel", json={"reason": "场地冲突"})
+    cancelled = item(member, act["id"])
+    assert cancelled["title"] == "【已取消】新书分享会" and "场地冲突" in cancelled["summary"]
