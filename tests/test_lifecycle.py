@@ -25,11 +25,10 @@ class ServerProcess:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp_path / "var"
-        self.env = {**os.environ, "BRANCHLINE_PORT": str(self.port), "BRANCHLINE_DATA_DIR": str(self.data_dir),
+        inherited = {k: v for k, v in os.environ.items() if k not in ("BRANCHLINE_MONGO_URI", "BRANCHLINE_JWT_SECRET")}
+        self.env = {**inherited, "BRANCHLINE_PORT": str(self.port), "BRANCHLINE_DATA_DIR": str(self.data_dir),
                     "BRANCHLINE_BOOTSTRAP_ADMIN_PHONE": ADMIN["phone"],
                     "BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD": ADMIN["password"], **(env or {})}
-        self.env.pop("BRANCHLINE_MONGO_URI", None)
-        self.env.pop("BRANCHLINE_JWT_SECRET", None)
         # README command 1 runs exactly this from the repository root.
         self.process = subprocess.Popen([sys.executable, "-m", "server", *args], cwd=ROOT, env=self.env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -169,6 +168,20 @@ def test_create_admin_from_the_shell(tmp_path, mongo_uri):
     first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0 and "administrator ready" in first.stdout, first.stderr
     assert "shell-password-1" not in first.stdout + first.stderr
+
+    # A server on that database signs the new administrator in.
+    server = ServerProcess(tmp_path, env={"BRANCHLINE_MONGO_URI": mongo_uri, "BRANCHLINE_JWT_SECRET": "x" * 40,
+                                          "BRANCHLINE_DB_NAME": env["BRANCHLINE_DB_NAME"]})
+    try:
+        login = httpx.post(server.base + "/api/v1/auth/password",
+                           json={"phone": "13800000099", "password": "shell-password-1"}, timeout=10).json()
+        assert login["member"]["name"] == "命令行管理员"
+        assert login["member"]["roles"][0]["role"] == "admin"
+        root = httpx.get(f"{server.base}/api/v1/orgs/{login['member']['org_id']}",
+                         headers={"Authorization": f"Bearer {login['access_token']}"}).json()
+        assert root["parent_id"] is None and root["name"] == "机关党委"
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("value", ["0", "-1"])
