@@ -141,6 +141,19 @@ class ActivityQrHandler(APIHandler):
         self.respond(await activities.qr_token(self.ctx, self.me, activity_id))
 
 
+class ActivityQrImageHandler(APIHandler):
+    @openapi.endpoint("The current check-in QR code as an image for the projector (organiser)",
+                      responses={200: "image/svg+xml, image/png"}, query={"format": "svg (default) or png"},
+                      errors=(*MANAGE_ERRORS, "activity_cancelled", "invalid_request"))
+    async def get(self, activity_id: str) -> None:
+        fmt = (self.query("format", "svg", max_length=10) or "svg").lower()
+        if fmt not in ("svg", "png"):
+            raise invalid("format", "format is svg or png.")
+        image = await activities.qr_image(self.ctx, self.me, activity_id, fmt)
+        self.set_header("Content-Type", "image/svg+xml" if fmt == "svg" else "image/png")
+        self.write(image)
+
+
 class CheckinsHandler(APIHandler):
     @openapi.endpoint("Check in with the QR token (confirmed members)", body=CheckinIn,
                       responses={201: CheckinOut, 200: CheckinOut}, idempotent=True,
@@ -176,6 +189,7 @@ ROUTES = [
     (rf"{API}/activities/{_ID}/signups", SignupsHandler),
     (rf"{API}/activities/{_ID}/signups/me", MySignupHandler),
     (rf"{API}/activities/{_ID}/qr", ActivityQrHandler),
+    (rf"{API}/activities/{_ID}/qr/image", ActivityQrImageHandler),
     (rf"{API}/activities/{_ID}/checkins", CheckinsHandler),
     (rf"{API}/activities/{_ID}/feedback", FeedbackHandler),
 ]

@@ -371,6 +371,12 @@ async def qr_token(ctx: Context, principal: Principal, activity_id: str) -> dict
     return {**token, "payload": qr.payload(QR_PURPOSE, activity_id, token["token"])}
 
 
+async def qr_image(ctx: Context, principal: Principal, activity_id: str, fmt: str) -> bytes:
+    """The current token as a QR image for the projector: svg or png."""
+    token = await qr_token(ctx, principal, activity_id)
+    return qr.render_svg(token["payload"]) if fmt == "svg" else qr.render_png(token["payload"])
+
+
 async def check_in(ctx: Context, principal: Principal, activity_id: str, token: str) -> tuple[dict, bool]:
     """Only confirmed members, within [starts_at − 30 min, ends_at], with a current QR token."""
     act = await get_visible(ctx, principal, activity_id)

@@ -80,7 +80,8 @@ def test_cancelling_the_activity_fails_whole_or_not_at_all(api, monkeypatch):
     ("GET", "/programmes"), ("PUT", "/programmes/unity"), ("POST", "/activities"), ("GET", "/activities"),
     ("GET", "/activities/x"), ("PATCH", "/activities/x"), ("POST", "/activities/x/publish"),
     ("POST", "/activities/x/cancel"), ("POST", "/activities/x/signups"), ("GET", "/activities/x/signups"),
-    ("DELETE", "/activities/x/signups/me"), ("GET", "/activities/x/qr"), ("POST", "/activities/x/checkins"),
+    ("DELETE", "/activities/x/signups/me"), ("GET", "/activities/x/qr"), ("GET", "/activities/x/qr/image"),
+    ("POST", "/activities/x/checkins"),
     ("POST", "/activities/x/feedback"), ("GET", "/activities/x/feedback")])
 def test_every_endpoint_needs_a_signed_in_caller(api, method, path):
     response = api.anonymous().request(method, path, json={})

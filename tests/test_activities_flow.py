@@ -256,6 +256,12 @@ def test_full_life_of_an_activity(api):
     # check-in: only in [start − 30 min, end], only confirmed, only with a current token
     token = organiser.ok("GET", path + "/qr")
     assert token["refresh_in"] >= 1 and token["payload"].endswith(token["token"])
+    svg = organiser.get(path + "/qr/image")
+    assert svg.status == 200 and svg.headers["Content-Type"] == "image/svg+xml" and b"<svg" in svg.content
+    png_image = organiser.get(path + "/qr/image?format=png")
+    assert png_image.content.startswith(b"\x89PNG")
+    assert organiser.get(path + "/qr/image?format=gif").code == "invalid_request"
+    assert ann.get(path + "/qr/image").code == "forbidden"
     assert ann.post(path + "/checkins", json={"qr_token": token["token"]}).code == "checkin_not_open"
     assert ann.get(path + "/qr").code == "forbidden"
     advance(api, organiser, ann, bob, cat, days=2, minutes=-20)  # 20 minutes before the start
