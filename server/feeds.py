@@ -87,7 +87,7 @@ indexes(
     IndexModel([("state", ASCENDING), ("deleted_at", ASCENDING)]),
 )
 indexes(READS, IndexModel([("member_id", ASCENDING), ("item_id", ASCENDING)]),
-        IndexModel([("item_id", ASCENDING)]))
+        IndexModel([("item_id", ASCENDING)]), IndexModel([("seq", ASCENDING)]))
 
 
 # -- per-process state ----------------------------------------------------------------------------
@@ -99,7 +99,8 @@ class FeedState:
     horizon: int = 0  # tokens below this are too old (tombstones purged)
     loaded: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    unread: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # member → (seq, org, count)
+    unread: dict[str, tuple[int, str, frozenset]] = field(default_factory=dict)  # member → (seq, org, ids)
+    windows: dict[tuple[int, int], asyncio.Future] = field(default_factory=dict)
     tasks: list = field(default_factory=list)
     counter_ready: bool = False
     wake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WAKE_CONCURRENCY))
@@ -365,8 +366,8 @@ def _read_key(item_id: str, member_id: str) -> str:
 async def mark_read(ctx: Context, member_id: str, item_id: str, *, ack: bool = False) -> None:
     """Record that the member read (and maybe acknowledged) an item; idempotent.
 
-    The first read or ack also moves the sync counter, so every process's cached unread counts
-    (keyed by counter value) are refreshed; the item itself does not change.
+    The first read also takes a sequence number (stored on the read), so every process's cached
+    unread counts (kept per counter value) are refreshed; the item itself does not change.
     """
     key = _read_key(item_id, member_id)
     existing = await ctx.db[READS].find_one({"_id": key})
@@ -378,11 +379,13 @@ async def mark_read(ctx: Context, member_id: str, item_id: str, *, ack: bool = F
         current = await ctx.db[READS].find_one({"_id": key}, session=s)
         if current is not None and (not ack or current.get("acked_at")):
             return 0
-        update: dict[str, Any] = {"$setOnInsert": {"item_id": item_id, "member_id": member_id, "read_at": now}}
-        if ack:
-            update["$set"] = {"acked_at": now}
-        await ctx.db[READS].update_one({"_id": key}, update, upsert=True, session=s)
-        return await _reserve(ctx, 1, s)
+        if current is not None:  # an acknowledgement of something read: no unread count changes
+            await ctx.db[READS].update_one({"_id": key}, {"$set": {"acked_at": now}}, session=s)
+            return 0
+        seq = await _reserve(ctx, 1, s)
+        await ctx.db[READS].insert_one({"_id": key, "item_id": item_id, "member_id": member_id, "read_at": now,
+                                        "acked_at": now if ack else None, "seq": seq}, session=s)
+        return seq
 
     await _in_transaction(ctx, None, work)
 
@@ -405,13 +408,24 @@ def _live_filter(principal: Principal, now: datetime) -> dict:
                      {"$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}]}
 
 
-async def unread_count(ctx: Context, principal: Principal) -> int:
+async def unread_ids(ctx: Context, principal: Principal) -> set[str]:
     """Items on the member's feed now that they have not read."""
     ids = [d["_id"] async for d in ctx.db[ITEMS].find(_live_filter(principal, ctx.now()), {"_id": 1})]
     if not ids:
-        return 0
-    read = await ctx.db[READS].count_documents({"member_id": principal.member_id, "item_id": {"$in": ids}})
-    return len(ids) - read
+        return set()
+    read = {d["item_id"] async for d in ctx.db[READS].find(
+        {"member_id": principal.member_id, "item_id": {"$in": ids}}, {"item_id": 1})}
+    return set(ids) - read
+
+
+async def unread_count(ctx: Context, principal: Principal) -> int:
+    return len(await unread_ids(ctx, principal))
+
+
+def _remember_unread(st: FeedState, principal: Principal, seq: int, unread: frozenset) -> None:
+    if len(st.unread) > 100_000:
+        st.unread.clear()
+    st.unread[principal.member_id] = (seq, principal.org_id, unread)
 
 
 async def _cached_unread(ctx: Context, principal: Principal, seq: int) -> int:
@@ -419,12 +433,10 @@ async def _cached_unread(ctx: Context, principal: Principal, seq: int) -> int:
     st = state(ctx)
     hit = st.unread.get(principal.member_id)
     if hit is not None and hit[0] == seq and hit[1] == principal.org_id:
-        return hit[2]
-    count = await unread_count(ctx, principal)
-    if len(st.unread) > 100_000:
-        st.unread.clear()
-    st.unread[principal.member_id] = (seq, principal.org_id, count)
-    return count
+        return len(hit[2])
+    unread = frozenset(await unread_ids(ctx, principal))
+    _remember_unread(st, principal, seq, unread)
+    return len(unread)
 
 
 # -- GET /feed ------------------------------------------------------------------------------------
@@ -617,6 +629,98 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
     return SyncResult(changes, encode_token(nxt), has_more, await _cached_unread(ctx, principal, latest))
 
 
+# -- waking long-polls: one shared read of what changed ------------------------------------------
+
+WINDOW_MAX = 2000  # at most this many sequence numbers in a shared window
+WINDOW_READS_MAX = 50_000
+
+
+@dataclass
+class Window:
+    """Everything that changed in (start, end]: the items, the reads taken, and who has read those items."""
+
+    items: list[dict]
+    reads: list[dict]
+    readers: dict[str, set[str]]
+
+
+async def _fetch_window(ctx: Context, start: int, end: int) -> Window | None:
+    items = await ctx.db[ITEMS].find({"seq": {"$gt": start, "$lte": end}, "ever_live": True}).sort(
+        "seq", ASCENDING).to_list()
+    reads = await ctx.db[READS].find({"seq": {"$gt": start, "$lte": end}},
+                                     {"member_id": 1, "item_id": 1}).to_list()
+    readers: dict[str, set[str]] = {}
+    if items:
+        cursor = ctx.db[READS].find({"item_id": {"$in": [d["_id"] for d in items]}},
+                                    {"member_id": 1, "item_id": 1}).limit(WINDOW_READS_MAX + 1)
+        async for r in cursor:
+            readers.setdefault(r["item_id"], set()).add(r["member_id"])
+        if sum(len(v) for v in readers.values()) > WINDOW_READS_MAX:
+            return None
+    return Window(items, reads, readers)
+
+
+async def _window(ctx: Context, start: int, end: int) -> Window | None:
+    """The changes in (start, end], read once per process however many waiters need them."""
+    if end - start > WINDOW_MAX:
+        return None
+    st = state(ctx)
+    key = (start, end)
+    future = st.windows.get(key)
+    if future is None:
+        if len(st.windows) > 16:
+            st.windows.clear()
+        future = st.windows[key] = asyncio.ensure_future(_fetch_window(ctx, start, end))
+    try:
+        return await asyncio.shield(future)
+    except PyMongoError:
+        st.windows.pop(key, None)
+        raise
+
+
+def _concerns(principal: Principal, doc: dict) -> bool:
+    """The item is, or was, addressed to the member (the same test as the sync query)."""
+    path = principal.org_path
+    return (doc.get("audience_org") in path or principal.member_id in doc.get("members", ())
+            or principal.member_id in doc.get("former", ()) or any(o in path for o in doc.get("former_orgs", ())))
+
+
+async def _sync_from_window(ctx: Context, principal: Principal, token: Token, limit: int) -> SyncResult | None:
+    """A plain, up-to-date token woken by a change: answer from the shared window, no query of our own.
+
+    None when this does not apply (snapshot or move in progress, too much changed, no unread
+    state at the token's position); the caller then runs the ordinary `sync`.
+    """
+    st = state(ctx)
+    latest = st.latest
+    if token.x is not None or token.o != principal.org_id or token.b < st.horizon or latest <= token.s:
+        return None
+    cached = st.unread.get(principal.member_id)
+    if cached is None or cached[0] != token.s or cached[1] != principal.org_id:
+        return None
+    window = await _window(ctx, token.s, latest)
+    if window is None:
+        return None
+    mine = [d for d in window.items if _concerns(principal, d)]
+    if len(mine) > limit:
+        return None
+    unread = set(cached[2])
+    changes = []
+    for d in mine:
+        unread.discard(d["_id"])
+        if d["state"] == "live" and _sees(principal, d):
+            read = principal.member_id in window.readers.get(d["_id"], ())
+            changes.append({"op": "upsert", "item": item_out(d, read)})
+            if not read:
+                unread.add(d["_id"])
+        else:
+            changes.append({"op": "delete", "id": d["_id"]})
+    unread.difference_update(r["item_id"] for r in window.reads if r["member_id"] == principal.member_id)
+    _remember_unread(st, principal, latest, frozenset(unread))
+    nxt = Token(principal.member_id, principal.org_id, latest, latest)
+    return SyncResult(changes, encode_token(nxt), False, len(unread))
+
+
 async def sync_wait(ctx: Context, principal: Principal, since: str | None, limit: int,
                     timeout: float) -> SyncResult:
     """Sync, long-polling up to `timeout` seconds while nothing changed for this member."""
@@ -642,7 +746,8 @@ async def sync_wait(ctx: Context, principal: Principal, since: str | None, limit
         # A change wakes every waiter of this process at once; a bounded number query at a time, so
         # a thousand parked polls do not exhaust the connection pool.
         async with st.wake_slots:
-            result = await sync(ctx, principal, result.next_since, limit)
+            shared = await _sync_from_window(ctx, principal, token, limit)
+            result = shared or await sync(ctx, principal, result.next_since, limit)
         if result.changes or result.has_more:
             return result
     return result

@@ -224,6 +224,19 @@ def test_long_poll_wakes_on_publish(api):
     thread.join(25)
     assert [c["item"]["ref_id"] for c in result["body"]["changes"]] == [aid]
     assert result["woke"] - published < 1.0
+    unread = result["body"]["unread_count"]
+    assert unread == m1.ok("GET", "/sync")["unread_count"] == 1
+
+    # reading it on another device while this one waits: no change to deliver, one fewer unread
+    waiting = {}
+    token = result["body"]["next_since"]
+    thread = threading.Thread(target=lambda: waiting.update(
+        body=m1.ok("GET", f"/sync?since={token}&timeout=2")))
+    thread.start()
+    time.sleep(0.5)
+    api.as_member(m1.member).post(f"/announcements/{aid}/read")
+    thread.join(10)
+    assert waiting["body"]["changes"] == [] and waiting["body"]["unread_count"] == 0
 
     # a change for someone else does not end the poll early; the timeout does, with nothing
     started = time.monotonic()

@@ -115,12 +115,15 @@ def make_world(server: ServerProcess, readers: int = 1):
     return org, organisers, [member(f"党员{i}") for i in range(readers)]
 
 
-def whole_feed(client: Client) -> dict[str, int]:
+def whole_feed(client: Client, unread: list | None = None) -> dict[str, int]:
+    """Every item of the member's feed (id → version); `unread` collects the ids not read."""
     out: dict[str, int] = {}
     before = None
     while True:
         page = client.ok("GET", "/feed?limit=100" + (f"&before={before}" if before else ""))
         out.update({i["id"]: i["version"] for i in page["items"]})
+        if unread is not None:
+            unread.extend(i["id"] for i in page["items"] if not i["read"])
         before = page["next_before"]
         if not before:
             return out
@@ -181,17 +184,21 @@ def _consistency(server: ServerProcess, writers: int = 4, ops: int = 25) -> None
                 duplicates.append(key)
             seen.add(key)
 
-    def sync_once() -> dict:
+    def sync_once(wait: bool = False) -> dict:
         since = state["since"]
-        body = reader.ok("GET", "/sync?limit=3" + (f"&since={since}" if since else ""))
+        path = "/sync?limit=3" + (f"&since={since}" if since else "") + ("&timeout=1" if wait and since else "")
+        body = reader.ok("GET", path)
         apply(body["changes"])
         state["since"] = body["next_since"]
         state["syncs"] += 1
         return body
 
     def reader_loop() -> None:
-        while state["running"]:
-            sync_once()
+        while state["running"]:  # every third sync long-polls: woken polls answer from a shared window
+            sync_once(wait=state["syncs"] % 3 == 0)
+            if state["syncs"] % 4 == 0 and copy:  # and now and then the member reads something
+                status = reader.post(f"/feed/{random.choice(sorted(copy))}/read").status
+                assert status in (204, 404), status  # 404: retracted or expired meanwhile
 
     thread = threading.Thread(target=reader_loop)
     thread.start()
@@ -210,10 +217,13 @@ def _consistency(server: ServerProcess, writers: int = 4, ops: int = 25) -> None
     time.sleep(2.5)  # scheduled ones published, expiring ones expired, every process's watcher caught up
     while sync_once()["has_more"]:
         pass
-    assert sync_once()["changes"] == []
+    last = sync_once()
+    assert last["changes"] == []
     assert not duplicates, duplicates[:5]
     assert state["syncs"] > 20  # the client really synced during the storm
-    assert copy == whole_feed(reader)
+    unread: list[str] = []
+    assert copy == whole_feed(reader, unread)
+    assert last["unread_count"] == len(unread) < len(copy)  # it did read some
     # the same from scratch
     fresh: dict[str, int] = {}
     since = None
