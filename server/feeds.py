@@ -696,7 +696,9 @@ async def _sync_from_window(ctx: Context, principal: Principal, token: Token, li
     if token.x is not None or token.o != principal.org_id or token.b < st.horizon or latest <= token.s:
         return None
     cached = st.unread.get(principal.member_id)
-    if cached is None or cached[0] != token.s or cached[1] != principal.org_id:
+    # the member's unread set as of the token (to bring forward), or already as of `latest` (another
+    # of their devices was woken first)
+    if cached is None or cached[1] != principal.org_id or cached[0] not in (token.s, latest):
         return None
     window = await _window(ctx, token.s, latest)
     if window is None:
@@ -716,7 +718,10 @@ async def _sync_from_window(ctx: Context, principal: Principal, token: Token, li
         else:
             changes.append({"op": "delete", "id": d["_id"]})
     unread.difference_update(r["item_id"] for r in window.reads if r["member_id"] == principal.member_id)
-    _remember_unread(st, principal, latest, frozenset(unread))
+    if cached[0] == latest:
+        unread = set(cached[2])  # already brought forward (the same window applied once)
+    else:
+        _remember_unread(st, principal, latest, frozenset(unread))
     nxt = Token(principal.member_id, principal.org_id, latest, latest)
     return SyncResult(changes, encode_token(nxt), False, len(unread))
 
