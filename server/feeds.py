@@ -31,7 +31,9 @@ Scheduled publication and expiry are materialised by a per-process background ta
 transition is a conditional update inside the same kind of transaction, so two processes never
 record one transition twice. Each process polls the counter every POLL_SECONDS and keeps the
 latest value in memory (`FeedState.latest`): an up-to-date sync token is answered without touching
-the database, and long-polls wake as soon as the counter moves, whichever process wrote.
+the database, and long-polls wake as soon as the counter moves, whichever process wrote. Woken
+polls share one read of what changed (`_window`) and bring each member's cached unread set forward
+from it, so a thousand parked polls cost a few queries, not thousands.
 """
 
 from __future__ import annotations
@@ -673,8 +675,9 @@ async def _window(ctx: Context, start: int, end: int) -> Window | None:
         future = st.windows[key] = asyncio.ensure_future(_fetch_window(ctx, start, end))
     try:
         return await asyncio.shield(future)
-    except PyMongoError:
-        st.windows.pop(key, None)
+    except Exception:
+        if st.windows.get(key) is future:
+            st.windows.pop(key, None)  # a failed read is not kept for the next waiter
         raise
 
 
