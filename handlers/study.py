@@ -179,7 +179,8 @@ class AttendanceHandler(StudyHandler):
 class MarkHandler(StudyHandler):
     @openapi.endpoint("Mark a member's attendance by hand, with a reason (organiser; audited)", body=MarkIn,
                       responses={200: AttendanceOut},
-                      errors=("session_not_found", "forbidden", "not_found", "session_cancelled"))
+                      errors=("session_not_found", "forbidden", "not_found", "session_cancelled",
+                              "attendance_conflict"))
     async def put(self, session_id: str, member_id: str) -> None:
         body = self.decode(MarkIn)
         self.respond(await study_attendance.mark(self.ctx, self.me, session_id, member_id, body.status,
@@ -216,7 +217,8 @@ class RequestDecisionHandler(StudyHandler):
 
     @openapi.endpoint("Decide a leave or make-up request (organiser); approval sets leave or present",
                       body=DecisionIn, responses={200: RequestOut},
-                      errors=("request_not_found", "forbidden", "request_not_pending", "session_cancelled"))
+                      errors=("request_not_found", "forbidden", "request_not_pending", "session_cancelled",
+                              "attendance_conflict"))
     async def post(self, request_id: str) -> None:
         body = self.decode(DecisionIn) if self.body.strip() else DecisionIn()  # the note is optional
         doc = await study_attendance.decide(self.ctx, self.me, request_id, self.approve, body.note)

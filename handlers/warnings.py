@@ -33,8 +33,11 @@ class WarningsHandler(APIHandler):
 
 
 class RectifyHandler(APIHandler):
-    @openapi.endpoint("Report rectification (整改) with a note and files (organiser)", body=RectifyIn,
-                      responses={200: WarningOut}, errors=("warning_not_found", "forbidden", "warning_not_open"))
+    @openapi.endpoint("Report rectification (整改) with a note and files you uploaded (organiser); the files "
+                      "are readable by organisers of the warning's org only", body=RectifyIn,
+                      responses={200: WarningOut},
+                      errors=("warning_not_found", "forbidden", "warning_not_open", "file_not_found",
+                              "invalid_request"))
     async def post(self, warning_id: str) -> None:
         body = self.decode(RectifyIn)
         self.respond(warnings.warning_out(

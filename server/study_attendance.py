@@ -3,6 +3,10 @@
 One attendance record per (session, member), guaranteed by the unique index declared in
 server/study_sessions.py. Every change an organiser makes to someone's record goes to the audit log and
 to the append-only check-in event log with its source (`organiser` or `request`).
+
+A decision on a leave or make-up request, and a manual mark, tell the member with a personal notice in their
+feed (server/feeds.py `notify`), written in the same transaction as the change, its event and its audit entry:
+the notice exists if and only if the change does.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from server import audit, study_sessions
+from server import audit, feeds, study_sessions
 from server.context import Context
 from server.db import indexes
 from server.errors import ApiError, forbidden, not_found
@@ -24,6 +28,9 @@ from server.study_sessions import ATTENDANCE, MEMBERS
 EVENTS = "study_checkin_events"
 REQUESTS = "study_requests"
 STATUSES = ("present", "late", "leave", "absent")
+STATUS_ZH = {"present": "出席", "late": "迟到", "leave": "请假", "absent": "缺席"}
+KIND_ZH = {"leave": "请假", "makeup": "补学"}
+ATTEMPTS = 3
 
 indexes(EVENTS, IndexModel([("session_id", ASCENDING), ("at", ASCENDING)]),
         IndexModel([("member_id", ASCENDING), ("at", DESCENDING)]))
@@ -55,39 +62,61 @@ def attendance_out(record: dict) -> dict:
 async def log_event(ctx: Context, *, session: dict | None, session_id: str, member_id: str, source: str,
                     method: str, result: str, actor_id: str | None = None, client_time=None, offline=False,
                     device_id: str | None = None, location: dict | None = None, status: str | None = None,
-                    reason: str | None = None) -> None:
+                    reason: str | None = None, txn=None) -> None:
     """Append one check-in event (accepted or refused). Never updated or deleted."""
     event = {"_id": new_id(), "session_id": session_id, "member_id": member_id, "at": ctx.now(),
              "source": source, "method": method, "result": result, "status": status, "actor_id": actor_id,
              "client_time": client_time, "offline": offline, "device_id": device_id, "reason": reason}
     if location is not None and session is not None and "geo" in session["methods"]:
         event["location"] = location  # kept only when the session asked for a location
-    await ctx.db[EVENTS].insert_one(event)
+    await ctx.db[EVENTS].insert_one(event, session=txn)
 
 
 async def set_status(ctx: Context, session: dict, member: dict, status: str, *, source: str, method: str,
-                     reason: str | None, actor_id: str) -> tuple[dict | None, dict]:
-    """Upsert the member's record with a new status; returns (before, after)."""
+                     reason: str | None, actor_id: str, txn=None) -> tuple[dict | None, dict]:
+    """Upsert the member's record with a new status; returns (before, after).
+
+    Inside a transaction (`txn`) a duplicate key aborts it: the caller runs the transaction again
+    (`_with_retry`); outside one, the upsert is retried here."""
     now = ctx.now()
     fields = record_fields(session, member["_id"], member["org_path"])
     update = {"$set": {"status": status, "source": source, "method": method, "reason": reason,
                        "marked_by": actor_id, "updated_at": now},
               "$setOnInsert": {**{k: v for k, v in fields.items() if k not in ("session_id", "member_id")},
                                "_id": new_id(), "checked_in_at": None, "offline": False, "created_at": now}}
-    for _ in range(3):
+    key = {"session_id": session["_id"], "member_id": member["_id"]}
+    for _ in range(1 if txn is not None else ATTEMPTS):
         try:
-            before = await ctx.db[ATTENDANCE].find_one_and_update(
-                {"session_id": session["_id"], "member_id": member["_id"]}, update, upsert=True,
-                return_document=ReturnDocument.BEFORE)
+            before = await ctx.db[ATTENDANCE].find_one_and_update(key, update, upsert=True,
+                                                                  return_document=ReturnDocument.BEFORE, session=txn)
             break
         except DuplicateKeyError:  # a concurrent check-in inserted it first: update that one
+            if txn is not None:
+                raise
             continue
     else:
         raise ApiError(409, "attendance_conflict", "The record changed meanwhile; try again.")
-    after = await ctx.db[ATTENDANCE].find_one({"session_id": session["_id"], "member_id": member["_id"]})
+    after = await ctx.db[ATTENDANCE].find_one(key, session=txn)
     await log_event(ctx, session=session, session_id=session["_id"], member_id=member["_id"], source=source,
-                    method=method, result="ok", status=status, actor_id=actor_id, reason=reason)
+                    method=method, result="ok", status=status, actor_id=actor_id, reason=reason, txn=txn)
     return before, after
+
+
+async def _with_retry(ctx: Context, work) -> Any:
+    """One transaction (study_sessions.in_transaction), run again when a concurrent check-in's insert of the
+    same attendance record made it fail with a duplicate key."""
+    for _ in range(ATTEMPTS):
+        try:
+            return await study_sessions.in_transaction(ctx, work)
+        except DuplicateKeyError:
+            continue
+    raise ApiError(409, "attendance_conflict", "The record changed meanwhile; try again.")
+
+
+async def _tell(ctx: Context, member_id: str, session: dict, *, title: str, summary: str, ref_kind: str,
+                ref_id: str, txn) -> None:
+    await feeds.notify(ctx, [member_id], title=title, summary=summary, ref_kind=ref_kind, ref_id=ref_id,
+                       org_id=session["org_id"], session=txn)
 
 
 async def _member_in_session_org(ctx: Context, session: dict, member_id: str) -> dict:
@@ -103,14 +132,23 @@ async def mark(ctx: Context, principal: Principal, session_id: str, member_id: s
     session = await study_sessions.load_organised(ctx, principal, session_id)
     study_sessions.require_not_cancelled(session)
     member = await _member_in_session_org(ctx, session, member_id)
-    before, after = await set_status(ctx, session, member, status, source="organiser", method="manual",
-                                     reason=reason, actor_id=principal.member_id)
-    await audit.record(ctx, actor_id=principal.member_id, action="study.attendance.mark",
-                       target_kind="study_attendance", target_id=f"{session_id}:{member_id}",
-                       org_path=list(member["org_path"]), reason=reason,
-                       changes={"session_id": session_id, "member_id": member_id,
-                                "before": before and before.get("status"), "after": status})
-    return attendance_out(after)
+
+    async def work(txn) -> dict:
+        before, after = await set_status(ctx, session, member, status, source="organiser", method="manual",
+                                         reason=reason, actor_id=principal.member_id, txn=txn)
+        old = before and before.get("status")
+        await audit.record(ctx, actor_id=principal.member_id, action="study.attendance.mark",
+                           target_kind="study_attendance", target_id=f"{session_id}:{member_id}",
+                           org_path=list(member["org_path"]), reason=reason,
+                           changes={"session_id": session_id, "member_id": member_id, "before": old,
+                                    "after": status}, session=txn)
+        if old != status and member_id != principal.member_id:
+            await _tell(ctx, member_id, session, title=f"出勤记录更新：{session['title']}",
+                        summary=f"组织者将您的出勤记为「{STATUS_ZH[status]}」。原因：{reason}",
+                        ref_kind="study_session", ref_id=session_id, txn=txn)
+        return after
+
+    return attendance_out(await _with_retry(ctx, work))
 
 
 async def roster(ctx: Context, principal: Principal, session_id: str) -> dict:
@@ -180,26 +218,39 @@ async def decide(ctx: Context, principal: Principal, request_id: str, approve: b
     if approve:
         study_sessions.require_not_cancelled(session)
     status = "approved" if approve else "rejected"
-    decided = await ctx.db[REQUESTS].find_one_and_update(
-        {"_id": request_id, "status": "pending"},
-        {"$set": {"status": status, "note": note, "decided_at": ctx.now(), "decided_by": principal.member_id},
-         "$unset": {"pending_key": ""}},
-        return_document=ReturnDocument.AFTER)
-    if decided is None:
-        raise ApiError(409, "request_not_pending", "This request was already decided.")
     member = await ctx.db[MEMBERS].find_one({"_id": doc["member_id"]}, {"org_path": 1})
-    changes: dict[str, Any] = {"session_id": doc["session_id"], "member_id": doc["member_id"],
-                               "kind": doc["kind"], "decision": status}
-    if approve and member is not None:
-        new_status = "leave" if doc["kind"] == "leave" else "present"
-        before, _ = await set_status(ctx, session, member, new_status, source="request", method=doc["kind"],
-                                     reason=doc["reason"], actor_id=principal.member_id)
-        changes.update(before=before and before.get("status"), after=new_status)
-    await audit.record(ctx, actor_id=principal.member_id, action=f"study.request.{status}",
-                       target_kind="study_request", target_id=request_id,
-                       org_path=list(member["org_path"]) if member else session["org_path"],
-                       changes=changes, reason=note)
-    return decided
+
+    async def work(txn) -> dict:
+        decided = await ctx.db[REQUESTS].find_one_and_update(
+            {"_id": request_id, "status": "pending"},
+            {"$set": {"status": status, "note": note, "decided_at": ctx.now(), "decided_by": principal.member_id},
+             "$unset": {"pending_key": ""}},
+            return_document=ReturnDocument.AFTER, session=txn)
+        if decided is None:
+            raise ApiError(409, "request_not_pending", "This request was already decided.")
+        changes: dict[str, Any] = {"session_id": doc["session_id"], "member_id": doc["member_id"],
+                                   "kind": doc["kind"], "decision": status}
+        if approve and member is not None:
+            new_status = "leave" if doc["kind"] == "leave" else "present"
+            before, _ = await set_status(ctx, session, member, new_status, source="request", method=doc["kind"],
+                                         reason=doc["reason"], actor_id=principal.member_id, txn=txn)
+            changes.update(before=before and before.get("status"), after=new_status)
+        await audit.record(ctx, actor_id=principal.member_id, action=f"study.request.{status}",
+                           target_kind="study_request", target_id=request_id,
+                           org_path=list(member["org_path"]) if member else session["org_path"],
+                           changes=changes, reason=note, session=txn)
+        kind = KIND_ZH[doc["kind"]]
+        verdict = "已批准" if approve else "未批准"
+        summary = f"您对「{session['title']}」的{kind}申请{verdict}。"
+        if approve:
+            summary += f"出勤已记为「{STATUS_ZH['leave' if doc['kind'] == 'leave' else 'present']}」。"
+        if note:
+            summary += f"意见：{note}"
+        await _tell(ctx, doc["member_id"], session, title=f"{kind}申请{verdict}：{session['title']}",
+                    summary=summary, ref_kind="study_request", ref_id=request_id, txn=txn)
+        return decided
+
+    return await _with_retry(ctx, work)
 
 
 async def list_requests(ctx: Context, principal: Principal, session_id: str | None, status: str | None,

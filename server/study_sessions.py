@@ -7,16 +7,27 @@ Attendees: an explicit list, or by default every active member of the org's subt
 (snapshotted) the first time anyone touches the session after its check-in window opens, by one conditional
 update on `attendees_fixed: false` — concurrent first touches race on that filter and exactly one writes, so
 members who join later are never counted absent and nobody is dropped who was there when it opened.
+
+The feed (API.md §7, kind "study_session"): every session has one feed item whose audience is its attendees —
+the org subtree while the default list is still open (exactly who would be fixed now), the member list once it
+is explicit or fixed. Create, update and cancel write the session and its item in one transaction. Fixing the
+list is a single conditional update (no transaction: a check-in burst must not queue behind it) that also sets
+`feed_stale`; whoever sees `feed_stale` re-publishes the item and clears the flag in one transaction, so a
+failure between the two steps is repaired by the next touch. A cancelled session stays in the feed marked
+【已取消】 with its reason until its planned end, then expires out of it (a delete for sync clients).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.errors import PyMongoError
 
-from server import audit, orgs, qr, study_scheme
+from server import audit, feeds, orgs, qr, study_scheme
 from server.context import Context
 from server.db import indexes
 from server.errors import ApiError, forbidden, invalid, not_found
@@ -29,6 +40,9 @@ ATTENDANCE = "study_attendance"
 MEMBERS = "members"
 QR_PURPOSE = "study"
 DEFAULT_OPEN_BEFORE = timedelta(minutes=30)
+FEED_KIND = "study_session"
+
+log = logging.getLogger("branchline.study")
 
 indexes(
     COLLECTION,
@@ -104,23 +118,90 @@ async def current_attendees(ctx: Context, session: dict) -> list[str]:
 
 
 async def fix_attendees(ctx: Context, session: dict) -> dict:
-    """Snapshot the attendee list once the check-in window has opened (idempotent, race-safe)."""
-    if session.get("attendees_fixed", True) or ctx.now() < session["checkin_opens_at"]:
-        return session
-    ids = await current_attendees(ctx, session)
-    fixed = await ctx.db[COLLECTION].find_one_and_update(
-        {"_id": session["_id"], "attendees_fixed": False},
-        {"$set": {"attendees": ids, "attendees_fixed": True, "attendees_fixed_at": ctx.now()}},
-        return_document=ReturnDocument.AFTER)
-    if fixed is None:  # someone else fixed it first: theirs stands
-        fixed = await ctx.db[COLLECTION].find_one({"_id": session["_id"]})
-    return fixed
+    """Snapshot the attendee list once the check-in window has opened (idempotent, race-safe).
+
+    The winner of the conditional update also marks the feed item stale; it is re-published to the fixed
+    list right after (and by any later touch, should that fail)."""
+    if not session.get("attendees_fixed", True) and ctx.now() >= session["checkin_opens_at"]:
+        ids = await current_attendees(ctx, session)
+        fixed = await ctx.db[COLLECTION].find_one_and_update(
+            {"_id": session["_id"], "attendees_fixed": False},
+            {"$set": {"attendees": ids, "attendees_fixed": True, "attendees_fixed_at": ctx.now(),
+                      "feed_stale": True}},
+            return_document=ReturnDocument.AFTER)
+        if fixed is None:  # someone else fixed it first: theirs stands
+            fixed = await ctx.db[COLLECTION].find_one({"_id": session["_id"]})
+        session = fixed
+    if session.get("feed_stale"):
+        session = await _refresh_feed(ctx, session)
+    return session
 
 
 def is_attendee(session: dict, member_id: str, member_org_path) -> bool:
     if session["attendees_fixed"] or session.get("attendees_explicit"):
         return member_id in session["attendees"]
     return session["org_id"] in member_org_path
+
+
+# -- the feed item ----------------------------------------------------------------------------------
+
+def feed_audience(session: dict) -> list[str] | None:
+    """The attendees: by name once listed or fixed; until then the org subtree (None), which is who
+    would be fixed now (active members of the subtree)."""
+    if session["attendees_fixed"] or session.get("attendees_explicit"):
+        return list(session["attendees"])
+    return None
+
+
+def feed_summary(ctx: Context, session: dict) -> str:
+    """When and where, in the org time zone; for a cancelled session, that and why."""
+    tz = ctx.settings.tz
+    start, end = session["starts_at"].astimezone(tz), session["ends_at"].astimezone(tz)
+    when = f"{start:%Y-%m-%d %H:%M}–" + (f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M}")
+    parts = [when]
+    if session.get("location"):
+        parts.append(session["location"]["name"])
+    text = " · ".join(parts)
+    if session["status"] == "cancelled":
+        reason = session.get("cancel_reason")
+        return f"已取消（原定 {text}）" + (f"。原因：{reason}" if reason else "")
+    return text
+
+
+async def publish_feed(ctx: Context, session: dict, txn) -> None:
+    """Write the session's feed item as the session now is, inside the caller's transaction `txn`."""
+    cancelled = session["status"] == "cancelled"
+    await feeds.publish_item(
+        ctx, kind=FEED_KIND, ref_id=session["_id"], org_id=session["org_id"],
+        title=f"【已取消】{session['title']}" if cancelled else session["title"],
+        summary=feed_summary(ctx, session), published_at=session["created_at"],
+        member_ids=feed_audience(session), expires_at=session["ends_at"] if cancelled else None, session=txn)
+
+
+async def in_transaction(ctx: Context, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `work(txn)` in one transaction (retried on write conflicts); feed changes are known at once after."""
+    async with ctx.client.start_session() as txn:
+        result = await txn.with_transaction(work)
+    await feeds.committed(ctx)
+    return result
+
+
+async def _refresh_feed(ctx: Context, session: dict) -> dict:
+    """Re-publish a session whose feed item is stale and clear the flag, in one transaction."""
+    async def work(txn) -> dict | None:
+        current = await ctx.db[COLLECTION].find_one({"_id": session["_id"]}, session=txn)
+        if current is None or not current.get("feed_stale"):
+            return current  # another request did it
+        await publish_feed(ctx, current, txn)
+        await ctx.db[COLLECTION].update_one({"_id": session["_id"]}, {"$set": {"feed_stale": False}}, session=txn)
+        current["feed_stale"] = False
+        return current
+
+    try:
+        return await in_transaction(ctx, work) or session
+    except PyMongoError as exc:  # the flag stays set: the next touch tries again
+        log.warning("re-publishing the feed item of study session %s failed: %s", session["_id"], exc)
+        return session
 
 
 # -- output -----------------------------------------------------------------------------------------
@@ -230,10 +311,18 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
         "attendees_explicit": attendees is not None,
         "attendees": await _explicit_attendees(ctx, org["_id"], attendees) if attendees is not None else [],
         "attendees_fixed": False, "status": "scheduled", "qr_secret": qr.new_secret(),
-        "created_at": now, "created_by": principal.member_id, "updated_at": now,
+        "created_at": now, "created_by": principal.member_id, "updated_at": now, "feed_stale": False,
     }
-    await ctx.db[COLLECTION].insert_one(session)
-    return await fix_attendees(ctx, session)
+    if now >= session["checkin_opens_at"]:  # created with its window already open: fixed from the start
+        session.update(attendees=await current_attendees(ctx, session), attendees_fixed=True,
+                       attendees_fixed_at=now)
+
+    async def work(txn) -> None:
+        await ctx.db[COLLECTION].insert_one(session, session=txn)
+        await publish_feed(ctx, session, txn)
+
+    await in_transaction(ctx, work)
+    return session
 
 
 async def update(ctx: Context, principal: Principal, session_id: str, changes: dict) -> dict:
@@ -256,19 +345,24 @@ async def update(ctx: Context, principal: Principal, session_id: str, changes: d
         update["attendees"] = await _explicit_attendees(ctx, session["org_id"], changes["attendees"])
         update["attendees_explicit"] = True
     update["updated_at"] = ctx.now()
-    new = await ctx.db[COLLECTION].find_one_and_update(
-        {"_id": session_id, "status": "scheduled",
-         **({"attendees_fixed": False} if "attendees" in changes else {})},
-        {"$set": update}, return_document=ReturnDocument.AFTER)
-    if new is None:
-        raise ApiError(409, "session_changed", "The session changed meanwhile (cancelled or opened); reload it.")
-    if "starts_at" in update or "ends_at" in update:
-        await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {
-            "starts_at": new["starts_at"], "minutes": _minutes(new)}})
-    await audit.record(ctx, actor_id=principal.member_id, action="study.session.update", target_kind="study_session",
-                       target_id=session_id, org_path=session["org_path"],
-                       changes={"fields": sorted(changes)})
-    return await fix_attendees(ctx, new)
+
+    async def work(txn) -> dict:
+        new = await ctx.db[COLLECTION].find_one_and_update(
+            {"_id": session_id, "status": "scheduled",
+             **({"attendees_fixed": False} if "attendees" in changes else {})},
+            {"$set": update}, return_document=ReturnDocument.AFTER, session=txn)
+        if new is None:
+            raise ApiError(409, "session_changed", "The session changed meanwhile (cancelled or opened); reload it.")
+        if "starts_at" in update or "ends_at" in update:
+            await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {
+                "starts_at": new["starts_at"], "minutes": _minutes(new)}}, session=txn)
+        await audit.record(ctx, actor_id=principal.member_id, action="study.session.update",
+                           target_kind="study_session", target_id=session_id, org_path=session["org_path"],
+                           changes={"fields": sorted(changes)}, session=txn)
+        await publish_feed(ctx, new, txn)
+        return new
+
+    return await fix_attendees(ctx, await in_transaction(ctx, work))
 
 
 def _default(session: dict, key: str) -> datetime:
@@ -283,17 +377,23 @@ def _minutes(session: dict) -> int:
 async def cancel(ctx: Context, principal: Principal, session_id: str, reason: str) -> dict:
     session = await load_organised(ctx, principal, session_id)
     require_not_cancelled(session)
-    new = await ctx.db[COLLECTION].find_one_and_update(
-        {"_id": session_id, "status": "scheduled"},
-        {"$set": {"status": "cancelled", "cancel_reason": reason, "cancelled_at": ctx.now(),
-                  "cancelled_by": principal.member_id, "updated_at": ctx.now()}},
-        return_document=ReturnDocument.AFTER)
-    if new is None:
-        raise ApiError(409, "session_cancelled", "This session was cancelled.")
-    await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {"cancelled": True}})
-    await audit.record(ctx, actor_id=principal.member_id, action="study.session.cancel", target_kind="study_session",
-                       target_id=session_id, org_path=session["org_path"], reason=reason)
-    return new
+    async def work(txn) -> dict:
+        now = ctx.now()
+        new = await ctx.db[COLLECTION].find_one_and_update(
+            {"_id": session_id, "status": "scheduled"},
+            {"$set": {"status": "cancelled", "cancel_reason": reason, "cancelled_at": now,
+                      "cancelled_by": principal.member_id, "updated_at": now}},
+            return_document=ReturnDocument.AFTER, session=txn)
+        if new is None:
+            raise ApiError(409, "session_cancelled", "This session was cancelled.")
+        await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {"cancelled": True}}, session=txn)
+        await audit.record(ctx, actor_id=principal.member_id, action="study.session.cancel",
+                           target_kind="study_session", target_id=session_id, org_path=session["org_path"],
+                           reason=reason, session=txn)
+        await publish_feed(ctx, new, txn)
+        return new
+
+    return await in_transaction(ctx, work)
 
 
 async def list_visible(ctx: Context, principal: Principal, org_id: str | None, start: datetime | None,

@@ -7,16 +7,30 @@ existing warning fail, and the scan counts only what it really created. Every st
 Members are judged by the compliance rules of server/study_progress.py. A branch is behind on a session
 track when it held fewer sessions of that track (in its subtree, not cancelled, already begun) than the
 track requires.
+
+Notices (server/feeds.py `notify`): a scan tells each member behind their scheme with one notice listing what
+they lack (ref_kind "study_progress", ref_id the period, so the app opens their progress), and each organiser
+or admin holding a role on a branch found behind, or on one of its ancestors, with one notice listing the
+branches that concern them (ref_kind "study_warnings", ref_id the org whose warning list to open); the admin
+who ran the scan sees its result and gets none. One notice per person per scan, however many warnings, so a
+scan of a large tree stays bounded: members behind plus at most MAX_ORGANISERS organisers. Warnings are
+created with `notified: false` and marked in the transaction that writes their notices, so a scan that
+failed half-way notifies on the next scan of that period, and never twice.
+
+Rectification files are recorded with server/files.py `attach(..., audience="organisers")` in the same
+transaction as the step: only their uploader and organisers of the warning's org can download them, and a
+refused file id leaves the warning unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import BulkWriteError
 
-from server import audit, orgs, study_progress, study_scheme
+from server import audit, feeds, files, orgs, study_progress, study_scheme
 from server.context import Context
 from server.db import indexes
 from server.errors import ApiError, forbidden, invalid, not_found
@@ -24,16 +38,23 @@ from server.ids import new_id
 from server.pagination import page
 from server.scope import Principal
 from server.study_sessions import COLLECTION as SESSIONS
+from server.study_sessions import MEMBERS
 
 COLLECTION = "study_warnings"
 STATUSES = ("open", "rectifying", "closed")
+FILE_REF = "warning"
+MAX_ORGANISERS = 500  # organisers told of one scan's branch warnings
+NOTICE_BATCH = 200  # members told per transaction
 
 indexes(
     COLLECTION,
     IndexModel([("org_id", ASCENDING), ("member_id", ASCENDING), ("period", ASCENDING), ("track", ASCENDING)],
                unique=True),
     IndexModel([("org_path", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)]),
+    IndexModel([("notified", ASCENDING), ("period", ASCENDING)]),
 )
+# Who holds a role on an org: the scan tells them (server/members.py owns the collection; this lookup is ours).
+indexes(MEMBERS, IndexModel([("roles.org_id", ASCENDING)]))
 
 
 def warning_out(doc: dict) -> dict:
@@ -90,10 +111,11 @@ async def scan(ctx: Context, principal: Principal, org_id: str, period_text: str
                                      f"{track['done_minutes']}/{track['required_minutes']} 分钟")})
     found += await _branches_behind(ctx, org_list, stored, period)
     if not found:
+        await _notify_pending(ctx, principal, org_id, period.label)
         return {"created": 0, "period": period.label}
     now = ctx.now()
     docs = [{"_id": new_id(), **w, "period": period.label, "status": "open", "created_at": now,
-             "created_by": principal.member_id,
+             "created_by": principal.member_id, "notified": False,
              "history": [{"status": "open", "at": now, "by": principal.member_id, "note": w["reason"],
                           "file_ids": []}]}
             for w in found]
@@ -111,7 +133,91 @@ async def scan(ctx: Context, principal: Principal, org_id: str, period_text: str
                            target_kind="study_warning", target_id=doc["_id"], org_path=doc["org_path"],
                            changes={"period": doc["period"], "track": doc["track"], "member_id": doc["member_id"],
                                     "org_id": doc["org_id"]}, reason=doc["reason"])
+    await _notify_pending(ctx, principal, org_id, period.label)
     return {"created": len(created), "period": period.label}
+
+
+# -- notices ----------------------------------------------------------------------------------------
+
+async def _transaction(ctx: Context, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    async with ctx.client.start_session() as txn:
+        return await txn.with_transaction(work)
+
+
+async def _notify_pending(ctx: Context, principal: Principal, org_id: str, period: str) -> None:
+    """Tell the people concerned by this period's warnings in the org's subtree not yet notified."""
+    pending = await ctx.db[COLLECTION].find(
+        {"notified": False, "period": period, "org_path": org_id},
+        {"member_id": 1, "org_id": 1, "org_path": 1, "reason": 1}).sort("_id", 1).to_list()
+    if not pending:
+        return
+    by_member: dict[str, list[dict]] = {}
+    for w in pending:
+        if w.get("member_id"):
+            by_member.setdefault(w["member_id"], []).append(w)
+    member_ids = sorted(by_member)
+    for start in range(0, len(member_ids), NOTICE_BATCH):
+        batch = {m: by_member[m] for m in member_ids[start:start + NOTICE_BATCH]}
+        await _transaction(ctx, lambda txn, batch=batch: _tell_members(ctx, batch, period, txn))
+    branch_warnings = [w for w in pending if not w.get("member_id")]
+    if branch_warnings:
+        await _transaction(ctx, lambda txn: _tell_organisers(ctx, principal, branch_warnings, period, txn))
+    await feeds.committed(ctx)
+
+
+async def _claim(ctx: Context, warnings: list[dict], txn) -> set[str]:
+    """The ids among `warnings` still unnotified, now marked notified (in `txn`: a concurrent scan that
+    claims the same ones conflicts, retries and finds them taken)."""
+    ids = [w["_id"] for w in warnings]
+    still = {d["_id"] async for d in ctx.db[COLLECTION].find({"_id": {"$in": ids}, "notified": False},
+                                                            {"_id": 1}, session=txn)}
+    if still:
+        await ctx.db[COLLECTION].update_many({"_id": {"$in": sorted(still)}}, {"$set": {"notified": True}},
+                                             session=txn)
+    return still
+
+
+async def _tell_members(ctx: Context, by_member: dict[str, list[dict]], period: str, txn) -> None:
+    claimed = await _claim(ctx, [w for ws in by_member.values() for w in ws], txn)
+    for member_id, warnings in by_member.items():
+        mine = [w for w in warnings if w["_id"] in claimed]
+        if not mine:
+            continue
+        await feeds.notify(ctx, [member_id], title=f"学习提醒：{period} 有 {len(mine)} 项未达到要求",
+                           summary="；".join(w["reason"] for w in mine) + "。请及时补学。",
+                           ref_kind="study_progress", ref_id=period, org_id=mine[0]["org_id"], session=txn)
+
+
+def _common_org(paths: list[list[str]]) -> str:
+    """The deepest org on every path (the warnings' nearest common ancestor)."""
+    common = list(paths[0])
+    for path in paths[1:]:
+        same = 0
+        while same < min(len(common), len(path)) and common[same] == path[same]:
+            same += 1
+        common = common[:same]
+    return common[-1] if common else paths[0][-1]
+
+
+async def _tell_organisers(ctx: Context, principal: Principal, warnings: list[dict], period: str, txn) -> None:
+    claimed = await _claim(ctx, warnings, txn)
+    warnings = [w for w in warnings if w["_id"] in claimed]
+    if not warnings:
+        return
+    on_paths = sorted({o for w in warnings for o in w["org_path"]})
+    people = await ctx.db[MEMBERS].find(
+        {"active": True, "_id": {"$ne": principal.member_id},
+         "roles": {"$elemMatch": {"org_id": {"$in": on_paths}, "role": {"$in": ["organiser", "admin"]}}}},
+        {"roles": 1}, session=txn).sort("_id", 1).limit(MAX_ORGANISERS).to_list()
+    for person in people:
+        held = {r["org_id"] for r in person.get("roles", []) if r["role"] in ("organiser", "admin")}
+        theirs = [w for w in warnings if held.intersection(w["org_path"])]
+        if not theirs:
+            continue
+        where = _common_org([w["org_path"] for w in theirs])
+        await feeds.notify(ctx, [person["_id"]], title=f"支部学习预警：{period} 有 {len(theirs)} 项未达到要求",
+                           summary="；".join(w["reason"] for w in theirs) + "。请组织整改。",
+                           ref_kind="study_warnings", ref_id=where, org_id=where, session=txn)
 
 
 async def list_warnings(ctx: Context, principal: Principal, org_id: str | None, status: str | None,
@@ -142,18 +248,25 @@ async def _load(ctx: Context, principal: Principal, warning_id: str, minimum: st
 async def _step(ctx: Context, principal: Principal, warning_id: str, *, minimum: str, frm: str, to: str,
                 code: str, note: str, file_ids: list[str]) -> dict:
     doc = await _load(ctx, principal, warning_id, minimum)
-    now = ctx.now()
-    step = {"status": to, "at": now, "by": principal.member_id, "note": note, "file_ids": file_ids}
-    new = await ctx.db[COLLECTION].find_one_and_update(
-        {"_id": warning_id, "status": frm},
-        {"$set": {"status": to, "updated_at": now}, "$push": {"history": step}},
-        return_document=ReturnDocument.AFTER)
-    if new is None:
-        raise ApiError(409, code, f"This warning is not {frm}.")
-    await audit.record(ctx, actor_id=principal.member_id, action=f"study.warning.{to}", target_kind="study_warning",
-                       target_id=warning_id, org_path=doc["org_path"], reason=note,
-                       changes={"before": frm, "after": to, "file_ids": file_ids})
-    return new
+
+    async def work(txn) -> dict:
+        now = ctx.now()
+        step = {"status": to, "at": now, "by": principal.member_id, "note": note, "file_ids": file_ids}
+        new = await ctx.db[COLLECTION].find_one_and_update(
+            {"_id": warning_id, "status": frm},
+            {"$set": {"status": to, "updated_at": now}, "$push": {"history": step}},
+            return_document=ReturnDocument.AFTER, session=txn)
+        if new is None:
+            raise ApiError(409, code, f"This warning is not {frm}.")
+        # Each file must be the caller's upload (422 file_not_found otherwise, and nothing above is kept).
+        await files.attach(ctx, principal, file_ids, ref_kind=FILE_REF, ref_id=warning_id, org_id=doc["org_id"],
+                           org_path=doc["org_path"], audience="organisers", session=txn)
+        await audit.record(ctx, actor_id=principal.member_id, action=f"study.warning.{to}",
+                           target_kind="study_warning", target_id=warning_id, org_path=doc["org_path"],
+                           reason=note, changes={"before": frm, "after": to, "file_ids": file_ids}, session=txn)
+        return new
+
+    return await _transaction(ctx, work)
 
 
 async def rectify(ctx: Context, principal: Principal, warning_id: str, note: str, file_ids: list[str]) -> dict:

@@ -12,6 +12,11 @@ from tests.test_study_support import count, iso, move_to, remember, world
 UTC = UTC
 
 
+@pytest.fixture
+def settings_overrides(tmp_path):
+    return {"data_dir": tmp_path}  # rectification files are stored
+
+
 def _session(api, organiser, org_id, starts: datetime, track: str, title: str = "会") -> str:
     body = {"org_id": org_id, "track": track, "title": title, "starts_at": iso(starts),
             "ends_at": iso(starts + timedelta(hours=1))}
@@ -189,9 +194,14 @@ def test_warnings_created_once_rectified_and_closed(api, year_2025):
     assert w.organiser.post(f"/warnings/{wid}/close", json={"note": "x"}).code == "forbidden"
     assert api.admin.post(f"/warnings/{wid}/close", json={"note": "x"}).code == "warning_not_rectifying"
     assert w.organiser.post(f"/warnings/{wid}/rectify", json={"note": ""}).code == "invalid_request"
+    unknown = w.organiser.post(f"/warnings/{wid}/rectify", json={"note": "已补学", "file_ids": ["f1"]})
+    assert unknown.status == 422 and unknown.code == "file_not_found"
+    notes = [w.organiser.ok("POST", "/files", 201, content=f"心得{i}".encode(),
+                            headers={"Content-Type": "text/plain", "X-Filename": f"note{i}.txt"})["id"]
+             for i in (1, 2)]
     rectified = w.organiser.ok("POST", f"/warnings/{wid}/rectify",
-                               json={"note": "已补学并提交心得", "file_ids": ["f1", "f2"]})
-    assert rectified["status"] == "rectifying" and rectified["history"][-1]["file_ids"] == ["f1", "f2"]
+                               json={"note": "已补学并提交心得", "file_ids": notes})
+    assert rectified["status"] == "rectifying" and rectified["history"][-1]["file_ids"] == notes
     assert w.organiser.post(f"/warnings/{wid}/rectify", json={"note": "again"}).code == "warning_not_open"
     closed = api.admin.ok("POST", f"/warnings/{wid}/close", json={"note": "经核查，同意销号"})
     assert closed["status"] == "closed" and [h["status"] for h in closed["history"]] == ["open", "rectifying", "closed"]
