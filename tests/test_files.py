@@ -170,3 +170,13 @@ def test_declared_length_over_the_limit_is_refused_before_the_body(api):
     response = upload(w["m1"], b"c" * size, "text/plain", "huge.txt")
     assert response.status == 413 and response.code == "file_too_large"
     assert w["m1"].ok("GET", "/feed")["items"] == []  # the connection pool recovers
+
+
+def test_upload_honours_idempotency_key(api):
+    w = world(api)
+    key = {"Idempotency-Key": "upload-1"}
+    first = upload(w["m1"], PDF, "application/pdf", "a.pdf", **key)
+    again = upload(w["m1"], PDF, "application/pdf", "a.pdf", **key)
+    assert first.status == again.status == 201 and first.json == again.json
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert upload(w["m1"], png(), "image/png", "b.png", **key).code == "idempotency_key_reused"
