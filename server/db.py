@@ -68,6 +68,20 @@ def make_client(settings: Settings, uri: str) -> AsyncMongoClient:
     )
 
 
+async def update_then_get(collection, query: dict, update: dict, *, session=None) -> dict | None:
+    """Apply `update` to the document matching `query` and return it as it is afterwards, or None.
+
+    Used instead of find_one_and_update, which SecantusDB runs as a collection scan (about 70 ms
+    at 5,000 documents and growing) while update_one and find_one use the indexes. The update is
+    atomic; the read after it may include a concurrent change made in between, which callers accept.
+    """
+    result = await collection.update_one(query, update, session=session)
+    if result.matched_count == 0:
+        return None
+    key = {"_id": query["_id"]} if "_id" in query and not isinstance(query["_id"], dict) else query
+    return await collection.find_one(key, session=session)
+
+
 def without_id(doc: dict[str, Any] | None) -> dict[str, Any] | None:
     if doc is None:
         return None

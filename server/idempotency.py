@@ -69,11 +69,11 @@ async def claim(ctx: Context, member_id: str, key: str, request_hash: str) -> Re
     if existing["state"] == "done":
         return Replay(existing["status"], existing["body"], existing["content_type"])
     if now - existing["created_at"] > ABANDONED_AFTER:
-        taken = await coll.find_one_and_update(
+        taken = await coll.update_one(
             {"_id": existing["_id"], "state": "running", "created_at": existing["created_at"]},
             {"$set": {"created_at": now}},
         )
-        if taken is not None:
+        if taken.modified_count == 1:
             return None
     raise ApiError(409, "request_in_progress", "A request with this Idempotency-Key is still running.")
 

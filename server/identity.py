@@ -77,9 +77,11 @@ async def bind(ctx: Context, signer: TokenSigner, bind_token: str, invite_code: 
 
     async def consume_and_bind(session) -> dict:
         now = ctx.now()
-        invite = await ctx.db[members.INVITES].find_one_and_update(
+        used = await ctx.db[members.INVITES].update_one(
             {"_id": code_hash, "used_at": None, "expires_at": {"$gt": now}},
             {"$set": {"used_at": now}}, session=session)
+        invite = await ctx.db[members.INVITES].find_one({"_id": code_hash}, session=session) \
+            if used.modified_count == 1 else None
         if invite is None:
             raise ApiError(422, "invite_code_invalid", "The invite code is wrong, used or expired.",
                            errors=[{"field": "invite_code", "message": "wrong, used or expired"}])
@@ -113,8 +115,10 @@ async def password_login(ctx: Context, signer: TokenSigner, phone: str, password
 async def refresh(ctx: Context, signer: TokenSigner, token: str) -> dict:
     now = ctx.now()
     token_hash = sha256_hex(token)
-    current = await ctx.db[REFRESH].find_one_and_update(
+    # A conditional update_one is the atomic claim: exactly one presenter of a token rotates it.
+    claimed = await ctx.db[REFRESH].update_one(
         {"_id": token_hash, "rotated_at": None, "revoked": False}, {"$set": {"rotated_at": now}})
+    current = await ctx.db[REFRESH].find_one({"_id": token_hash}) if claimed.modified_count == 1 else None
     if current is None:
         seen = await ctx.db[REFRESH].find_one({"_id": token_hash})
         if seen is not None and seen["rotated_at"] is not None:

@@ -11,12 +11,12 @@ import time
 from datetime import date, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from server import audit, orgs
 from server.context import Context
-from server.db import indexes
+from server.db import indexes, update_then_get
 from server.errors import ApiError, forbidden, not_found
 from server.ids import new_id
 from server.pagination import page
@@ -171,8 +171,7 @@ async def patch(ctx: Context, principal: Principal, member_id: str, changes: dic
         update["tags"] = sorted(set(update["tags"]))
     update["updated_at"] = ctx.now()
     try:
-        new = await ctx.db[COLLECTION].find_one_and_update(
-            {"_id": member_id}, {"$set": update}, return_document=ReturnDocument.AFTER)
+        new = await update_then_get(ctx.db[COLLECTION], {"_id": member_id}, {"$set": update})
     except DuplicateKeyError:
         raise ApiError(409, "phone_taken", "Another member already has this phone number.") from None
     if new is None:
@@ -196,9 +195,8 @@ async def set_roles(ctx: Context, principal: Principal, member_id: str, roles: l
     for grant in roles:  # nobody grants power above their own
         await orgs.require_role(ctx, principal, grant["org_id"], "admin")
     unique = [dict(t) for t in dict.fromkeys(tuple(sorted(g.items())) for g in roles)]
-    new = await ctx.db[COLLECTION].find_one_and_update(
-        {"_id": member_id}, {"$set": {"roles": unique, "updated_at": ctx.now()}},
-        return_document=ReturnDocument.AFTER)
+    new = await update_then_get(ctx.db[COLLECTION], {"_id": member_id},
+                                {"$set": {"roles": unique, "updated_at": ctx.now()}})
     forget_principal(ctx, member_id)
     await audit.record(ctx, actor_id=principal.member_id, action="member.roles", target_kind="member",
                        target_id=member_id, org_path=doc["org_path"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 
 from server.context import Context
 from server.db import indexes
@@ -24,14 +24,13 @@ async def hit(ctx: Context, bucket: str, limit: int, window: timedelta) -> None:
     now = ctx.now()
     seconds = int(window.total_seconds())
     window_start = int(now.timestamp()) // seconds * seconds
-    doc = await ctx.db[COLLECTION].find_one_and_update(
-        {"_id": f"{bucket}:{window_start}"},
-        {"$inc": {"count": 1},
-         "$setOnInsert": {"expires_at": now + window}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    if doc["count"] > limit:
+    key = {"_id": f"{bucket}:{window_start}"}
+    # update_one + find_one, not find_one_and_update (a collection scan on SecantusDB); the count read
+    # back may include concurrent hits, which only makes the limit stricter.
+    await ctx.db[COLLECTION].update_one(key, {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": now + window}},
+                                        upsert=True)
+    doc = await ctx.db[COLLECTION].find_one(key)
+    if doc is not None and doc["count"] > limit:
         retry_after = max(1, math.ceil(window_start + seconds - now.timestamp()))
         raise ApiError(429, "rate_limited", "Too many attempts; try again later.",
                        headers={"Retry-After": str(retry_after)})
