@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from server import audit, feeds, study_sessions
 from server.context import Context
-from server.db import indexes
+from server.db import indexes, update_then_get
 from server.errors import ApiError, forbidden, not_found
 from server.ids import new_id
 from server.pagination import page
@@ -73,11 +73,12 @@ async def log_event(ctx: Context, *, session: dict | None, session_id: str, memb
 
 
 async def set_status(ctx: Context, session: dict, member: dict, status: str, *, source: str, method: str,
-                     reason: str | None, actor_id: str, txn=None) -> tuple[dict | None, dict]:
-    """Upsert the member's record with a new status; returns (before, after).
+                     reason: str | None, actor_id: str, txn) -> tuple[dict | None, dict]:
+    """Upsert the member's record with a new status inside the transaction `txn`; returns (before, after).
 
-    Inside a transaction (`txn`) a duplicate key aborts it: the caller runs the transaction again
-    (`_with_retry`); outside one, the upsert is retried here."""
+    The transaction makes the read before and the upsert one step (a concurrent write conflicts and is
+    retried). A concurrent check-in's insert of the same record can still surface as a duplicate key,
+    which aborts the transaction: the caller runs it again (`_with_retry`)."""
     now = ctx.now()
     fields = record_fields(session, member["_id"], member["org_path"])
     update = {"$set": {"status": status, "source": source, "method": method, "reason": reason,
@@ -85,17 +86,8 @@ async def set_status(ctx: Context, session: dict, member: dict, status: str, *, 
               "$setOnInsert": {**{k: v for k, v in fields.items() if k not in ("session_id", "member_id")},
                                "_id": new_id(), "checked_in_at": None, "offline": False, "created_at": now}}
     key = {"session_id": session["_id"], "member_id": member["_id"]}
-    for _ in range(1 if txn is not None else ATTEMPTS):
-        try:
-            before = await ctx.db[ATTENDANCE].find_one_and_update(key, update, upsert=True,
-                                                                  return_document=ReturnDocument.BEFORE, session=txn)
-            break
-        except DuplicateKeyError:  # a concurrent check-in inserted it first: update that one
-            if txn is not None:
-                raise
-            continue
-    else:
-        raise ApiError(409, "attendance_conflict", "The record changed meanwhile; try again.")
+    before = await ctx.db[ATTENDANCE].find_one(key, session=txn)
+    await ctx.db[ATTENDANCE].update_one(key, update, upsert=True, session=txn)
     after = await ctx.db[ATTENDANCE].find_one(key, session=txn)
     await log_event(ctx, session=session, session_id=session["_id"], member_id=member["_id"], source=source,
                     method=method, result="ok", status=status, actor_id=actor_id, reason=reason, txn=txn)
@@ -221,11 +213,10 @@ async def decide(ctx: Context, principal: Principal, request_id: str, approve: b
     member = await ctx.db[MEMBERS].find_one({"_id": doc["member_id"]}, {"org_path": 1})
 
     async def work(txn) -> dict:
-        decided = await ctx.db[REQUESTS].find_one_and_update(
-            {"_id": request_id, "status": "pending"},
+        decided = await update_then_get(
+            ctx.db[REQUESTS], {"_id": request_id, "status": "pending"},
             {"$set": {"status": status, "note": note, "decided_at": ctx.now(), "decided_by": principal.member_id},
-             "$unset": {"pending_key": ""}},
-            return_document=ReturnDocument.AFTER, session=txn)
+             "$unset": {"pending_key": ""}}, session=txn)
         if decided is None:
             raise ApiError(409, "request_not_pending", "This request was already decided.")
         changes: dict[str, Any] = {"session_id": doc["session_id"], "member_id": doc["member_id"],

@@ -24,12 +24,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import PyMongoError
 
 from server import audit, feeds, orgs, qr, study_scheme
 from server.context import Context
-from server.db import indexes
+from server.db import indexes, update_then_get
 from server.errors import ApiError, forbidden, invalid, not_found
 from server.ids import new_id
 from server.pagination import page
@@ -124,11 +124,10 @@ async def fix_attendees(ctx: Context, session: dict) -> dict:
     list right after (and by any later touch, should that fail)."""
     if not session.get("attendees_fixed", True) and ctx.now() >= session["checkin_opens_at"]:
         ids = await current_attendees(ctx, session)
-        fixed = await ctx.db[COLLECTION].find_one_and_update(
-            {"_id": session["_id"], "attendees_fixed": False},
+        fixed = await update_then_get(
+            ctx.db[COLLECTION], {"_id": session["_id"], "attendees_fixed": False},
             {"$set": {"attendees": ids, "attendees_fixed": True, "attendees_fixed_at": ctx.now(),
-                      "feed_stale": True}},
-            return_document=ReturnDocument.AFTER)
+                      "feed_stale": True}})
         if fixed is None:  # someone else fixed it first: theirs stands
             fixed = await ctx.db[COLLECTION].find_one({"_id": session["_id"]})
         session = fixed
@@ -347,10 +346,10 @@ async def update(ctx: Context, principal: Principal, session_id: str, changes: d
     update["updated_at"] = ctx.now()
 
     async def work(txn) -> dict:
-        new = await ctx.db[COLLECTION].find_one_and_update(
-            {"_id": session_id, "status": "scheduled",
-             **({"attendees_fixed": False} if "attendees" in changes else {})},
-            {"$set": update}, return_document=ReturnDocument.AFTER, session=txn)
+        new = await update_then_get(
+            ctx.db[COLLECTION], {"_id": session_id, "status": "scheduled",
+                                 **({"attendees_fixed": False} if "attendees" in changes else {})},
+            {"$set": update}, session=txn)
         if new is None:
             raise ApiError(409, "session_changed", "The session changed meanwhile (cancelled or opened); reload it.")
         if "starts_at" in update or "ends_at" in update:
@@ -379,11 +378,10 @@ async def cancel(ctx: Context, principal: Principal, session_id: str, reason: st
     require_not_cancelled(session)
     async def work(txn) -> dict:
         now = ctx.now()
-        new = await ctx.db[COLLECTION].find_one_and_update(
-            {"_id": session_id, "status": "scheduled"},
+        new = await update_then_get(
+            ctx.db[COLLECTION], {"_id": session_id, "status": "scheduled"},
             {"$set": {"status": "cancelled", "cancel_reason": reason, "cancelled_at": now,
-                      "cancelled_by": principal.member_id, "updated_at": now}},
-            return_document=ReturnDocument.AFTER, session=txn)
+                      "cancelled_by": principal.member_id, "updated_at": now}}, session=txn)
         if new is None:
             raise ApiError(409, "session_cancelled", "This session was cancelled.")
         await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {"cancelled": True}}, session=txn)

@@ -27,12 +27,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError
 
 from server import audit, feeds, files, orgs, study_progress, study_scheme
 from server.context import Context
-from server.db import indexes
+from server.db import indexes, update_then_get
 from server.errors import ApiError, forbidden, invalid, not_found
 from server.ids import new_id
 from server.pagination import page
@@ -205,11 +205,12 @@ async def _tell_organisers(ctx: Context, principal: Principal, warnings: list[di
     if not warnings:
         return
     on_paths = sorted({o for w in warnings for o in w["org_path"]})
-    people = await ctx.db[MEMBERS].find(
-        {"active": True, "_id": {"$ne": principal.member_id},
-         "roles": {"$elemMatch": {"org_id": {"$in": on_paths}, "role": {"$in": ["organiser", "admin"]}}}},
-        {"roles": 1}, session=txn).sort("_id", 1).limit(MAX_ORGANISERS).to_list()
+    # Only the indexed key in the query (SecantusDB may scan on more); the rest is checked here.
+    people = await ctx.db[MEMBERS].find({"roles.org_id": {"$in": on_paths}}, {"roles": 1, "active": 1},
+                                        session=txn).sort("_id", 1).limit(MAX_ORGANISERS).to_list()
     for person in people:
+        if not person.get("active") or person["_id"] == principal.member_id:
+            continue
         held = {r["org_id"] for r in person.get("roles", []) if r["role"] in ("organiser", "admin")}
         theirs = [w for w in warnings if held.intersection(w["org_path"])]
         if not theirs:
@@ -252,10 +253,9 @@ async def _step(ctx: Context, principal: Principal, warning_id: str, *, minimum:
     async def work(txn) -> dict:
         now = ctx.now()
         step = {"status": to, "at": now, "by": principal.member_id, "note": note, "file_ids": file_ids}
-        new = await ctx.db[COLLECTION].find_one_and_update(
-            {"_id": warning_id, "status": frm},
-            {"$set": {"status": to, "updated_at": now}, "$push": {"history": step}},
-            return_document=ReturnDocument.AFTER, session=txn)
+        new = await update_then_get(
+            ctx.db[COLLECTION], {"_id": warning_id, "status": frm},
+            {"$set": {"status": to, "updated_at": now}, "$push": {"history": step}}, session=txn)
         if new is None:
             raise ApiError(409, code, f"This warning is not {frm}.")
         # Each file must be the caller's upload (422 file_not_found otherwise, and nothing above is kept).
