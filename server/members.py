@@ -34,6 +34,7 @@ indexes(
     IndexModel([("phone", ASCENDING)], unique=True),
     IndexModel([("org_path", ASCENDING), ("_id", ASCENDING)]),
     IndexModel([("org_id", ASCENDING)]),
+    IndexModel([("roles.org_id", ASCENDING)]),  # who organises an org (notices to organisers)
 )
 indexes(
     INVITES,

@@ -53,8 +53,6 @@ indexes(
     IndexModel([("org_path", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)]),
     IndexModel([("notified", ASCENDING), ("period", ASCENDING)]),
 )
-# Who holds a role on an org: the scan tells them (server/members.py owns the collection; this lookup is ours).
-indexes(MEMBERS, IndexModel([("roles.org_id", ASCENDING)]))
 
 
 def warning_out(doc: dict) -> dict:
