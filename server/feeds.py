@@ -2,7 +2,8 @@
 
 One document per feed item in `feed_items`. Its audience is either an org subtree (`audience_org`:
 a member sees it when that org is in their `org_path`) or an explicit list of `members`.
-`former` / `former_orgs` remember who lost the item when its audience shrank, so they get a delete.
+When a live item's audience shrinks, `feed_removals` records each member or org that lost it, with
+its own sequence number, so they get exactly one delete (later edits of the item send them nothing).
 
 How sync never skips a change (DESIGN.md "Sync cursors")
 -------------------------------------------------------
@@ -60,6 +61,7 @@ from server.scope import Principal
 log = logging.getLogger("branchline.feeds")
 
 ITEMS = "feed_items"
+REMOVALS = "feed_removals"
 READS = "feed_reads"
 COUNTER = "feed_counter"
 
@@ -80,14 +82,15 @@ indexes(
     ITEMS,
     IndexModel([("audience_org", ASCENDING), ("seq", ASCENDING)]),
     IndexModel([("members", ASCENDING), ("seq", ASCENDING)]),
-    IndexModel([("former", ASCENDING)], sparse=True),
-    IndexModel([("former_orgs", ASCENDING)], sparse=True),
     IndexModel([("seq", ASCENDING)]),
     IndexModel([("kind", ASCENDING), ("ref_id", ASCENDING)]),
     IndexModel([("state", ASCENDING), ("published_at", ASCENDING)]),
     IndexModel([("state", ASCENDING), ("expires_at", ASCENDING)]),
     IndexModel([("state", ASCENDING), ("deleted_at", ASCENDING)]),
 )
+indexes(REMOVALS, IndexModel([("member_id", ASCENDING), ("seq", ASCENDING)], sparse=True),
+        IndexModel([("org_id", ASCENDING), ("seq", ASCENDING)], sparse=True), IndexModel([("seq", ASCENDING)]),
+        IndexModel([("at", ASCENDING)]))
 indexes(READS, IndexModel([("member_id", ASCENDING), ("item_id", ASCENDING)]),
         IndexModel([("item_id", ASCENDING)]), IndexModel([("seq", ASCENDING)]))
 
@@ -239,24 +242,27 @@ async def _upsert(ctx: Context, *, kind: str, ref_id: str, org_id: str, title: s
             doc.update(deleted_at=None, deleted_reason=None)
         elif old is None or old["state"] != "deleted":
             doc.update(deleted_at=now, deleted_reason="expired")
-        seq = await _reserve(ctx, 1, s) if visible_change else 0
+        # Who had it and no longer will: each gets one delete, recorded with its own sequence number.
+        was_live = old is not None and old["state"] == "live"
+        lost_members = sorted(set(old.get("members", [])) - set(members)) if was_live else []
+        lost_orgs = ([old["audience_org"]] if was_live and old.get("audience_org")
+                     and old["audience_org"] != audience_org else [])
+        removals = [{"member_id": m} for m in lost_members] + [{"org_id": o} for o in lost_orgs]
+        seq = await _reserve(ctx, 1 + len(removals), s) if visible_change else 0
         if visible_change:
             doc["seq"] = seq
+        if removals:
+            await ctx.db[REMOVALS].insert_many(
+                [{"_id": new_id(), "item_id": item_id, "seq": seq + 1 + i, "at": now, **r}
+                 for i, r in enumerate(removals)], session=s)
         if old is None:
-            doc.update(_id=item_id, version=version or 1, created_at=now, former=[], former_orgs=[],
-                       seq=seq, deleted_at=doc.get("deleted_at"), deleted_reason=doc.get("deleted_reason"))
+            doc.update(_id=item_id, version=version or 1, created_at=now, seq=seq,
+                       deleted_at=doc.get("deleted_at"), deleted_reason=doc.get("deleted_reason"))
             await coll.insert_one(doc, session=s)
             return seq
         doc["version"] = version if version is not None else old["version"] + 1
-        former = set(old.get("former", [])) | (set(old.get("members", [])) - set(members))
-        former -= set(members)
-        former_orgs = set(old.get("former_orgs", []))
-        if old.get("audience_org") and old["audience_org"] != audience_org:
-            former_orgs.add(old["audience_org"])
-        former_orgs.discard(audience_org)
-        doc.update(former=sorted(former), former_orgs=sorted(former_orgs))
         await coll.update_one({"_id": item_id}, {"$set": doc}, session=s)
-        return seq
+        return seq + len(removals)
 
     await _in_transaction(ctx, session, work)
 
@@ -320,7 +326,7 @@ async def notify(ctx: Context, member_ids: list[str], *, title: str, summary: st
         first = await _reserve(ctx, len(members), s)
         now = ctx.now()
         docs = [{"_id": new_id(), "kind": "notice", "ref_kind": ref_kind, "ref_id": ref_id, "org_id": org_id,
-                 "audience_org": None, "members": [m], "former": [], "former_orgs": [],
+                 "audience_org": None, "members": [m],
                  "title": title, "summary": summarise(summary), "pinned": False, "must_read": False,
                  "published_at": now, "expires_at": None, "state": "live", "ever_live": True,
                  "seq": first + i, "version": 1, "created_at": now, "updated_at": now,
@@ -602,33 +608,52 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
         # The commonest request: nothing new. No query (the unread count is cached per counter value).
         return SyncResult([], encode_token(Token(token.m, token.o, latest, latest)), False,
                           await _cached_unread(ctx, principal, latest))
-    query: dict[str, Any] = {
-        "seq": {"$gt": token.s, "$lte": latest}, "ever_live": True,
-        "$or": [{"audience_org": {"$in": list(principal.org_path)}}, {"members": principal.member_id},
-                {"former": principal.member_id}, {"former_orgs": {"$in": list(principal.org_path)}}],
-    }
+    query: dict[str, Any] = {"seq": {"$gt": token.s, "$lte": latest}, "ever_live": True,
+                             **audience_filter(principal)}
     if token.x == "*":  # first snapshot: current items, plus tombstones of what changed since it began
-        query["$and"] = [{"$or": [{"seq": {"$gt": token.b}}, {"state": "live", **audience_filter(principal)}]}]
+        query["$and"] = [{"$or": [{"seq": {"$gt": token.b}}, {"state": "live"}]}]
     elif token.x:  # after a move: items of the newly visible orgs, plus everything changed since
         query["$and"] = [{"$or": [{"seq": {"$gt": token.b}},
                                   {"state": "live", "audience_org": {"$in": token.x}}]}]
+    # audiences the member lost (only those after the token's base: earlier ones they never had)
+    lost_query = {"seq": {"$gt": max(token.s, token.b), "$lte": latest},
+                  "$or": [{"member_id": principal.member_id}, {"org_id": {"$in": list(principal.org_path)}}]}
     room = max(limit - len(prefix), 1)
     docs = await ctx.db[ITEMS].find(query).sort("seq", ASCENDING).limit(room + 1).to_list()
-    has_more = len(docs) > room
-    docs = docs[:room]
-    live = [d for d in docs if d["state"] == "live" and _sees(principal, d)]
+    lost = await ctx.db[REMOVALS].find(lost_query).sort("seq", ASCENDING).limit(room + 1).to_list()
+    merged = sorted([(d["seq"], d, None) for d in docs] + [(r["seq"], None, r) for r in lost],
+                    key=lambda entry: entry[0])
+    has_more = len(merged) > room
+    merged = merged[:room]
+    current = await _current_items(ctx, [r["item_id"] for _, _, r in merged if r is not None])
+    live = [d for _, d, _ in merged if d is not None and d["state"] == "live" and _sees(principal, d)]
     read = await _read_ids(ctx, principal.member_id, [d["_id"] for d in live])
     changes = list(prefix)
-    for d in docs:
-        if d["state"] == "live" and _sees(principal, d):
+    for _, d, removal in merged:
+        if removal is not None:
+            if _lost(principal, current.get(removal["item_id"])):
+                changes.append({"op": "delete", "id": removal["item_id"]})
+        elif d["state"] == "live" and _sees(principal, d):
             changes.append({"op": "upsert", "item": item_out(d, d["_id"] in read)})
         else:
             changes.append({"op": "delete", "id": d["_id"]})
     if has_more:
-        nxt = Token(principal.member_id, principal.org_id, docs[-1]["seq"], token.b, token.x)
+        nxt = Token(principal.member_id, principal.org_id, merged[-1][0], token.b, token.x)
     else:
         nxt = Token(principal.member_id, principal.org_id, latest, latest)
     return SyncResult(changes, encode_token(nxt), has_more, await _cached_unread(ctx, principal, latest))
+
+
+async def _current_items(ctx: Context, item_ids: list[str]) -> dict[str, dict]:
+    if not item_ids:
+        return {}
+    return {d["_id"]: d async for d in ctx.db[ITEMS].find({"_id": {"$in": sorted(set(item_ids))}})}
+
+
+def _lost(principal: Principal, item: dict | None) -> bool:
+    """A removal means a delete unless the member is (again) in the item's audience: then the item's
+    own change, which is later than the removal or on an earlier page, says what they should have."""
+    return item is None or not _sees(principal, item)
 
 
 # -- waking long-polls: one shared read of what changed ------------------------------------------
@@ -639,9 +664,12 @@ WINDOW_READS_MAX = 50_000
 
 @dataclass
 class Window:
-    """Everything that changed in (start, end]: the items, the reads taken, and who has read those items."""
+    """Everything that changed in (start, end]: the items, the audiences lost (with those items as
+    they are now), the reads taken, and who has read those items."""
 
     items: list[dict]
+    lost: list[dict]
+    lost_items: dict[str, dict]
     reads: list[dict]
     readers: dict[str, set[str]]
 
@@ -649,6 +677,8 @@ class Window:
 async def _fetch_window(ctx: Context, start: int, end: int) -> Window | None:
     items = await ctx.db[ITEMS].find({"seq": {"$gt": start, "$lte": end}, "ever_live": True}).sort(
         "seq", ASCENDING).to_list()
+    lost = await ctx.db[REMOVALS].find({"seq": {"$gt": start, "$lte": end}}).sort("seq", ASCENDING).to_list()
+    lost_items = await _current_items(ctx, [r["item_id"] for r in lost])
     reads = await ctx.db[READS].find({"seq": {"$gt": start, "$lte": end}},
                                      {"member_id": 1, "item_id": 1}).to_list()
     readers: dict[str, set[str]] = {}
@@ -659,7 +689,7 @@ async def _fetch_window(ctx: Context, start: int, end: int) -> Window | None:
             readers.setdefault(r["item_id"], set()).add(r["member_id"])
         if sum(len(v) for v in readers.values()) > WINDOW_READS_MAX:
             return None
-    return Window(items, reads, readers)
+    return Window(items, lost, lost_items, reads, readers)
 
 
 async def _window(ctx: Context, start: int, end: int) -> Window | None:
@@ -681,13 +711,6 @@ async def _window(ctx: Context, start: int, end: int) -> Window | None:
         raise
 
 
-def _concerns(principal: Principal, doc: dict) -> bool:
-    """The item is, or was, addressed to the member (the same test as the sync query)."""
-    path = principal.org_path
-    return (doc.get("audience_org") in path or principal.member_id in doc.get("members", ())
-            or principal.member_id in doc.get("former", ()) or any(o in path for o in doc.get("former_orgs", ())))
-
-
 async def _sync_from_window(ctx: Context, principal: Principal, token: Token, limit: int) -> SyncResult | None:
     """A plain, up-to-date token woken by a change: answer from the shared window, no query of our own.
 
@@ -706,14 +729,23 @@ async def _sync_from_window(ctx: Context, principal: Principal, token: Token, li
     window = await _window(ctx, token.s, latest)
     if window is None:
         return None
-    mine = [d for d in window.items if _concerns(principal, d)]
+    # the same selection as the sync query: items addressed to the member, audiences they lost
+    mine = [(d["seq"], d, None) for d in window.items if _sees(principal, d)]
+    mine += [(r["seq"], None, r) for r in window.lost
+             if r.get("member_id") == principal.member_id or r.get("org_id") in principal.org_path]
     if len(mine) > limit:
         return None
+    mine.sort(key=lambda entry: entry[0])
     unread = set(cached[2])
     changes = []
-    for d in mine:
+    for _, d, removal in mine:
+        if removal is not None:
+            if _lost(principal, window.lost_items.get(removal["item_id"])):
+                unread.discard(removal["item_id"])
+                changes.append({"op": "delete", "id": removal["item_id"]})
+            continue
         unread.discard(d["_id"])
-        if d["state"] == "live" and _sees(principal, d):
+        if d["state"] == "live":
             read = principal.member_id in window.readers.get(d["_id"], ())
             changes.append({"op": "upsert", "item": item_out(d, read)})
             if not read:
@@ -874,8 +906,12 @@ async def purge_tombstones(ctx: Context) -> None:
     if horizon and horizon_at is not None and now - horizon_at >= PURGE_GRACE:
         await ctx.db[ITEMS].delete_many({"state": "deleted", "seq": {"$lte": horizon},
                                          "deleted_at": {"$lt": cutoff}})
-    oldest = await ctx.db[ITEMS].find({"state": "deleted", "deleted_at": {"$lt": cutoff}},
-                                      {"seq": 1}).sort("seq", DESCENDING).limit(1).to_list()
-    if oldest and oldest[0]["seq"] > horizon:
+        await ctx.db[REMOVALS].delete_many({"seq": {"$lte": horizon}, "at": {"$lt": cutoff}})
+    old_items = await ctx.db[ITEMS].find({"state": "deleted", "deleted_at": {"$lt": cutoff}},
+                                         {"seq": 1}).sort("seq", DESCENDING).limit(1).to_list()
+    old_removals = await ctx.db[REMOVALS].find({"at": {"$lt": cutoff}}, {"seq": 1}).sort(
+        "seq", DESCENDING).limit(1).to_list()
+    newest = max([d["seq"] for d in old_items + old_removals], default=0)
+    if newest > horizon:
         await ctx.db[COUNTER].update_one({"_id": "seq"},
-                                         {"$max": {"horizon": oldest[0]["seq"]}, "$set": {"horizon_at": now}})
+                                         {"$max": {"horizon": newest}, "$set": {"horizon_at": now}})

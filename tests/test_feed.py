@@ -153,6 +153,7 @@ def test_other_kinds_notices_and_member_audiences(api):
     assert [(c["item"]["title"], c["item"]["version"]) for c in changes] == [("志愿服务（改期）", 2)]
 
     # m2 leaves the session's attendees: a delete for m2 only
+    away = tokens[m2.id]
     api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
                                title="专题学习", summary="第三季度专题学习", published_at=now, member_ids=[m1.id]))
     assert kinds(m2) == [("delete", "study_session:ss1"), ("upsert", "activity")]  # and the rename
@@ -162,6 +163,25 @@ def test_other_kinds_notices_and_member_audiences(api):
     assert "ss1" not in [i["ref_id"] for i in m2.ok("GET", "/feed")["items"]]
     fresh, _ = sync_all(m2)  # a new snapshot holds what m2 sees, and no tombstones
     assert sorted(c["item"]["kind"] for c in fresh if c["op"] == "upsert") == ["activity"] and len(fresh) == 1
+
+    # later edits of the session send m2 nothing more (one delete per removal), also when m2 was away
+    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
+                               title="专题学习（改）", summary="第三季度专题学习", published_at=now,
+                               member_ids=[m1.id]))
+    assert kinds(m2) == []
+    assert [c["op"] for c in sync_all(m2, away)[0] if "ss1" in c.get("id", "")] == ["delete"]
+    # from the whole org to named attendees: the others lose it, once
+    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
+                               title="读书会", summary="全支部", published_at=now))
+    assert ("upsert", "activity") in kinds(m2)
+    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
+                               title="读书会", summary="限定人员", published_at=now, member_ids=[m1.id]))
+    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
+                               title="读书会（改）", summary="限定人员", published_at=now, member_ids=[m1.id]))
+    assert kinds(m2) == [("delete", "activity:act2")]
+    m1_changes, tokens[m1.id] = sync_all(m1, tokens[m1.id])
+    assert [(c["op"], c["item"]["version"]) for c in m1_changes if c["op"] == "upsert"
+            and c["item"]["ref_id"] == "act2"] == [("upsert", 3)] and len(m1_changes) == 2
 
     # retraction (an activity cancelled) reaches everyone who had it
     api.run(feeds.retract_item(api.ctx, kind="activity", ref_id="act1"))
@@ -192,6 +212,11 @@ def test_old_tokens_answer_410_after_tombstones_are_purged(api):
     _, old_token = sync_all(m1)
     aid = publish(api, org_a, w["a"]["id"], "将撤回")
     org_a.delete(f"/announcements/{aid}")
+    now = api.clock.now()
+    for attendees in ([m1.id, w["m2"].id], [m1.id]):  # m2 loses a session: a removal record
+        api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+                                   summary="x", published_at=now, member_ids=attendees))
+    assert api.run(api.db[feeds.REMOVALS].count_documents({})) == 1
     _, fresh_token = sync_all(m1, old_token)
     api.clock.advance(days=feeds.TOMBSTONE_DAYS + 1)
     m1 = api.as_member(m1.member)
@@ -201,6 +226,7 @@ def test_old_tokens_answer_410_after_tombstones_are_purged(api):
     # later the tombstone itself goes
     api.clock.advance(seconds=feeds.PURGE_EVERY_SECONDS + feeds.PURGE_GRACE.total_seconds() + 1)
     assert wait_until(lambda: api.run(api.db[feeds.ITEMS].count_documents({"_id": f"announcement:{aid}"})) == 0)
+    assert api.run(api.db[feeds.REMOVALS].count_documents({})) == 0
 
 
 def test_long_poll_wakes_on_publish(api):
