@@ -67,23 +67,33 @@ class APIHandler(tornado.web.RequestHandler):
         self._chunks: list[bytes] = []
         self._received = 0
         limit = self.body_limit or self.ctx.settings.json_body_limit
-        declared = self.request.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise ApiError(413, self.too_large_code, f"The body is larger than {limit} bytes.")
-        if self.auth_required and self.body_limit is not None and self._expects_body():
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            # Answered once the body has been read and dropped: closing a socket with unread data
+            # makes the kernel reset it, and the client may lose the 413 itself. The HTTP server's
+            # max_body_size bounds what is drained.
+            self.refusal = ApiError(413, self.too_large_code, f"The body is larger than {limit} bytes.")
+            return
+        if self.auth_required and self.body_limit is not None and self._large_body_coming():
             self.principal = await self.authenticate()
 
-    def _expects_body(self) -> bool:
+    #: A refusal decided before the body arrived, raised when the method runs.
+    refusal: ApiError | None = None
+
+    def _large_body_coming(self) -> bool:
+        """Over 1 MiB declared, or chunked: worth refusing an unauthenticated sender before it arrives."""
         headers = self.request.headers
-        return headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers
+        declared = headers.get("Content-Length", "0")
+        return "Transfer-Encoding" in headers or (declared.isdigit() and int(declared) > 1024 * 1024)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Authenticate at the start of each HTTP method, after the body is read.
 
         Tornado drops the connection when a streaming handler finishes in `prepare()` (its body
         was never read), which breaks keep-alive clients on an ordinary 401. So refusals are raised
-        from the method instead. Handlers with a large `body_limit` (uploads, imports) do
-        authenticate in `prepare()`: there, refusing before 20 MiB arrive is worth a new connection."""
+        from the method instead (a body declared too large is drained and refused there too).
+        Handlers with a large `body_limit` (uploads, imports) do authenticate in `prepare()` when
+        over 1 MiB is coming: refusing before 20 MiB arrive is worth a new connection."""
         super().__init_subclass__(**kwargs)
         for name in ("get", "post", "put", "patch", "delete"):
             method = cls.__dict__.get(name)
@@ -94,8 +104,12 @@ class APIHandler(tornado.web.RequestHandler):
 
     def data_received(self, chunk: bytes) -> None:
         self._received += len(chunk)
+        if self.refusal is not None:
+            return
         if self._received > (self.body_limit or self.ctx.settings.json_body_limit):
-            raise ApiError(413, self.too_large_code, "The body is too large.")
+            self.refusal = ApiError(413, self.too_large_code, "The body is too large.")
+            self._chunks = []
+            return
         self._chunks.append(chunk)
 
     @property
@@ -249,6 +263,8 @@ class APIHandler(tornado.web.RequestHandler):
 def _authenticating(method: Callable) -> Callable:
     @functools.wraps(method)
     async def wrapper(self: APIHandler, *args: Any, **kwargs: Any) -> Any:
+        if self.refusal is not None:
+            raise self.refusal
         if self.auth_required and self.principal is None:
             self.principal = await self.authenticate()
         return await method(self, *args, **kwargs)

@@ -29,6 +29,8 @@ class FilesHandler(APIHandler):
 
     async def prepare(self) -> None:
         await super().prepare()
+        if self.refusal is not None:  # declared too large: the body is drained, then refused
+            return
         content_type = self.request.headers.get("Content-Type", "")
         if content_type.lower().startswith("multipart/form-data"):
             self.multipart = files.MultipartFile(content_type)
