@@ -28,6 +28,7 @@ from server.study_sessions import ATTENDANCE, MEMBERS
 EVENTS = "study_checkin_events"
 REQUESTS = "study_requests"
 STATUSES = ("present", "late", "leave", "absent")
+ATTENDED = ("present", "late")
 STATUS_ZH = {"present": "出席", "late": "迟到", "leave": "请假", "absent": "缺席"}
 KIND_ZH = {"leave": "请假", "makeup": "补学"}
 ATTEMPTS = 3
@@ -221,11 +222,22 @@ async def decide(ctx: Context, principal: Principal, request_id: str, approve: b
             raise ApiError(409, "request_not_pending", "This request was already decided.")
         changes: dict[str, Any] = {"session_id": doc["session_id"], "member_id": doc["member_id"],
                                    "kind": doc["kind"], "decision": status}
+        kept = None  # an attended record the approval leaves as it is
         if approve and member is not None:
             new_status = "leave" if doc["kind"] == "leave" else "present"
-            before, _ = await set_status(ctx, session, member, new_status, source="request", method=doc["kind"],
-                                         reason=doc["reason"], actor_id=principal.member_id, txn=txn)
-            changes.update(before=before and before.get("status"), after=new_status)
+            current = await ctx.db[ATTENDANCE].find_one({"session_id": session["_id"], "member_id": member["_id"]},
+                                                        {"status": 1}, session=txn)
+            if current is not None and current["status"] in ATTENDED:
+                # The member came after all (a scan or a mark since the request): approving a leave must not
+                # turn that into an absence, nor a make-up rewrite it. The record read is part of the
+                # transaction, so a concurrent check-in conflicts and this runs again.
+                kept = current["status"]
+                changes.update(before=kept, after=kept, kept=True)
+            else:
+                before, _ = await set_status(ctx, session, member, new_status, source="request",
+                                             method=doc["kind"], reason=doc["reason"],
+                                             actor_id=principal.member_id, txn=txn)
+                changes.update(before=before and before.get("status"), after=new_status)
         await audit.record(ctx, actor_id=principal.member_id, action=f"study.request.{status}",
                            target_kind="study_request", target_id=request_id,
                            org_path=list(member["org_path"]) if member else session["org_path"],
@@ -233,7 +245,9 @@ async def decide(ctx: Context, principal: Principal, request_id: str, approve: b
         kind = KIND_ZH[doc["kind"]]
         verdict = "已批准" if approve else "未批准"
         summary = f"您对「{session['title']}」的{kind}申请{verdict}。"
-        if approve:
+        if approve and kept is not None:
+            summary += f"您已签到，出勤记录保持「{STATUS_ZH[kept]}」。"
+        elif approve:
             summary += f"出勤已记为「{STATUS_ZH['leave' if doc['kind'] == 'leave' else 'present']}」。"
         if note:
             summary += f"意见：{note}"

@@ -12,7 +12,8 @@ Offline scans carry `client_time`: the rules above are applied at `client_time` 
 request arrives within 24 h of it; such records are flagged `offline` for the organiser.
 
 Self-study: at most 240 minutes per member per day (the day in the org time zone, the entry's `date`),
-held under concurrent posts by a per-member-per-day counter moved only by a conditional `$inc`.
+held under concurrent posts by a per-member-per-day counter moved only by a conditional `$inc`, in one
+transaction with the entry (a failed entry takes no minutes).
 """
 
 from __future__ import annotations
@@ -178,38 +179,45 @@ async def log_self_study(ctx: Context, principal: Principal, track: str, minutes
         raise invalid("date", "date lies in the future.")
     if day < today - timedelta(days=BACKDATE_DAYS):
         raise invalid("date", f"Self-study is logged within {BACKDATE_DAYS} days.")
-    total = await _take_minutes(ctx, principal.member_id, day.isoformat(), minutes)
     doc = {"_id": new_id(), "member_id": principal.member_id, "member_org_path": list(principal.org_path),
            "track": track, "minutes": minutes, "material": material, "note": note, "date": day.isoformat(),
-           "day_total_minutes": total, "created_at": ctx.now()}
-    try:
-        await ctx.db[SELF_STUDY].insert_one(doc)
-    except BaseException:
-        await ctx.db[DAILY].update_one({"_id": f"{principal.member_id}:{day.isoformat()}"},
-                                       {"$inc": {"minutes": -minutes}})
-        raise
+           "day_total_minutes": 0, "created_at": ctx.now()}
+    counter = f"{principal.member_id}:{day.isoformat()}"
+    await _open_day(ctx, counter)
+
+    async def work(txn) -> None:
+        doc["day_total_minutes"] = await _take_minutes(ctx, counter, day.isoformat(), minutes, txn)
+        await ctx.db[SELF_STUDY].insert_one(doc, session=txn)
+
+    async with ctx.client.start_session() as txn:
+        await txn.with_transaction(work)
     return doc
 
 
-async def _take_minutes(ctx: Context, member_id: str, day: str, minutes: int) -> int:
-    """Add `minutes` to the member's day unless that passes the cap; the new day total. Race-safe:
-    the filter `minutes <= cap - m` and the `$inc` are one atomic update, and two first writers of a day
-    meet on the `_id`, the loser retrying as a plain conditional update."""
-    coll = ctx.db[DAILY]
-    key = {"_id": f"{member_id}:{day}", "minutes": {"$lte": DAILY_CAP_MINUTES - minutes}}
+async def _open_day(ctx: Context, counter: str) -> None:
+    """Make sure the member's counter for the day exists (at 0 minutes when new): harmless on its own, and it
+    lets the transaction below claim minutes with a plain conditional update instead of an upsert."""
     try:
-        await coll.update_one(key, {"$inc": {"minutes": minutes}}, upsert=True)  # matched, or inserted the day
-        matched = True
-    except DuplicateKeyError:  # the day's counter exists and is too full, or a concurrent first write won
-        matched = (await coll.update_one(key, {"$inc": {"minutes": minutes}})).matched_count == 1
-    if not matched:
-        used = await coll.find_one({"_id": f"{member_id}:{day}"})
-        left = DAILY_CAP_MINUTES - (used["minutes"] if used else 0)
+        await ctx.db[DAILY].update_one({"_id": counter}, {"$setOnInsert": {"minutes": 0}}, upsert=True)
+    except DuplicateKeyError:  # a concurrent first entry of the day created it
+        pass
+
+
+async def _take_minutes(ctx: Context, counter: str, day: str, minutes: int, txn) -> int:
+    """Add `minutes` to the member's day unless that passes the cap; the new day total. Inside the caller's
+    transaction with the entry itself, so the minutes are taken if and only if the entry is written.
+    Race-safe: the filter `minutes <= cap - m` and the `$inc` are one atomic update, and concurrent entries
+    of the same day conflict on the counter and are run again by the driver."""
+    coll = ctx.db[DAILY]
+    taken = await coll.update_one({"_id": counter, "minutes": {"$lte": DAILY_CAP_MINUTES - minutes}},
+                                  {"$inc": {"minutes": minutes}}, session=txn)
+    used = await coll.find_one({"_id": counter}, session=txn)
+    if taken.matched_count != 1:
+        left = max(0, DAILY_CAP_MINUTES - (used["minutes"] if used else 0))
         raise ApiError(422, "daily_cap_exceeded",
-                       f"At most {DAILY_CAP_MINUTES} minutes of self-study a day; {max(0, left)} left for {day}.",
-                       errors=[{"field": "minutes", "message": f"at most {max(0, left)} more today"}])
-    doc = await coll.find_one({"_id": f"{member_id}:{day}"})
-    return doc["minutes"]
+                       f"At most {DAILY_CAP_MINUTES} minutes of self-study a day; {left} left for {day}.",
+                       errors=[{"field": "minutes", "message": f"at most {left} more today"}])
+    return used["minutes"]
 
 
 async def list_self_study(ctx: Context, principal: Principal, limit: int,

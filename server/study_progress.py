@@ -123,8 +123,11 @@ async def subtree(ctx: Context, org: dict) -> tuple[list[dict], list[dict], dict
     return [org, *descendants], members, await study_scheme.for_subtree(ctx, org)
 
 
-async def compliance_for(ctx: Context, org: dict, period: Period) -> dict:
-    org_list, members, stored = await subtree(ctx, org)
+async def compliance_for(ctx: Context, org: dict, period: Period,
+                         tree: tuple[list[dict], list[dict], dict[str, dict]] | None = None) -> dict:
+    """The compliance report; `tree` is `subtree(ctx, org)` when the caller has read it already (so a caller
+    that also uses the member list judges exactly the members it holds)."""
+    org_list, members, stored = tree if tree is not None else await subtree(ctx, org)
     done = await done_by_member(ctx, [m["_id"] for m in members], period)
     member_rows = []
     for member in members:
@@ -191,8 +194,9 @@ async def export(ctx: Context, principal: Principal, org_id: str, period_text: s
                  table: str) -> tuple[bytes, str, str]:
     org = await orgs.require_role(ctx, principal, org_id, "organiser")
     period = parse_period(period_text, ctx)
-    report = await compliance_for(ctx, org, period)
-    org_list, _, stored = await subtree(ctx, org)
+    tree = await subtree(ctx, org)
+    report = await compliance_for(ctx, org, period, tree)
+    org_list, _, stored = tree
     org_names = {o["_id"]: o["name"] for o in org_list}
     track_names = _track_names([study_scheme.DEFAULT_SCHEME, *stored.values()])
     compliance_rows = [[m["name"], org_names.get(m["org_id"], ""), t["name"], t["required_count"], t["done_count"],

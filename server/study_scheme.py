@@ -76,27 +76,44 @@ async def get(ctx: Context, principal: Principal, org_id: str) -> dict:
     return scheme_out(org["_id"], await effective(ctx, orgs.full_path(org)))
 
 
+async def _in_transaction(ctx: Context, work) -> None:
+    async with ctx.client.start_session() as txn:
+        await txn.with_transaction(work)
+
+
 async def put(ctx: Context, principal: Principal, org_id: str, body: dict) -> dict:
+    """Store the org's own scheme and its audit entry in one transaction (both or neither)."""
     org = await orgs.require_role(ctx, principal, org_id, "admin")
     keys = [t["key"] for t in body["tracks"]]
     if len(set(keys)) != len(keys):
         raise invalid("tracks", "Track keys must be unique.")
-    before = await ctx.db[COLLECTION].find_one({"_id": org["_id"]})
-    doc = {"name": body["name"], "tracks": body["tracks"], "org_path": orgs.full_path(org),
-           "updated_at": ctx.now(), "updated_by": principal.member_id}
-    await ctx.db[COLLECTION].update_one({"_id": org["_id"]}, {"$set": doc}, upsert=True)
-    await audit.record(ctx, actor_id=principal.member_id, action="study.scheme.put", target_kind="org",
-                       target_id=org["_id"], org_path=orgs.full_path(org),
-                       changes={"before": before and {"name": before["name"], "tracks": before["tracks"]},
-                                "after": {"name": body["name"], "tracks": body["tracks"]}})
+
+    async def work(txn) -> None:
+        before = await ctx.db[COLLECTION].find_one({"_id": org["_id"]}, session=txn)
+        doc = {"name": body["name"], "tracks": body["tracks"], "org_path": orgs.full_path(org),
+               "updated_at": ctx.now(), "updated_by": principal.member_id}
+        await ctx.db[COLLECTION].update_one({"_id": org["_id"]}, {"$set": doc}, upsert=True, session=txn)
+        await audit.record(ctx, actor_id=principal.member_id, action="study.scheme.put", target_kind="org",
+                           target_id=org["_id"], org_path=orgs.full_path(org), session=txn,
+                           changes={"before": before and {"name": before["name"], "tracks": before["tracks"]},
+                                    "after": {"name": body["name"], "tracks": body["tracks"]}})
+
+    await _in_transaction(ctx, work)
     return scheme_out(org["_id"], {"org_id": org["_id"], "name": body["name"], "tracks": body["tracks"]})
 
 
 async def delete(ctx: Context, principal: Principal, org_id: str) -> None:
-    """Drop the org's own scheme so it inherits again."""
+    """Drop the org's own scheme so it inherits again; the delete and its audit entry are one transaction.
+    (A read and delete_one, not find_one_and_delete: SecantusDB runs findAndModify as a collection scan.)"""
     org = await orgs.require_role(ctx, principal, org_id, "admin")
-    before = await ctx.db[COLLECTION].find_one_and_delete({"_id": org["_id"]})
-    if before is not None:
+
+    async def work(txn) -> None:
+        before = await ctx.db[COLLECTION].find_one({"_id": org["_id"]}, session=txn)
+        if before is None:
+            return
+        await ctx.db[COLLECTION].delete_one({"_id": org["_id"]}, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.scheme.delete", target_kind="org",
-                           target_id=org["_id"], org_path=orgs.full_path(org),
+                           target_id=org["_id"], org_path=orgs.full_path(org), session=txn,
                            changes={"before": {"name": before["name"], "tracks": before["tracks"]}})
+
+    await _in_transaction(ctx, work)

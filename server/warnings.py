@@ -1,8 +1,10 @@
 """Study warnings (API.md §5): a scan per period finds members and branches behind their scheme;
 each warning then goes open → rectifying (整改, an organiser's note and files) → closed (销号, an admin).
 
-A re-scan never duplicates: the unique index on (org_id, member_id, period, track) lets the insert of an
-existing warning fail, and the scan counts only what it really created. Every step is audited.
+A re-scan never duplicates: each batch of warnings is created with its audit entries in one transaction that
+first skips the warnings that exist, and the unique index on (org_id, member_id, period, track) stops a
+concurrent scan's copy (the batch then runs again); the scan counts only what it really created. A period
+that has not begun cannot be scanned. Every step is audited.
 
 Members are judged by the compliance rules of server/study_progress.py. A branch is behind on a session
 track when it held fewer sessions of that track (in its subtree, not cancelled, already begun) than the
@@ -28,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from server import audit, feeds, files, orgs, study_progress, study_scheme
 from server.context import Context
@@ -45,6 +47,8 @@ STATUSES = ("open", "rectifying", "closed")
 FILE_REF = "warning"
 MAX_ORGANISERS = 500  # organisers told of one scan's branch warnings
 NOTICE_BATCH = 200  # members told per transaction
+CREATE_BATCH = 200  # warnings (with their audit entries) created per transaction
+CREATE_ATTEMPTS = 5
 
 indexes(
     COLLECTION,
@@ -52,6 +56,7 @@ indexes(
                unique=True),
     IndexModel([("org_path", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)]),
     IndexModel([("notified", ASCENDING), ("period", ASCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("period", ASCENDING)]),
 )
 
 
@@ -95,8 +100,12 @@ async def scan(ctx: Context, principal: Principal, org_id: str, period_text: str
     if period_text is None:
         raise invalid("period", "period is required: 2026-11, 2026-Q4 or 2026.")
     period = study_progress.parse_period(period_text, ctx)
-    report = await study_progress.compliance_for(ctx, org, period)
-    org_list, members, stored = await study_progress.subtree(ctx, org)
+    if period.start > ctx.now():  # everyone would be "behind" a period nobody could study in yet
+        raise invalid("period", f"{period.label} has not begun yet.")
+    # One read of the subtree serves the report and the member paths, so they describe the same members.
+    tree = await study_progress.subtree(ctx, org)
+    org_list, members, stored = tree
+    report = await study_progress.compliance_for(ctx, org, period, tree)
     paths = {m["_id"]: m["org_path"] for m in members}
     found: list[dict[str, Any]] = []
     for row in report["members"]:
@@ -108,31 +117,52 @@ async def scan(ctx: Context, principal: Principal, org_id: str, period_text: str
                           "reason": (f"{track['name']}: 完成 {track['done_count']}/{track['required_count']} 次，"
                                      f"{track['done_minutes']}/{track['required_minutes']} 分钟")})
     found += await _branches_behind(ctx, org_list, stored, period)
-    if not found:
-        await _notify_pending(ctx, principal, org_id, period.label)
-        return {"created": 0, "period": period.label}
-    now = ctx.now()
-    docs = [{"_id": new_id(), **w, "period": period.label, "status": "open", "created_at": now,
-             "created_by": principal.member_id, "notified": False,
-             "history": [{"status": "open", "at": now, "by": principal.member_id, "note": w["reason"],
-                          "file_ids": []}]}
-            for w in found]
-    failed: set[int] = set()
-    try:
-        await ctx.db[COLLECTION].insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        failed = {e["index"] for e in errors}
-    created = [d for i, d in enumerate(docs) if i not in failed]
-    for doc in created:
-        await audit.record(ctx, actor_id=principal.member_id, action="study.warning.create",
-                           target_kind="study_warning", target_id=doc["_id"], org_path=doc["org_path"],
-                           changes={"period": doc["period"], "track": doc["track"], "member_id": doc["member_id"],
-                                    "org_id": doc["org_id"]}, reason=doc["reason"])
+    created = 0
+    for start in range(0, len(found), CREATE_BATCH):
+        created += await _create(ctx, principal, org["_id"], found[start:start + CREATE_BATCH], period.label)
     await _notify_pending(ctx, principal, org_id, period.label)
-    return {"created": len(created), "period": period.label}
+    return {"created": created, "period": period.label}
+
+
+def _key(w: dict) -> tuple:
+    return w["org_id"], w.get("member_id"), w["track"]
+
+
+async def _create(ctx: Context, principal: Principal, org_id: str, found: list[dict], period: str) -> int:
+    """Create the warnings of `found` that do not exist yet, each with its audit entry, in one transaction:
+    a warning exists if and only if its audit entry does. A concurrent scan that committed one of them
+    first makes the insert fail on the unique index (a concurrent uncommitted one is a write conflict,
+    retried by the driver); the transaction then runs again and skips what the other scan created."""
+    async def work(txn) -> int:
+        # Every warning a scan of `org_id` can create carries it in org_path (indexed with the period).
+        existing = {_key(d) async for d in ctx.db[COLLECTION].find(
+            {"org_path": org_id, "period": period}, {"org_id": 1, "member_id": 1, "track": 1}, session=txn)}
+        now = ctx.now()
+        docs = [{"_id": new_id(), **w, "period": period, "status": "open", "created_at": now,
+                 "created_by": principal.member_id, "notified": False,
+                 "history": [{"status": "open", "at": now, "by": principal.member_id, "note": w["reason"],
+                              "file_ids": []}]}
+                for w in found if _key(w) not in existing]
+        if not docs:
+            return 0
+        await ctx.db[COLLECTION].insert_many(docs, session=txn)
+        for doc in docs:
+            await audit.record(ctx, actor_id=principal.member_id, action="study.warning.create",
+                               target_kind="study_warning", target_id=doc["_id"], org_path=doc["org_path"],
+                               changes={"period": doc["period"], "track": doc["track"],
+                                        "member_id": doc["member_id"], "org_id": doc["org_id"]},
+                               reason=doc["reason"], session=txn)
+        return len(docs)
+
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            return await _transaction(ctx, work)
+        except (DuplicateKeyError, BulkWriteError) as exc:
+            duplicate = isinstance(exc, DuplicateKeyError) or all(
+                e.get("code") == 11000 for e in exc.details.get("writeErrors", []))
+            if not duplicate or attempt == CREATE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 # -- notices ----------------------------------------------------------------------------------------

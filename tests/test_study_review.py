@@ -1,0 +1,159 @@
+"""Review of the study capability against API.md §5: contract shapes, scope, and failures that must leave
+the database as it was (a real database failure is provoked with a unique index, not by mocking our code)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import ASCENDING
+
+from tests.test_study_support import checkin, count, move_to, new_session, parse, qr_token, world
+
+
+@pytest.fixture
+def settings_overrides(tmp_path):
+    return {"data_dir": tmp_path}
+
+
+def break_audit(api, action: str) -> None:
+    """Make the next audit entry with `action` fail in the database (a unique index it collides with)."""
+    async def go():
+        audit = api.db["audit_log"]
+        await audit.delete_many({"action": action})
+        await audit.insert_one({"_id": f"blocker-{action}", "action": action})
+        await audit.create_index([("action", ASCENDING)], unique=True, name="break_audit",
+                                 partialFilterExpression={"action": action})
+    api.run(go())
+
+
+def mend_audit(api) -> None:
+    async def go():
+        await api.db["audit_log"].drop_index("break_audit")
+        await api.db["audit_log"].delete_many({"_id": {"$regex": "^blocker-"}})
+    api.run(go())
+
+
+# -- leave and make-up decisions ------------------------------------------------------------------
+
+def test_approving_a_leave_never_undoes_a_real_check_in(api):
+    w = world(api, members=2)
+    first, second = w.members
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(hours=2))
+    sid = session["id"]
+    leave = first.ok("POST", "/study/requests", 201, json={"session_id": sid, "kind": "leave", "reason": "可能出差"})
+    assert set(leave) >= {"id", "status"} and leave["status"] == "pending"
+    makeup = second.ok("POST", "/study/requests", 201, json={"session_id": sid, "kind": "makeup", "reason": "x"})
+    # Plans changed: both came and scanned (the second one late); the requests are decided afterwards.
+    move_to(api, parse(session["starts_at"]) - timedelta(minutes=5))
+    assert checkin(first, sid, qr_token(w.organiser, sid)).json["status"] == "present"
+    move_to(api, parse(session["starts_at"]) + timedelta(minutes=5))
+    assert checkin(second, sid, qr_token(w.organiser, sid)).json["status"] == "late"
+    approved = w.organiser.ok("POST", f"/study/requests/{leave['id']}/approve", json={"note": "同意"})
+    assert approved["status"] == "approved"
+    w.organiser.ok("POST", f"/study/requests/{makeup['id']}/approve")
+    roster = w.organiser.ok("GET", f"/study/sessions/{sid}/attendance")
+    assert [e["member_id"] for e in roster["present"]] == [first.id]
+    assert [e["member_id"] for e in roster["late"]] == [second.id]
+    assert roster["present"][0]["source"] == "member" and roster["present"][0]["checked_in_at"]
+    assert first.ok("GET", f"/study/sessions/{sid}")["my_attendance"]["status"] == "present"
+    # The decision is still audited, and says the record was kept.
+    entry = api.run(api.db["audit_log"].find_one({"action": "study.request.approved", "target_id": leave["id"]}))
+    assert entry["changes"]["before"] == "present" and entry["changes"]["after"] == "present"
+    assert count(api, "study_checkin_events", {"session_id": sid, "source": "request"}) == 0
+
+
+# -- warnings -------------------------------------------------------------------------------------
+
+def test_a_scan_of_a_period_that_has_not_begun_is_refused(api):
+    move_to(api, datetime(2026, 3, 10, 4, tzinfo=UTC))
+    w = world(api, members=1)
+    branch = w.branch["id"]
+    for period in ("2026-04", "2026-Q2", "2027"):
+        refused = api.admin.post(f"/orgs/{branch}/warnings/scan?period={period}")
+        assert refused.status == 422 and refused.code == "invalid_request", period
+        assert refused.json["errors"][0]["field"] == "period"
+    assert count(api, "study_warnings", {}) == 0
+    # The running period and past ones may be scanned.
+    assert api.admin.ok("POST", f"/orgs/{branch}/warnings/scan?period=2026-03")["created"] > 0
+    assert api.admin.ok("POST", f"/orgs/{branch}/warnings/scan?period=2026-02")["created"] > 0
+
+
+def test_a_failed_scan_creates_no_warning_without_its_audit_entry(api):
+    move_to(api, datetime(2026, 3, 10, 4, tzinfo=UTC))
+    w = world(api, members=3)
+    branch = w.branch["id"]
+    break_audit(api, "study.warning.create")
+    failed = api.admin.post(f"/orgs/{branch}/warnings/scan?period=2026-02")
+    assert failed.status == 500
+    assert count(api, "study_warnings", {}) == 0  # nothing half-written
+    mend_audit(api)
+    scan = api.admin.ok("POST", f"/orgs/{branch}/warnings/scan?period=2026-02")
+    assert scan["created"] > 0
+    assert count(api, "study_warnings", {}) == scan["created"]
+    assert count(api, "audit_log", {"action": "study.warning.create"}) == scan["created"]
+    listed = w.organiser.ok("GET", f"/warnings?org_id={branch}&limit=100")
+    assert listed["next_cursor"] is None and len(listed["items"]) == scan["created"]
+    for item in listed["items"]:
+        assert {"id", "org_id", "member_id", "period", "track", "reason", "status"} <= set(item)
+        assert item["status"] == "open" and item["period"] == "2026-02"
+    assert api.admin.ok("POST", f"/orgs/{branch}/warnings/scan?period=2026-02")["created"] == 0
+
+
+def test_concurrent_scans_create_each_warning_once(api):
+    move_to(api, datetime(2026, 3, 10, 4, tzinfo=UTC))
+    w = world(api, members=5)
+    branch = w.branch["id"]
+    headers = {"Authorization": f"Bearer {api.admin.token}"}
+    results = api.concurrently([lambda http: http.post(f"/orgs/{branch}/warnings/scan?period=2026-02",
+                                                       headers=headers) for _ in range(4)])
+    assert all(r.status == 200 for r in results), [(r.status, r.json) for r in results]
+    total = count(api, "study_warnings", {"period": "2026-02"})
+    assert sum(r.json["created"] for r in results) == total > 0
+    assert count(api, "audit_log", {"action": "study.warning.create"}) == total
+
+
+# -- the scheme -----------------------------------------------------------------------------------
+
+def test_a_failed_scheme_change_leaves_the_scheme_as_it_was(api):
+    w = world(api, members=1)
+    branch = w.branch["id"]
+    custom = {"name": "本支部方案", "tracks": [
+        {"key": "group_meeting", "name": "党小组会", "kind": "session", "period": "month", "min_count": 2,
+         "min_minutes": 0}]}
+    break_audit(api, "study.scheme.put")
+    assert api.admin.put(f"/orgs/{branch}/study-scheme", json=custom).status == 500
+    assert w.members[0].ok("GET", f"/orgs/{branch}/study-scheme")["is_default"]
+    mend_audit(api)
+    api.admin.ok("PUT", f"/orgs/{branch}/study-scheme", json=custom)
+    break_audit(api, "study.scheme.delete")
+    assert api.admin.delete(f"/orgs/{branch}/study-scheme").status == 500
+    assert w.members[0].ok("GET", f"/orgs/{branch}/study-scheme")["name"] == "本支部方案"
+    mend_audit(api)
+    api.admin.ok("DELETE", f"/orgs/{branch}/study-scheme", 204)
+    assert w.members[0].ok("GET", f"/orgs/{branch}/study-scheme")["is_default"]
+    assert count(api, "audit_log", {"action": "study.scheme.delete", "target_id": branch}) == 1
+    # Deleting again (nothing of its own) is quiet and audits nothing.
+    api.admin.ok("DELETE", f"/orgs/{branch}/study-scheme", 204)
+    assert count(api, "audit_log", {"action": "study.scheme.delete", "target_id": branch}) == 1
+    assert w.organiser.delete(f"/orgs/{branch}/study-scheme").code == "forbidden"
+
+
+# -- self-study -----------------------------------------------------------------------------------
+
+def test_a_failed_self_study_entry_does_not_use_up_the_day(api):
+    w = world(api, members=1)
+    member = w.members[0]
+    today = api.clock.now().astimezone(api.ctx.settings.tz).date().isoformat()
+
+    async def block():
+        coll = api.db["study_self_study"]
+        await coll.insert_one({"_id": "blocker", "material": "坏材料", "member_id": "nobody", "date": "2000-01-01"})
+        await coll.create_index([("material", ASCENDING)], unique=True, name="block",
+                                partialFilterExpression={"material": "坏材料"})
+    api.run(block())
+    body = {"track": "self_study", "minutes": 240, "material": "坏材料", "date": today}
+    assert member.post("/study/self-study", json=body).status == 500
+    assert count(api, "study_self_study", {"member_id": member.id}) == 0
+    made = member.ok("POST", "/study/self-study", 201, json={**body, "material": "《党章》"})
+    assert made["minutes"] == 240 and made["day_total_minutes"] == 240
