@@ -18,6 +18,7 @@ from schemas.activities import (
     FeedbackIn,
     FeedbackOut,
     FeedbackSummary,
+    NoBody,
     QrOut,
     Roster,
     SignupIn,
@@ -42,7 +43,7 @@ class ActivitiesHandler(APIHandler):
     @idempotent
     async def post(self) -> None:
         act = await activities.create(self.ctx, self.me, _fields(self.decode(ActivityCreate)))
-        self.respond(activities.activity_out(act, None), status=201)
+        self.respond(activities.activity_out(act, None), status=201)  # new: nobody has signed up
 
     @openapi.endpoint("Activities you can see: published in your org's ancestors or subtree, and every activity "
                       "of the orgs you organise", responses={200: ActivityPage},
@@ -72,15 +73,17 @@ class ActivityHandler(APIHandler):
                       errors=(*MANAGE_ERRORS, "capacity_below_confirmed", "activity_cancelled", "invalid_request"))
     async def patch(self, activity_id: str) -> None:
         act = await activities.patch(self.ctx, self.me, activity_id, _fields(self.decode(ActivityPatch)))
-        self.respond(activities.activity_out(act, None))
+        self.respond(await activities.present(self.ctx, self.me, act))
 
 
 class ActivityPublishHandler(APIHandler):
-    @openapi.endpoint("Publish a draft (organiser)", responses={200: ActivityOut},
-                      errors=(*MANAGE_ERRORS, "activity_cancelled"))
+    @openapi.endpoint("Publish a draft (organiser)", body=NoBody, responses={200: ActivityOut},
+                      errors=(*MANAGE_ERRORS, "activity_cancelled", "invalid_request"))
     async def post(self, activity_id: str) -> None:
+        if self.body:
+            self.decode(NoBody)
         act = await activities.publish(self.ctx, self.me, activity_id)
-        self.respond(activities.activity_out(act, None))
+        self.respond(await activities.present(self.ctx, self.me, act))
 
 
 class ActivityCancelHandler(APIHandler):
@@ -89,7 +92,7 @@ class ActivityCancelHandler(APIHandler):
     async def post(self, activity_id: str) -> None:
         body = self.decode(CancelIn) if self.body else CancelIn()
         act = await activities.cancel(self.ctx, self.me, activity_id, body.reason)
-        self.respond(activities.activity_out(act, None))
+        self.respond(await activities.present(self.ctx, self.me, act))
 
 
 class SignupsHandler(APIHandler):

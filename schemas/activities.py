@@ -101,6 +101,10 @@ class ActivityPatch(Body, kw_only=True):
     cover_file_id: Id | None | msgspec.UnsetType = msgspec.UNSET
 
 
+class NoBody(Body, kw_only=True):
+    """An action without parameters: an empty body or `{}`; any field is refused (API.md §1)."""
+
+
 class CancelIn(Body, kw_only=True):
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
@@ -198,7 +202,10 @@ class CheckinIn(Body, kw_only=True):
 
 
 class CheckinOut(Out, kw_only=True):
+    """As for study check-ins (API.md §5): an activity has no late arrivals, so status is always present."""
+
     result: Literal["ok", "already_checked_in"]
+    status: Literal["present"]
     checked_in_at: datetime
 
 

@@ -64,7 +64,18 @@ def activity_out(act: dict, my_signup: dict | None) -> dict:
     }
 
 
-async def _my_signup(ctx: Context, signup: dict | None) -> dict | None:
+def attendance(act: dict, signup: dict, now: datetime) -> str | None:
+    """present once checked in; no_show for a confirmed member of a published activity that has ended
+    without them; otherwise None. Derived on every read, so it holds before the lazy close-out has
+    written it and for members promoted after it (the stored mark is the record, not the source)."""
+    if signup.get("checked_in_at"):
+        return "present"
+    if signup["status"] == "confirmed" and act["status"] == "published" and now > act["ends_at"]:
+        return "no_show"
+    return None
+
+
+async def _my_signup(ctx: Context, act: dict, signup: dict | None) -> dict | None:
     if signup is None:
         return None
     out: dict[str, Any] = {"status": signup["status"]}
@@ -72,11 +83,19 @@ async def _my_signup(ctx: Context, signup: dict | None) -> dict | None:
         out["position"] = await signups.position(ctx, signup)
     if signup.get("checked_in_at"):
         out["checked_in_at"] = signup["checked_in_at"]
-    if signup.get("attendance"):
-        out["attendance"] = signup["attendance"]
+    marked = attendance(act, signup, ctx.now())
+    if marked:
+        out["attendance"] = marked
     if signup.get("feedback_given"):
         out["feedback_given"] = True
     return out
+
+
+async def present(ctx: Context, principal: Principal, act: dict) -> dict:
+    """The Activity answer for `principal`: counts and the caller's own sign-up (API.md §6)."""
+    signup = await ctx.db[signups.COLLECTION].find_one({"activity_id": act["_id"],
+                                                        "member_id": principal.member_id})
+    return activity_out(act, await _my_signup(ctx, act, signup))
 
 
 # -- scope ----------------------------------------------------------------------------------------
@@ -188,6 +207,10 @@ async def patch(ctx: Context, principal: Principal, activity_id: str, changes: d
         check_times({**current, **changes})
 
     async def after(session: AsyncClientSession, act: dict, promoted: list[str]) -> None:
+        if "ends_at" in changes:  # a moved end: no-shows are judged against the new one
+            await ctx.db[signups.COLLECTION].update_many(
+                {"activity_id": activity_id, "attendance": "no_show"}, {"$set": {"attendance": None}},
+                session=session)
         if "cover_file_id" in changes:
             await _attach_cover(ctx, principal, act, session)
         if act["status"] == "published" and FEED_FIELDS & changes.keys():
@@ -197,9 +220,12 @@ async def patch(ctx: Context, principal: Principal, activity_id: str, changes: d
                            target_id=activity_id, org_path=act["org_path"],
                            changes={"fields": sorted(changes), "promoted": promoted}, session=session)
 
-    new, promoted = await signups.apply_changes(ctx, activity_id, changes, check, after)
+    stored = {**changes, "closed_out": False} if "ends_at" in changes else changes
+    new, promoted = await signups.apply_changes(ctx, activity_id, stored, check, after)
     if promoted or (new["status"] == "published" and FEED_FIELDS & changes.keys()):
         await feeds.committed(ctx)
+    if promoted or "ends_at" in changes:  # members confirmed (or an end moved) after the activity ended
+        await _close_out(ctx, new, again=True)
     return new
 
 
@@ -261,17 +287,17 @@ async def list_visible(ctx: Context, principal: Principal, *, programme: str | N
         every = await ctx.db[programmes.COLLECTION].find({}).to_list()
         clauses.append(programmes.eligible_filter(every, member, ctx.settings.tz))
     items, next_cursor = await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
+    for act in items:  # an activity that has ended gets its no-shows written on first sight
+        await _close_out(ctx, act)
     mine = {s["activity_id"]: s for s in await ctx.db[signups.COLLECTION].find(
         {"member_id": principal.member_id, "activity_id": {"$in": [a["_id"] for a in items]}}).to_list()}
-    return [activity_out(a, await _my_signup(ctx, mine.get(a["_id"]))) for a in items], next_cursor
+    return [activity_out(a, await _my_signup(ctx, a, mine.get(a["_id"]))) for a in items], next_cursor
 
 
 async def get_one(ctx: Context, principal: Principal, activity_id: str) -> dict:
     act = await get_visible(ctx, principal, activity_id)
     await _close_out(ctx, act)
-    signup = await ctx.db[signups.COLLECTION].find_one({"activity_id": activity_id,
-                                                        "member_id": principal.member_id})
-    return activity_out(act, await _my_signup(ctx, signup))
+    return await present(ctx, principal, act)
 
 
 # -- sign-ups -------------------------------------------------------------------------------------
@@ -324,6 +350,7 @@ async def roster(ctx: Context, principal: Principal, activity_id: str) -> dict:
     people = {m["_id"]: m for m in await ctx.db[members.COLLECTION].find(
         {"_id": {"$in": [d["member_id"] for d in docs]}}, {"name": 1, "phone": 1}).to_list()}
     groups: dict[str, list[dict]] = {g: [] for g in ROSTER_GROUPS}
+    now = ctx.now()
     order = {"confirmed": lambda d: (d.get("confirmed_at") or d["signed_up_at"], d["_id"]),
              "waitlisted": lambda d: (d["seq"], d["_id"]),
              "cancelled": lambda d: (d.get("cancelled_at") or d["signed_up_at"], d["_id"])}
@@ -337,7 +364,7 @@ async def roster(ctx: Context, principal: Principal, activity_id: str) -> dict:
                 "status": group, "position": index if group == "waitlisted" else None,
                 "signed_up_at": doc["signed_up_at"], "confirmed_at": doc.get("confirmed_at"),
                 "cancelled_at": doc.get("cancelled_at"), "checked_in_at": doc.get("checked_in_at"),
-                "attendance": doc.get("attendance"), "answers": doc.get("answers") or {}})
+                "attendance": attendance(act, doc, now), "answers": doc.get("answers") or {}})
     confirmed = groups["confirmed"]
     counts = {"confirmed": len(confirmed), "waitlisted": len(groups["waitlisted"]),
               "cancelled": len(groups["cancelled"]),
@@ -387,7 +414,7 @@ async def check_in(ctx: Context, principal: Principal, activity_id: str, token: 
     if signup is None or signup["status"] != "confirmed":
         raise ApiError(403, "not_confirmed", "Only members with a confirmed place can check in.")
     if signup.get("checked_in_at"):
-        return {"result": "already_checked_in", "checked_in_at": signup["checked_in_at"]}, False
+        return {"result": "already_checked_in", "status": "present", "checked_in_at": signup["checked_in_at"]}, False
     now = signups.now_ms(ctx)
     if now < act["starts_at"] - CHECKIN_OPENS_BEFORE:
         raise conflict("checkin_not_open", "Check-in opens 30 minutes before the start.")
@@ -400,14 +427,16 @@ async def check_in(ctx: Context, principal: Principal, activity_id: str, token: 
     if done.modified_count != 1:  # a concurrent scan won, or the place was just cancelled
         again = await ctx.db[signups.COLLECTION].find_one({"_id": signup["_id"]})
         if again.get("checked_in_at"):
-            return {"result": "already_checked_in", "checked_in_at": again["checked_in_at"]}, False
+            return {"result": "already_checked_in", "status": "present",
+                    "checked_in_at": again["checked_in_at"]}, False
         raise ApiError(403, "not_confirmed", "Only members with a confirmed place can check in.")
-    return {"result": "ok", "checked_in_at": now}, True
+    return {"result": "ok", "status": "present", "checked_in_at": now}, True
 
 
-async def _close_out(ctx: Context, act: dict) -> None:
-    """After the end, mark confirmed members who never checked in as no-shows (once, lazily)."""
-    if act.get("closed_out") or act["status"] != "published" or ctx.now() <= act["ends_at"]:
+async def _close_out(ctx: Context, act: dict, *, again: bool = False) -> None:
+    """After the end, mark confirmed members who never checked in as no-shows (once, lazily, on the first
+    read of the ended activity; `again` after an edit that promoted members or moved the end)."""
+    if (act.get("closed_out") and not again) or act["status"] != "published" or ctx.now() <= act["ends_at"]:
         return
     await ctx.db[signups.COLLECTION].update_many(
         {"activity_id": act["_id"], "status": "confirmed", "checked_in_at": None, "attendance": None},
@@ -425,11 +454,17 @@ async def give_feedback(ctx: Context, principal: Principal, activity_id: str, ra
         raise ApiError(403, "not_attended", "Only members who checked in may leave feedback.")
     doc = {"_id": new_id(), "activity_id": activity_id, "member_id": principal.member_id, "rating": rating,
            "comment": comment, "created_at": signups.now_ms(ctx)}
+
+    async def work(session: AsyncClientSession) -> None:  # the feedback and the flag, both or neither
+        await ctx.db[FEEDBACK].insert_one(doc, session=session)
+        await ctx.db[signups.COLLECTION].update_one({"_id": signup["_id"]}, {"$set": {"feedback_given": True}},
+                                                    session=session)
+
     try:
-        await ctx.db[FEEDBACK].insert_one(doc)
+        async with ctx.client.start_session() as session:
+            await session.with_transaction(work)
     except DuplicateKeyError:
         raise conflict("feedback_exists", "You have already left feedback for this activity.") from None
-    await ctx.db[signups.COLLECTION].update_one({"_id": signup["_id"]}, {"$set": {"feedback_given": True}})
     return feedback_out(doc)
 
 

@@ -278,15 +278,18 @@ async def leave(ctx: Context, activity_id: str, member_id: str,
                 notify_promoted: Callable[[AsyncClientSession, dict, list[str]], Awaitable[None]]) -> list[str]:
     """Cancel the member's sign-up; a freed place goes to the earliest waitlisted member at once.
 
-    Returns the promoted member ids (zero or one).
+    Returns the promoted member ids (zero or one). A sign-up already cancelled stays as it is (DELETE is
+    idempotent: a client retrying after a lost answer gets 204 again); none at all is 404 signup_not_found.
     """
 
     async def work(session: AsyncClientSession) -> list[str]:
         coll = ctx.db[COLLECTION]
         # (Filter on the unique pair only: SecantusDB plans `status: {$in}` beside it as a scan.)
         mine = await coll.find_one({"activity_id": activity_id, "member_id": member_id}, session=session)
-        if mine is None or mine["status"] not in ACTIVE:
+        if mine is None:
             raise ApiError(404, "signup_not_found", "You have not signed up for this activity.")
+        if mine["status"] not in ACTIVE:  # already cancelled: a retried DELETE answers 204 again
+            return []
         act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=session)
         now = now_ms(ctx)
         if act["status"] == "cancelled":
