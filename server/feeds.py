@@ -87,6 +87,7 @@ indexes(
     IndexModel([("state", ASCENDING), ("published_at", ASCENDING)]),
     IndexModel([("state", ASCENDING), ("expires_at", ASCENDING)]),
     IndexModel([("state", ASCENDING), ("deleted_at", ASCENDING)]),
+    IndexModel([("expires_at", ASCENDING)]),
 )
 indexes(REMOVALS, IndexModel([("member_id", ASCENDING), ("seq", ASCENDING)], sparse=True),
         IndexModel([("org_id", ASCENDING), ("seq", ASCENDING)], sparse=True), IndexModel([("seq", ASCENDING)]),
@@ -109,6 +110,7 @@ class FeedState:
     tasks: list = field(default_factory=list)
     counter_ready: bool = False
     wake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WAKE_CONCURRENCY))
+    expiry_checked: datetime | None = None  # expiries up to this moment were materialised (minus a margin)
 
     def advance(self, seq: int, horizon: int | None = None) -> None:
         if horizon is not None and horizon > self.horizon:
@@ -295,8 +297,9 @@ async def retract_item(ctx: Context, *, kind: str, ref_id: str, session=None) ->
 
     async def work(s) -> int:
         coll = ctx.db[ITEMS]
-        docs = await coll.find({"kind": kind, "ref_id": ref_id, "state": {"$ne": "deleted"}},
-                               {"state": 1}, session=s).to_list()
+        # equality on the indexed keys only: SecantusDB scans the collection for `$ne`
+        docs = [d for d in await coll.find({"kind": kind, "ref_id": ref_id}, {"state": 1}, session=s).to_list()
+                if d["state"] != "deleted"]
         if not docs:
             return 0
         now = ctx.now()
@@ -341,9 +344,43 @@ async def notify(ctx: Context, member_ids: list[str], *, title: str, summary: st
 # -- reading: visibility, read marks, rendering -------------------------------------------------
 
 
-def audience_filter(principal: Principal) -> dict:
-    """Items addressed to the member: their org subtree audience, or them by name."""
-    return {"$or": [{"audience_org": {"$in": list(principal.org_path)}}, {"members": principal.member_id}]}
+async def _addressed(ctx: Context, principal: Principal, extra: dict, *, sort: list, key: Callable[[dict], Any],
+                     want: int | None = None, reverse: bool = False, keep: Callable[[dict], bool] | None = None,
+                     projection: dict | None = None, orgs: list[str] | None = None) -> list[dict]:
+    """Items addressed to the member (their org subtree's, or them by name) that match `extra`, in
+    `sort` order (`key`/`reverse` say the same in Python), at most `want` of those `keep` accepts.
+
+    One query per kind of audience, merged here, never one `$or`: SecantusDB answers a filter
+    holding any `$or` (or `$ne`) with a scan of the whole collection (about 0.5 s at 20,000 items,
+    growing), while these equality/`$in` filters on indexed keys take a few milliseconds. The two
+    audiences never share an item (an item has an org audience or a named one). `orgs`: only items
+    of those orgs' audiences.
+    """
+    queries = [{"audience_org": {"$in": list(principal.org_path if orgs is None else orgs)}, **extra}]
+    if orgs is None:
+        queries.append({"members": principal.member_id, **extra})
+    found: dict[str, dict] = {}
+    for query in queries:
+        cursor = ctx.db[ITEMS].find(query, projection).sort(sort)
+        if want is not None:
+            cursor = cursor.batch_size(want + 1)
+        taken = 0
+        try:
+            async for doc in cursor:
+                if keep is not None and not keep(doc):
+                    continue
+                found[doc["_id"]] = doc
+                taken += 1
+                if want is not None and taken >= want:
+                    break
+        finally:
+            await cursor.close()
+    docs = sorted(found.values(), key=key, reverse=reverse)
+    return docs if want is None else docs[:want]
+
+
+def _by_seq(doc: dict) -> int:
+    return doc["seq"]
 
 
 def _sees(principal: Principal, doc: dict) -> bool:
@@ -409,16 +446,22 @@ def _on_air(doc: dict, now: datetime) -> bool:
     return doc["published_at"] <= now and (doc.get("expires_at") is None or doc["expires_at"] > now)
 
 
-def _live_filter(principal: Principal, now: datetime) -> dict:
-    # by time, not only by state: the feed is exact even before the scheduler has recorded the change
-    return {"$and": [audience_filter(principal), {"state": {"$in": ["live", "scheduled"]},
-                                                  "published_at": {"$lte": now}},
-                     {"$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}]}
+def _on_air_filter(now: datetime) -> dict:
+    """On the feed by time, not only by state: exact even before the scheduler has recorded the
+    change. Expiry is checked in Python (`_not_expired`): a `$or` on it would scan the collection."""
+    return {"state": {"$in": ["live", "scheduled"]}, "published_at": {"$lte": now}}
+
+
+def _not_expired(now: datetime) -> Callable[[dict], bool]:
+    return lambda doc: doc.get("expires_at") is None or doc["expires_at"] > now
 
 
 async def unread_ids(ctx: Context, principal: Principal) -> set[str]:
     """Items on the member's feed now that they have not read."""
-    ids = [d["_id"] async for d in ctx.db[ITEMS].find(_live_filter(principal, ctx.now()), {"_id": 1})]
+    now = ctx.now()
+    ids = [d["_id"] for d in await _addressed(ctx, principal, _on_air_filter(now), sort=[("_id", ASCENDING)],
+                                              key=lambda d: d["_id"], keep=_not_expired(now),
+                                              projection={"_id": 1, "expires_at": 1})]
     if not ids:
         return set()
     read = {d["item_id"] async for d in ctx.db[READS].find(
@@ -450,47 +493,80 @@ async def _cached_unread(ctx: Context, principal: Principal, seq: int) -> int:
 # -- GET /feed ------------------------------------------------------------------------------------
 
 
-def _encode_before(doc: dict) -> str:
-    # whole milliseconds (what BSON stores), so the cursor compares exactly
-    millis = (doc["published_at"] - _EPOCH) // timedelta(milliseconds=1)
-    raw = f"{millis}|{doc['_id']}"
+def _encode_before(phase: str, doc: dict | None) -> str:
+    """A feed cursor: the phase ("p": pinned items, then the unpinned ones; "u": unpinned only) and
+    the last item served in it, in whole milliseconds (what BSON stores) so it compares exactly;
+    no item: from the top of that phase."""
+    if doc is None:
+        raw = f"{phase}||"
+    else:
+        millis = (doc["published_at"] - _EPOCH) // timedelta(milliseconds=1)
+        raw = f"{phase}|{millis}|{doc['_id']}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _decode_before(before: str) -> tuple[datetime, str]:
+def _decode_before(before: str) -> tuple[str, tuple[datetime, str] | None]:
     try:
         raw = base64.urlsafe_b64decode((before + "=" * (-len(before) % 4)).encode()).decode()
-        millis, item_id = raw.split("|", 1)
-        return _EPOCH + timedelta(milliseconds=int(millis)), item_id
+        parts = raw.split("|", 2)
+        if len(parts) == 2:  # cursors issued before phases existed: unpinned items
+            parts = ["u", *parts]
+        phase, millis, item_id = parts
+        if phase not in ("p", "u"):
+            raise ValueError(phase)
+        if not millis and not item_id:
+            return phase, None
+        return phase, (_EPOCH + timedelta(milliseconds=int(millis)), item_id)
     except (ValueError, UnicodeDecodeError):
         raise invalid("before", "Malformed cursor.") from None
 
 
+def _after(position: tuple[datetime, str] | None) -> Callable[[dict], bool]:
+    """Strictly after the cursor in (published_at, _id) descending order (the tie checked here)."""
+    if position is None:
+        return lambda doc: True
+    stamp, item_id = position
+    return lambda doc: doc["published_at"] < stamp or doc["_id"] < item_id
+
+
 async def feed_page(ctx: Context, principal: Principal, limit: int, before: str | None) -> dict:
-    """Newest first; the first page starts with the pinned items; later pages hold unpinned ones only."""
+    """Newest first; pinned items first (all of them, over as many pages as they need), then the rest.
+
+    Each page holds at most `limit` items and `next_before` continues exactly where it stopped, also
+    when pinned items fill a page (the cursor carries the phase).
+    """
     now = ctx.now()
-    base = _live_filter(principal, now)
-    coll = ctx.db[ITEMS]
     order = [("published_at", DESCENDING), ("_id", DESCENDING)]
+    phase, position = ("p", None) if before is None else _decode_before(before)
+    live = _not_expired(now)
+
+    async def page(pinned: bool, position: tuple[datetime, str] | None, want: int) -> list[dict]:
+        extra = _on_air_filter(now if position is None else min(now, position[0]))
+        after = _after(position)
+        return await _addressed(ctx, principal, {**extra, "pinned": pinned}, sort=order,
+                                key=lambda d: (d["published_at"], d["_id"]), reverse=True, want=want,
+                                keep=lambda d: live(d) and after(d))
+
     items: list[dict] = []
-    if before is None:
-        pinned = await coll.find({"$and": [base, {"pinned": True}]}).sort(order).limit(limit).to_list()
-        items.extend(pinned)
-        query = {"$and": [base, {"pinned": False}]}
-    else:
-        stamp, item_id = _decode_before(before)
-        query = {"$and": [base, {"pinned": False}, {"$or": [
-            {"published_at": {"$lt": stamp}},
-            {"published_at": stamp, "_id": {"$lt": item_id}}]}]}
-    room = limit - len(items)
-    rest = await coll.find(query).sort(order).limit(room + 1).to_list() if room > 0 else []
-    more = len(rest) > room
-    items.extend(rest[:room])
-    unpinned = [d for d in items if not d["pinned"]]
-    next_before = _encode_before(unpinned[-1]) if more and unpinned else None
+    next_before = None
+    if phase == "p":
+        pinned = await page(True, position, limit + 1)
+        if len(pinned) > limit:
+            items = pinned[:limit]
+            next_before = _encode_before("p", items[-1])
+        else:
+            items, position = pinned, None
+    if next_before is None:
+        room = limit - len(items)
+        rest = await page(False, position, room + 1 if room > 0 else 1)
+        if room <= 0:  # pinned items filled the page: the unpinned ones start on the next
+            next_before = _encode_before("u", None) if rest else None
+        else:
+            items.extend(rest[:room])
+            next_before = _encode_before("u", rest[room - 1]) if len(rest) > room else None
     read = await _read_ids(ctx, principal.member_id, [d["_id"] for d in items])
     return {"items": [item_out(d, d["_id"] in read) for d in items], "next_before": next_before}
 
@@ -504,6 +580,8 @@ class Token(msgspec.Struct, array_like=True):
     s: int  # position: every change with seq <= s is delivered (or not due in this mode)
     b: int  # base: below it, only items in `x` still need delivering
     x: str | list[str] | None = None  # None: plain changes; "*": first snapshot; [orgs]: newly visible orgs
+    d: list[str] | None = None  # after a move: orgs whose items still need a delete (before anything else)
+    k: str = ""  # ... the last item id deleted so far (they go in _id order)
 
 
 _token_encoder = msgspec.json.Encoder()
@@ -559,28 +637,40 @@ async def _load_counter(ctx: Context) -> None:
         st.advance(doc["value"], doc.get("horizon", 0))
 
 
-async def _moved(ctx: Context, principal: Principal, token: Token, limit: int) -> tuple[list[dict], Token]:
-    """The member changed org since the token: delete what they no longer see, then deliver what they now see."""
-    if token.x is not None:
-        raise _expired()  # moved in the middle of a snapshot: start again
+async def _moved(ctx: Context, principal: Principal, token: Token) -> Token:
+    """The member changed org since the token: first delete what they no longer see (paged, `d`/`k`),
+    then deliver what they now see (`x`), then carry on."""
+    if token.x is not None or token.d is not None:
+        raise _expired()  # moved in the middle of a snapshot or of another move: start again
     from server import orgs  # noqa: PLC0415 (orgs imports nothing of ours; keep the import local)
 
     old_org = await orgs.get(ctx, token.o)
     old_path = orgs.full_path(old_org) if old_org else [token.o]
-    dropped = [o for o in old_path if o not in principal.org_path]
+    dropped = [o for o in old_path if o not in principal.org_path] or None
     gained = [o for o in principal.org_path if o not in old_path]
-    changes: list[dict] = []
-    if dropped:
-        cap = 2000
-        cursor = ctx.db[ITEMS].find({"audience_org": {"$in": dropped}, "ever_live": True,
-                                     "seq": {"$lte": token.s}}, {"_id": 1}).limit(cap + 1)
-        ids = [d["_id"] async for d in cursor]
-        if len(ids) > cap:
-            raise _expired()
-        changes = [{"op": "delete", "id": i} for i in ids]
     if not gained:
-        return changes, Token(principal.member_id, principal.org_id, token.s, token.s)
-    return changes, Token(principal.member_id, principal.org_id, 0, token.s, gained)
+        return Token(principal.member_id, principal.org_id, token.s, token.s, None, dropped)
+    return Token(principal.member_id, principal.org_id, 0, token.s, gained, dropped)
+
+
+async def _dropped_page(ctx: Context, token: Token, limit: int) -> tuple[list[dict], Token]:
+    """Deletes for the items of the orgs a move took away, at most `limit`, in _id order.
+
+    The client may hold such an item if it was live at the token's position (seq <= b), or, if it
+    changed after that, an earlier version; a tombstone at or below b it already had. Items are
+    only ever re-stamped upwards, so one that moves from the first group to the second while we
+    page is still found, and an id already passed is never sent again.
+    """
+    base = {"audience_org": {"$in": token.d}, "ever_live": True, "_id": {"$gt": token.k}}
+    found: dict[str, dict] = {}
+    for extra in ({"state": "live", "seq": {"$lte": token.b}}, {"seq": {"$gt": token.b}}):  # no `$or`: a scan
+        found.update((d["_id"], d) for d in await ctx.db[ITEMS].find({**base, **extra}, {"_id": 1}).sort(
+            "_id", ASCENDING).limit(limit + 1).to_list())
+    docs = sorted(found.values(), key=lambda d: d["_id"])[: limit + 1]
+    changes = [{"op": "delete", "id": d["_id"]} for d in docs[:limit]]
+    if len(docs) > limit:
+        return changes, Token(token.m, token.o, token.s, token.b, token.x, token.d, docs[limit - 1]["_id"])
+    return changes, Token(token.m, token.o, token.s, token.b, token.x)
 
 
 async def sync(ctx: Context, principal: Principal, since: str | None, limit: int) -> SyncResult:
@@ -603,24 +693,19 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
         raise _expired()
     prefix: list[dict] = []
     if token.o != principal.org_id:
-        prefix, token = await _moved(ctx, principal, token, limit)
+        token = await _moved(ctx, principal, token)
+    if token.d is not None:
+        prefix, token = await _dropped_page(ctx, token, limit)
+        if token.d is not None or len(prefix) >= limit:
+            return SyncResult(prefix, encode_token(token), True, await _cached_unread(ctx, principal, latest))
     if token.x is None and token.s >= latest and not prefix:
         # The commonest request: nothing new. No query (the unread count is cached per counter value).
         return SyncResult([], encode_token(Token(token.m, token.o, latest, latest)), False,
                           await _cached_unread(ctx, principal, latest))
-    query: dict[str, Any] = {"seq": {"$gt": token.s, "$lte": latest}, "ever_live": True,
-                             **audience_filter(principal)}
-    if token.x == "*":  # first snapshot: current items, plus tombstones of what changed since it began
-        query["$and"] = [{"$or": [{"seq": {"$gt": token.b}}, {"state": "live"}]}]
-    elif token.x:  # after a move: items of the newly visible orgs, plus everything changed since
-        query["$and"] = [{"$or": [{"seq": {"$gt": token.b}},
-                                  {"state": "live", "audience_org": {"$in": token.x}}]}]
+    room = limit - len(prefix)
+    docs = await _changed_items(ctx, principal, token, latest, room + 1)
     # audiences the member lost (only those after the token's base: earlier ones they never had)
-    lost_query = {"seq": {"$gt": max(token.s, token.b), "$lte": latest},
-                  "$or": [{"member_id": principal.member_id}, {"org_id": {"$in": list(principal.org_path)}}]}
-    room = max(limit - len(prefix), 1)
-    docs = await ctx.db[ITEMS].find(query).sort("seq", ASCENDING).limit(room + 1).to_list()
-    lost = await ctx.db[REMOVALS].find(lost_query).sort("seq", ASCENDING).limit(room + 1).to_list()
+    lost = await _lost_audiences(ctx, principal, max(token.s, token.b), latest, room + 1)
     merged = sorted([(d["seq"], d, None) for d in docs] + [(r["seq"], None, r) for r in lost],
                     key=lambda entry: entry[0])
     has_more = len(merged) > room
@@ -642,6 +727,43 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
     else:
         nxt = Token(principal.member_id, principal.org_id, latest, latest)
     return SyncResult(changes, encode_token(nxt), has_more, await _cached_unread(ctx, principal, latest))
+
+
+async def _changed_items(ctx: Context, principal: Principal, token: Token, latest: int, want: int) -> list[dict]:
+    """The member's items to send for the token, in seq order, at most `want`.
+
+    Plain: everything addressed to them that changed in (s, latest]. First snapshot ("*"): the
+    live items up to latest, plus whatever changed after the base b (tombstones included). After a
+    move ([orgs]): the live items of the newly visible orgs, plus whatever changed after b. Written
+    as a union of `$or`-free queries (see `_addressed`), each limited to `want`: the first `want`
+    of the union are among the first `want` of its parts.
+    """
+    window = {"$gt": token.s, "$lte": latest}
+    after_base = {"seq": {"$gt": max(token.s, token.b), "$lte": latest}, "ever_live": True}
+    found: dict[str, dict] = {}
+    parts: list[tuple[dict, list[str] | None]] = [(after_base, None)]
+    if token.x == "*":
+        parts.append(({"seq": window, "ever_live": True, "state": "live"}, None))
+    elif token.x:
+        parts.append(({"seq": window, "ever_live": True, "state": "live"}, list(token.x)))
+    for extra, orgs in parts:
+        for doc in await _addressed(ctx, principal, extra, sort=[("seq", ASCENDING)], key=_by_seq, want=want,
+                                    orgs=orgs):
+            found[doc["_id"]] = doc
+    return sorted(found.values(), key=_by_seq)[:want]
+
+
+async def _lost_audiences(ctx: Context, principal: Principal, after: int, latest: int, want: int) -> list[dict]:
+    """Removal records for the member (by name, or for an org of their path) in (after, latest]; one
+    equality query each (an `$or` or an `$in` on the sparse index scans the collection)."""
+    window = {"$gt": after, "$lte": latest}
+    queries = [{"member_id": principal.member_id, "seq": window}]
+    queries += [{"org_id": org, "seq": window} for org in principal.org_path]
+    found: dict[str, dict] = {}
+    for query in queries:
+        found.update((r["_id"], r) for r in await ctx.db[REMOVALS].find(query).sort(
+            "seq", ASCENDING).limit(want).to_list())
+    return sorted(found.values(), key=_by_seq)[:want]
 
 
 async def _current_items(ctx: Context, item_ids: list[str]) -> dict[str, dict]:
@@ -719,7 +841,8 @@ async def _sync_from_window(ctx: Context, principal: Principal, token: Token, li
     """
     st = state(ctx)
     latest = st.latest
-    if token.x is not None or token.o != principal.org_id or token.b < st.horizon or latest <= token.s:
+    if (token.x is not None or token.d is not None or token.o != principal.org_id or token.b < st.horizon
+            or latest <= token.s):
         return None
     cached = st.unread.get(principal.member_id)
     # the member's unread set as of the token (to bring forward), or already as of `latest` (another
@@ -859,13 +982,28 @@ async def _materialise(ctx: Context) -> None:
             await _sleep(ctx, 1)
 
 
+EXPIRY_MARGIN = timedelta(minutes=5)
+
+
 async def materialise_due(ctx: Context) -> int:
-    """Publish scheduled items whose time came and delete expired ones; each transition once."""
+    """Publish scheduled items whose time came and delete expired ones; each transition once.
+
+    Two queries that use an index each, never one `$or` (SecantusDB would scan the collection
+    every half second in every process). Scheduled items are few: the `state` prefix finds them.
+    Expiry looks at the `expires_at` index from shortly before the last moment this process
+    checked (a live item's expiry is always in the future when written, so none can appear
+    earlier); the first check after start looks at every expired item once.
+    """
     now = ctx.now()
     coll = ctx.db[ITEMS]
-    due = await coll.find({"$or": [{"state": "scheduled", "published_at": {"$lte": now}},
-                                   {"state": "live", "expires_at": {"$lte": now}}]},
-                          {"_id": 1}).limit(200).to_list()
+    st = state(ctx)
+    due = await coll.find({"state": "scheduled", "published_at": {"$lte": now}}, {"_id": 1}).limit(200).to_list()
+    expiring: dict[str, Any] = {"$lte": now}
+    if st.expiry_checked is not None:
+        expiring["$gt"] = st.expiry_checked - EXPIRY_MARGIN
+    expired = [d for d in await coll.find({"expires_at": expiring}, {"_id": 1, "state": 1}).to_list()
+               if d["state"] == "live"]
+    due += expired[:200]
     done = 0
     for d in due:
         item_id = d["_id"]
@@ -892,6 +1030,8 @@ async def materialise_due(ctx: Context) -> int:
 
         await _in_transaction(ctx, None, work)
         done += 1
+    if len(expired) <= 200:
+        st.expiry_checked = now  # not before all of them were materialised (an error leaves it)
     return done
 
 

@@ -229,8 +229,9 @@ async def attach(ctx: Context, principal: Principal, file_ids: list[str], *, ref
         return
     mine = {d["_id"] async for d in ctx.db[FILES].find(
         {"_id": {"$in": ids}, "uploader_id": principal.member_id}, {"_id": 1}, session=session)}
+    # by the indexed (ref_kind, ref_id) only: adding `file_id: {$in}` makes SecantusDB scan the collection
     already = {d["file_id"] async for d in ctx.db[REFS].find(
-        {"ref_kind": ref_kind, "ref_id": ref_id, "file_id": {"$in": ids}}, {"file_id": 1}, session=session)}
+        {"ref_kind": ref_kind, "ref_id": ref_id}, {"file_id": 1}, session=session)} & set(ids)
     missing = [i for i in ids if i not in mine and i not in already]
     if missing:
         raise ApiError(422, "file_not_found", f"No such file of yours: {', '.join(missing)}.",
