@@ -5,9 +5,11 @@ checked), and the scope matrix of every activity endpoint."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
+from openpyxl import load_workbook
 
 from tests.test_activities_failures import fail_writes
 from tests.test_activities_flow import activity_body, advance, iso, published, settings_overrides  # noqa: F401
@@ -194,3 +196,25 @@ def test_a_member_who_sees_the_activity_may_not_manage_it(api, method, suffix, b
         response = who.request(method, f"/activities/{top['id']}{suffix}", **kw)
         assert response.status == 403 and response.code == "forbidden", (who, response)
     assert member.ok("GET", f"/activities/{top['id']}")["status"] == "published"
+
+
+def test_rosters_never_carry_a_full_phone_number(api):
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    act = published(api, organiser, branch["id"], capacity=1, waitlist=True)
+    path = f"/activities/{act['id']}"
+    people = [api.member(branch["id"], n) for n in ("甲", "乙", "丙")]
+    for who in people:
+        who.ok("POST", path + "/signups", 201, json={"answers": {"备注": "无"}})
+    people[2].ok("DELETE", path + "/signups/me", 204)
+    phones = [api.run(api.db["members"].find_one({"_id": p.id}))["phone"] for p in people]
+    roster = organiser.get(path + "/signups")
+    csv_file = organiser.get(path + "/signups?format=csv")
+    xlsx = organiser.get(path + "/signups?format=xlsx")
+    book = load_workbook(io.BytesIO(xlsx.content))
+    cells = " ".join(str(c.value) for sheet in book for row in sheet.iter_rows() for c in row)
+    for text in (roster.content.decode(), csv_file.content.decode("utf-8-sig"), cells):
+        for phone in phones:
+            assert phone not in text and phone[-4:] in text
+    entries = roster.json["confirmed"] + roster.json["waitlisted"] + roster.json["cancelled"]
+    assert sorted(e["phone_masked"] for e in entries) == sorted(p[:3] + "****" + p[-4:] for p in phones)
