@@ -174,6 +174,7 @@ class CheckinOut(Out):
     source: str
     method: str
     offline: bool
+    reason: str | None = None
 
 
 # -- attendance, requests -------------------------------------------------------------------------

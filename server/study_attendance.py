@@ -183,7 +183,7 @@ async def create_request(ctx: Context, principal: Principal, session_id: str, ki
         raise ApiError(409, "already_checked_in", "You attended this session already.")
     doc = {"_id": new_id(), "session_id": session_id, "member_id": principal.member_id,
            "org_path": session["org_path"], "kind": kind, "reason": reason, "status": "pending",
-           "pending_key": f"{session_id}:{principal.member_id}", "created_at": ctx.now()}
+           "pending_key": f"{session_id}:{principal.member_id}", "created_at": study_sessions.utc(ctx.now())}
     try:
         await ctx.db[REQUESTS].insert_one(doc)
     except DuplicateKeyError:

@@ -181,7 +181,7 @@ async def log_self_study(ctx: Context, principal: Principal, track: str, minutes
         raise invalid("date", f"Self-study is logged within {BACKDATE_DAYS} days.")
     doc = {"_id": new_id(), "member_id": principal.member_id, "member_org_path": list(principal.org_path),
            "track": track, "minutes": minutes, "material": material, "note": note, "date": day.isoformat(),
-           "day_total_minutes": 0, "created_at": ctx.now()}
+           "day_total_minutes": 0, "created_at": study_sessions.utc(ctx.now())}  # as stored: to the ms
     counter = f"{principal.member_id}:{day.isoformat()}"
     await _open_day(ctx, counter)
 

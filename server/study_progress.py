@@ -68,29 +68,37 @@ def applicable(scheme: dict, period: Period) -> list[tuple[dict, int]]:
             if MONTHS[t["period"]] <= MONTHS[period.kind]]
 
 
+IN_CHUNK = 20  # members per aggregation: SecantusDB answers a long $in beside a range with a collection scan
+
+
 async def done_by_member(ctx: Context, member_ids: list[str], period: Period) -> dict[tuple[str, str], dict]:
-    """{(member, track): {count, minutes}} from attendance and self-study, grouped in the database."""
-    if not member_ids:
-        return {}
-    who: Any = member_ids[0] if len(member_ids) == 1 else {"$in": member_ids}
-    attended = [
-        {"$match": {"member_id": who, "starts_at": {"$gte": period.start, "$lt": period.end},
-                    "status": {"$in": ["present", "late"]}, "cancelled": {"$ne": True}}},
-        {"$group": {"_id": {"m": "$member_id", "t": "$track"}, "count": {"$sum": 1},
-                    "minutes": {"$sum": "$minutes"}}},
-    ]
-    studied = [
-        {"$match": {"member_id": who, "date": {"$gte": period.first_day.isoformat(),
-                                               "$lt": period.end_day.isoformat()}}},
-        {"$group": {"_id": {"m": "$member_id", "t": "$track"}, "count": {"$sum": 1},
-                    "minutes": {"$sum": "$minutes"}}},
-    ]
+    """{(member, track): {count, minutes}} from attendance and self-study, grouped in the database.
+
+    The members go in chunks of IN_CHUNK: measured on SecantusDB with 20,000 attendance records, one
+    aggregation over 100 members took twice a full collection scan (and grows with the collection), while
+    chunks of 20 use the (member_id, starts_at) and (member_id, date) indexes and grow only with the records
+    they match."""
     done: dict[tuple[str, str], dict] = {}
-    for collection, pipeline in ((ATTENDANCE, attended), (SELF_STUDY, studied)):
-        async for row in await ctx.db[collection].aggregate(pipeline):
-            slot = done.setdefault((row["_id"]["m"], row["_id"]["t"]), {"count": 0, "minutes": 0})
-            slot["count"] += row["count"]
-            slot["minutes"] += row["minutes"]
+    for start in range(0, len(member_ids), IN_CHUNK):
+        chunk = member_ids[start:start + IN_CHUNK]
+        who: Any = chunk[0] if len(chunk) == 1 else {"$in": chunk}
+        attended = [
+            {"$match": {"member_id": who, "starts_at": {"$gte": period.start, "$lt": period.end},
+                        "status": {"$in": ["present", "late"]}, "cancelled": {"$ne": True}}},
+            {"$group": {"_id": {"m": "$member_id", "t": "$track"}, "count": {"$sum": 1},
+                        "minutes": {"$sum": "$minutes"}}},
+        ]
+        studied = [
+            {"$match": {"member_id": who, "date": {"$gte": period.first_day.isoformat(),
+                                                   "$lt": period.end_day.isoformat()}}},
+            {"$group": {"_id": {"m": "$member_id", "t": "$track"}, "count": {"$sum": 1},
+                        "minutes": {"$sum": "$minutes"}}},
+        ]
+        for collection, pipeline in ((ATTENDANCE, attended), (SELF_STUDY, studied)):
+            async for row in await ctx.db[collection].aggregate(pipeline):
+                slot = done.setdefault((row["_id"]["m"], row["_id"]["t"]), {"count": 0, "minutes": 0})
+                slot["count"] += row["count"]
+                slot["minutes"] += row["minutes"]
     return done
 
 

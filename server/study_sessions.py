@@ -217,9 +217,10 @@ _LOOKUP = object()
 
 async def sessions_out(ctx: Context, principal: Principal, sessions: list[dict]) -> list[dict]:
     """Several sessions, with the caller's records read in one query."""
-    records = await ctx.db[ATTENDANCE].find({"session_id": {"$in": [s["_id"] for s in sessions]},
-                                             "member_id": principal.member_id}).to_list()
-    mine = {r["session_id"]: r for r in records}
+    # One indexed lookup per session: SecantusDB may answer a long session_id $in with a collection scan.
+    records = [await ctx.db[ATTENDANCE].find_one({"session_id": s["_id"], "member_id": principal.member_id})
+               for s in sessions]
+    mine = {r["session_id"]: r for r in records if r is not None}
     return [await session_out(ctx, principal, s, record=mine.get(s["_id"])) for s in sessions]
 
 

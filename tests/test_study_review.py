@@ -157,3 +157,52 @@ def test_a_failed_self_study_entry_does_not_use_up_the_day(api):
     assert count(api, "study_self_study", {"member_id": member.id}) == 0
     made = member.ok("POST", "/study/self-study", 201, json={**body, "material": "《党章》"})
     assert made["minutes"] == 240 and made["day_total_minutes"] == 240
+
+
+# -- contract shapes ------------------------------------------------------------------------------
+
+def test_created_records_answer_what_later_reads_return(api):
+    w = world(api, members=1)
+    member = w.members[0]
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(hours=2))
+    made = member.ok("POST", "/study/requests", 201, json={"session_id": session["id"], "kind": "leave",
+                                                            "reason": "出差"})
+    assert made["status"] == "pending" and made["created_at"].endswith("Z")
+    assert member.ok("GET", "/study/requests")["items"] == [made]  # same time, to the millisecond
+    today = api.clock.now().astimezone(api.ctx.settings.tz).date().isoformat()
+    entry = member.ok("POST", "/study/self-study", 201, json={"track": "self_study", "minutes": 30,
+                                                              "material": "《党章》", "date": today})
+    assert member.ok("GET", "/study/self-study")["items"] == [entry]
+
+
+def test_list_limits_and_scope_of_every_study_list(api):
+    w = world(api, members=1)
+    member = w.members[0]
+    for path in ("/study/sessions", "/study/requests", "/study/self-study", "/warnings"):
+        for limit in (0, 101, "x"):
+            refused = w.organiser.get(f"{path}?limit={limit}")
+            assert refused.status == 422 and refused.code == "invalid_request", (path, limit)
+        assert set(w.organiser.ok("GET", f"{path}?limit=100")) == {"items", "next_cursor"}
+    # Another branch's organiser sees none of this branch's sessions, requests or warnings.
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(hours=2))
+    request = member.ok("POST", "/study/requests", 201, json={"session_id": session["id"], "kind": "leave",
+                                                               "reason": "x"})
+    outsider = w.outsider_organiser
+    assert outsider.ok("GET", "/study/sessions")["items"] == []
+    assert outsider.ok("GET", f"/study/requests?session_id={session['id']}")["items"] == []
+    assert outsider.post(f"/study/requests/{request['id']}/reject", json={}).code == "request_not_found"
+    assert outsider.get(f"/study/sessions?org_id={w.branch['id']}").code == "not_found"
+    assert outsider.get(f"/warnings?org_id={w.branch['id']}").code == "not_found"
+    assert outsider.post(f"/study/sessions/{session['id']}/cancel", json={"reason": "x"}).code \
+        == "session_not_found"
+    # A member: 403 on organiser actions for a session they can see; their own records only.
+    assert member.post(f"/study/sessions/{session['id']}/cancel", json={"reason": "x"}).code == "forbidden"
+    assert member.get(f"/orgs/{w.branch['id']}/study/compliance").code == "forbidden"
+    assert member.get(f"/warnings?org_id={w.branch['id']}").code == "forbidden"
+    assert member.post(f"/study/requests/{request['id']}/approve", json={"surprise": 1}).code \
+        == "invalid_request"
+    # Admin-only steps refuse an organiser.
+    assert w.organiser.put(f"/orgs/{w.branch['id']}/study-scheme", json={"name": "x", "tracks": [
+        {"key": "a", "name": "a", "kind": "session", "period": "month", "min_count": 1,
+         "min_minutes": 0}]}).code == "forbidden"
+    assert w.organiser.post(f"/orgs/{w.branch['id']}/warnings/scan?period=2026-01").code == "forbidden"
