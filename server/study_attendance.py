@@ -64,12 +64,14 @@ async def log_event(ctx: Context, *, session: dict | None, session_id: str, memb
                     method: str, result: str, actor_id: str | None = None, client_time=None, offline=False,
                     device_id: str | None = None, location: dict | None = None, status: str | None = None,
                     reason: str | None = None, txn=None) -> None:
-    """Append one check-in event (accepted or refused). Never updated or deleted."""
+    """Append one check-in event (accepted or refused). Never updated or deleted.
+
+    The event notes whether a location came with the attempt, never the location itself: API.md §5 keeps a
+    location only on the check-in record (and only when the session asks for one)."""
     event = {"_id": new_id(), "session_id": session_id, "member_id": member_id, "at": ctx.now(),
              "source": source, "method": method, "result": result, "status": status, "actor_id": actor_id,
-             "client_time": client_time, "offline": offline, "device_id": device_id, "reason": reason}
-    if location is not None and session is not None and "geo" in session["methods"]:
-        event["location"] = location  # kept only when the session asked for a location
+             "client_time": client_time, "offline": offline, "device_id": device_id, "reason": reason,
+             "with_location": location is not None}
     await ctx.db[EVENTS].insert_one(event, session=txn)
 
 

@@ -200,10 +200,14 @@ def test_geofence_rules(api):
     assert overlapping.status == 201
     inside = checkin(second, sid, token, location={"lat": 39.9088, "lng": 116.3976, "accuracy": 10})
     assert inside.status == 201
-    # The location is kept on the record and the events of this session, because it asked for one.
+    # The location is kept on the check-in record, because the session asked for one, and only there:
+    # the events note that a location came, refused attempts included, but not where.
     record = api.run(api.db["study_attendance"].find_one({"session_id": sid, "member_id": second.id}))
     assert record["location"]["lat"] == 39.9088 and record["method"] == "qr+geo"
-    assert count(api, "study_checkin_events", {"session_id": sid, "location": {"$exists": True}}) == 3
+    assert count(api, "study_checkin_events", {"session_id": sid, "location": {"$exists": True}}) == 0
+    assert count(api, "study_checkin_events", {"session_id": sid, "with_location": True}) == 3
+    refused = api.run(api.db["study_checkin_events"].find_one({"result": "outside_geofence"}))
+    assert "39.911" not in str(refused) and refused["with_location"] is True
     # A QR-only session never stores a location, even when the phone sends one.
     plain = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
     assert checkin(first, plain["id"], qr_token(w.organiser, plain["id"]), location=far).status == 201
