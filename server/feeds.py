@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -110,6 +111,7 @@ class FeedState:
     tasks: list = field(default_factory=list)
     counter_ready: bool = False
     wake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WAKE_CONCURRENCY))
+    token_key: bytes | None = None
     expiry_checked: datetime | None = None  # expiries up to this moment were materialised (minus a margin)
 
     def advance(self, seq: int, horizon: int | None = None) -> None:
@@ -588,13 +590,37 @@ _token_encoder = msgspec.json.Encoder()
 _token_decoder = msgspec.json.Decoder(Token)
 
 
-def encode_token(token: Token) -> str:
-    return base64.urlsafe_b64encode(_token_encoder.encode(token)).decode().rstrip("=")
+def _token_key(ctx: Context) -> bytes:
+    st = state(ctx)
+    if st.token_key is None:
+        secret = (ctx.settings.jwt_secret or "").encode()
+        st.token_key = hashlib.sha256(b"branchline sync token\0" + secret).digest()
+    return st.token_key
 
 
-def decode_token(raw: str) -> Token:
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode((text + "=" * (-len(text) % 4)).encode())
+
+
+def encode_token(ctx: Context, token: Token) -> str:
+    """The token, signed: its org, orgs to add or delete and positions decide which items' ids a
+    sync names, so a client must not be able to write its own (every API process shares the key)."""
+    body = _token_encoder.encode(token)
+    mac = hmac.new(_token_key(ctx), body, hashlib.sha256).digest()[:16]
+    return f"{_b64(body)}.{_b64(mac)}"
+
+
+def decode_token(ctx: Context, raw: str) -> Token:
     try:
-        token = _token_decoder.decode(base64.urlsafe_b64decode((raw + "=" * (-len(raw) % 4)).encode()))
+        body_text, _, mac_text = raw.partition(".")
+        body = _unb64(body_text)
+        if not hmac.compare_digest(_unb64(mac_text), hmac.new(_token_key(ctx), body, hashlib.sha256).digest()[:16]):
+            raise ValueError("bad signature")
+        token = _token_decoder.decode(body)
     except (ValueError, msgspec.DecodeError):
         raise invalid("since", "Malformed sync token.") from None
     if token.s < 0 or token.b < 0:
@@ -679,7 +705,7 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
     if since is None:
         token = Token(principal.member_id, principal.org_id, 0, st.latest, "*")
     else:
-        token = decode_token(since)
+        token = decode_token(ctx, since)
         if token.m != principal.member_id:
             raise invalid("since", "This sync token belongs to another member.")
         if max(token.s, token.b) > st.latest:
@@ -697,10 +723,10 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
     if token.d is not None:
         prefix, token = await _dropped_page(ctx, token, limit)
         if token.d is not None or len(prefix) >= limit:
-            return SyncResult(prefix, encode_token(token), True, await _cached_unread(ctx, principal, latest))
+            return SyncResult(prefix, encode_token(ctx, token), True, await _cached_unread(ctx, principal, latest))
     if token.x is None and token.s >= latest and not prefix:
         # The commonest request: nothing new. No query (the unread count is cached per counter value).
-        return SyncResult([], encode_token(Token(token.m, token.o, latest, latest)), False,
+        return SyncResult([], encode_token(ctx, Token(token.m, token.o, latest, latest)), False,
                           await _cached_unread(ctx, principal, latest))
     room = limit - len(prefix)
     docs = await _changed_items(ctx, principal, token, latest, room + 1)
@@ -726,7 +752,7 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
         nxt = Token(principal.member_id, principal.org_id, merged[-1][0], token.b, token.x)
     else:
         nxt = Token(principal.member_id, principal.org_id, latest, latest)
-    return SyncResult(changes, encode_token(nxt), has_more, await _cached_unread(ctx, principal, latest))
+    return SyncResult(changes, encode_token(ctx, nxt), has_more, await _cached_unread(ctx, principal, latest))
 
 
 async def _changed_items(ctx: Context, principal: Principal, token: Token, latest: int, want: int) -> list[dict]:
@@ -745,7 +771,8 @@ async def _changed_items(ctx: Context, principal: Principal, token: Token, lates
     if token.x == "*":
         parts.append(({"seq": window, "ever_live": True, "state": "live"}, None))
     elif token.x:
-        parts.append(({"seq": window, "ever_live": True, "state": "live"}, list(token.x)))
+        gained = [o for o in token.x if o in principal.org_path]
+        parts.append(({"seq": window, "ever_live": True, "state": "live"}, gained))
     for extra, orgs in parts:
         for doc in await _addressed(ctx, principal, extra, sort=[("seq", ASCENDING)], key=_by_seq, want=want,
                                     orgs=orgs):
@@ -881,7 +908,7 @@ async def _sync_from_window(ctx: Context, principal: Principal, token: Token, li
     else:
         _remember_unread(st, principal, latest, frozenset(unread))
     nxt = Token(principal.member_id, principal.org_id, latest, latest)
-    return SyncResult(changes, encode_token(nxt), False, len(unread))
+    return SyncResult(changes, encode_token(ctx, nxt), False, len(unread))
 
 
 async def sync_wait(ctx: Context, principal: Principal, since: str | None, limit: int,
@@ -897,7 +924,7 @@ async def sync_wait(ctx: Context, principal: Principal, since: str | None, limit
         remaining = deadline - loop.time()
         if remaining <= 0:
             break
-        token = decode_token(result.next_since)
+        token = decode_token(ctx, result.next_since)
         if st.latest <= token.s:
             event = st.changed
             try:

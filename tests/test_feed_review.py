@@ -174,3 +174,35 @@ def test_feed_sync_schedule_and_files_never_scan_a_growing_collection(api):
             scans.append((collection, command["filter"]))
     assert checked > 20
     assert not scans, "\n".join(map(repr, scans))
+
+
+def test_a_forged_sync_token_reveals_nothing_of_another_branch(api):
+    """The token carries the member's org and the orgs to add or delete after a move; written by the
+    client it could name another branch's items. Tokens are signed: an altered one is refused."""
+    import base64
+    import json
+
+    w = world(api)
+    mb = w["mb"]
+    a_item = publish(api, w["org_a"], w["a"]["id"], "A支部内部")
+    _, token = sync_all(mb)
+    body, dot, mac = token.partition(".")
+    fields = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    a_org = w["a"]["id"]
+
+    def forge(**changes) -> str:  # fields: member, org, s, b, orgs to add, orgs to delete, ...
+        altered = list(fields)
+        for name, value in changes.items():
+            index = "mosbxd".index(name)
+            altered += [None] * (index + 1 - len(altered))
+            altered[index] = value
+        raw = json.dumps(altered, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=") + dot + mac
+
+    forged = [forge(o=a_org), forge(x=[a_org]), forge(s=0, b=0, x=[a_org]), forge(d=[a_org])]
+    for token in forged:
+        answer = mb.get(f"/sync?since={token}&limit=200")
+        assert a_item not in answer.content.decode(), answer.json
+        assert answer.status == 422 and answer.code == "invalid_request", answer.json
+    assert mb.get(f"/sync?since={token}x").status == 422
+    assert mb.ok("GET", f"/sync?since={sync_all(mb)[1]}")["changes"] == []
