@@ -218,3 +218,22 @@ def test_rosters_never_carry_a_full_phone_number(api):
             assert phone not in text and phone[-4:] in text
     entries = roster.json["confirmed"] + roster.json["waitlisted"] + roster.json["cancelled"]
     assert sorted(e["phone_masked"] for e in entries) == sorted(p[:3] + "****" + p[-4:] for p in phones)
+
+
+def test_turning_the_waitlist_off_keeps_who_is_waiting_and_refuses_newcomers(api):
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    act = published(api, organiser, branch["id"], capacity=1, waitlist=True)
+    path = f"/activities/{act['id']}"
+    first, second, third, late = (api.member(branch["id"]) for _ in range(4))
+    for who in (first, second, third):
+        who.ok("POST", path + "/signups", 201)
+    assert organiser.ok("PATCH", path, json={"waitlist": False})["waitlist_count"] == 2
+    refused = late.post(path + "/signups")
+    assert refused.status == 409 and refused.code == "activity_full"
+    assert third.ok("GET", path)["my_signup"] == {"status": "waitlisted", "position": 2}
+    first.ok("DELETE", path + "/signups/me", 204)  # the place still goes to the earliest waiting
+    assert second.ok("GET", path)["my_signup"] == {"status": "confirmed"}
+    assert third.ok("GET", path)["my_signup"] == {"status": "waitlisted", "position": 1}
+    seen = organiser.ok("GET", path)
+    assert (seen["confirmed_count"], seen["waitlist_count"], seen["waitlist"]) == (1, 1, False)
