@@ -146,9 +146,11 @@ async def _record(ctx: Context, principal: Principal, session: dict, at: datetim
               **checkin, "created_at": now}
     try:
         await ctx.db[ATTENDANCE].insert_one(record)
-        return 201, {"result": "ok", **study_attendance.attendance_out(record)}
     except DuplicateKeyError:
         pass
+    else:
+        await _follow_cancellation(ctx, session["_id"], record["_id"])
+        return 201, {"result": "ok", **study_attendance.attendance_out(record)}
     key = {"session_id": session["_id"], "member_id": principal.member_id}
     # An earlier leave/absent mark is superseded by really turning up; a present/late record stands.
     upgraded = await ctx.db[ATTENDANCE].update_one({**key, "status": {"$in": ["leave", "absent"]}},
@@ -157,6 +159,14 @@ async def _record(ctx: Context, principal: Principal, session: dict, at: datetim
     if upgraded.modified_count:
         return 201, {"result": "ok", **study_attendance.attendance_out(first)}
     return 200, _already(first)
+
+
+async def _follow_cancellation(ctx: Context, session_id: str, record_id: str) -> None:
+    """A cancellation that committed between our read of the session and our insert has already marked the
+    session's records `cancelled` and missed this one: mark it too, so it never counts toward progress."""
+    now = await ctx.db[COLLECTION].find_one({"_id": session_id}, {"status": 1})
+    if now is not None and now["status"] == "cancelled":
+        await ctx.db[ATTENDANCE].update_one({"_id": record_id}, {"$set": {"cancelled": True}})
 
 
 # -- self-study -------------------------------------------------------------------------------------

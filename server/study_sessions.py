@@ -392,7 +392,16 @@ async def cancel(ctx: Context, principal: Principal, session_id: str, reason: st
         await publish_feed(ctx, new, txn)
         return new
 
-    return await in_transaction(ctx, work)
+    cancelled = await in_transaction(ctx, work)
+    # A check-in that read the session before the cancellation may insert its record after the transaction's
+    # snapshot: sweep again now it has committed. Any record inserted later is caught by the check-in itself,
+    # which reads the session's status after its insert (study_checkins._follow_cancellation).
+    try:
+        await ctx.db[ATTENDANCE].update_many({"session_id": session_id, "cancelled": False},
+                                             {"$set": {"cancelled": True}})
+    except PyMongoError as exc:
+        log.warning("sweeping the records of cancelled study session %s failed: %s", session_id, exc)
+    return cancelled
 
 
 async def list_visible(ctx: Context, principal: Principal, org_id: str | None, start: datetime | None,
