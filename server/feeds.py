@@ -685,23 +685,33 @@ async def _moved(ctx: Context, principal: Principal, token: Token) -> Token:
     return Token(principal.member_id, principal.org_id, 0, token.s, gained, dropped)
 
 
-async def _dropped_page(ctx: Context, token: Token, limit: int) -> tuple[list[dict], Token]:
+async def _dropped_page(ctx: Context, principal: Principal, token: Token, limit: int) -> tuple[list[dict], Token]:
     """Deletes for the items of the orgs a move took away, at most `limit`, in _id order.
 
     The client may hold such an item if it was live at the token's position (seq <= b), or, if it
     changed after that, an earlier version; a tombstone at or below b it already had. Items are
     only ever re-stamped upwards, so one that moves from the first group to the second while we
-    page is still found, and an id already passed is never sent again.
+    page is still found, and an id already passed is never sent again. An item such an org lost
+    after b (its audience became a list of names) is found by its removal record: the member
+    may still hold it, and no later change of it will reach them.
     """
     base = {"audience_org": {"$in": token.d}, "ever_live": True, "_id": {"$gt": token.k}}
-    found: dict[str, dict] = {}
+    ids: set[str] = set()
     for extra in ({"state": "live", "seq": {"$lte": token.b}}, {"seq": {"$gt": token.b}}):  # no `$or`: a scan
-        found.update((d["_id"], d) for d in await ctx.db[ITEMS].find({**base, **extra}, {"_id": 1}).sort(
+        ids.update(d["_id"] for d in await ctx.db[ITEMS].find({**base, **extra}, {"_id": 1}).sort(
             "_id", ASCENDING).limit(limit + 1).to_list())
-    docs = sorted(found.values(), key=lambda d: d["_id"])[: limit + 1]
-    changes = [{"op": "delete", "id": d["_id"]} for d in docs[:limit]]
+    lost: set[str] = set()
+    for org in token.d:  # one equality query each (`$in` on the sparse index scans)
+        lost.update(r["item_id"] for r in await ctx.db[REMOVALS].find(
+            {"org_id": org, "seq": {"$gt": token.b}}, {"item_id": 1}).to_list() if r["item_id"] > token.k)
+    if lost - ids:
+        current = await _current_items(ctx, sorted(lost - ids))
+        ids.update(i for i in lost - ids if _lost(principal, current.get(i))
+                   and (current.get(i) or {}).get("audience_org") not in token.d)
+    docs = sorted(ids)[: limit + 1]
+    changes = [{"op": "delete", "id": i} for i in docs[:limit]]
     if len(docs) > limit:
-        return changes, Token(token.m, token.o, token.s, token.b, token.x, token.d, docs[limit - 1]["_id"])
+        return changes, Token(token.m, token.o, token.s, token.b, token.x, token.d, docs[limit - 1])
     return changes, Token(token.m, token.o, token.s, token.b, token.x)
 
 
@@ -727,7 +737,7 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
     if token.o != principal.org_id:
         token = await _moved(ctx, principal, token)
     if token.d is not None:
-        prefix, token = await _dropped_page(ctx, token, limit)
+        prefix, token = await _dropped_page(ctx, principal, token, limit)
         if token.d is not None or len(prefix) >= limit:
             return SyncResult(prefix, encode_token(ctx, token), True, await _cached_unread(ctx, principal, latest))
     if token.x is None and token.s >= latest and not prefix:

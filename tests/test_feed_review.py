@@ -221,3 +221,51 @@ def test_an_unsigned_token_of_an_earlier_release_starts_sync_again(api):
     answer = m1.get(f"/sync?since={old}")
     assert answer.status == 410 and answer.code == "sync_token_expired"
     assert m1.get("/sync?since=not-a-token").code == "invalid_request"
+
+
+def test_a_move_deletes_an_item_the_old_branch_lost_to_a_list_of_names_meanwhile(api):
+    """A study session goes to the org subtree until its list is fixed, then to those named. A member
+    who had it, is left off the list and moves branch before syncing still gets its delete, once."""
+    w = world(api)
+    m1 = w["m1"]
+    now = api.clock.now()
+    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+                               summary="x", published_at=now))
+    changes, token = sync_all(m1)
+    assert [c["item"]["id"] for c in changes] == ["study_session:s1"]
+    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+                               summary="x", published_at=now, member_ids=[w["m2"].id]))
+    api.admin.ok("PATCH", f"/members/{m1.id}", json={"org_id": w["b"]["id"]})
+    moved = api.as_member({**m1.member, "org_id": w["b"]["id"]})
+    changes, token = sync_all(moved, token, limit=1)
+    assert changes == [{"op": "delete", "id": "study_session:s1"}]
+    assert sync_all(moved, token)[0] == []
+
+
+def test_bodies_carry_the_fields_of_the_contract_with_utc_times(api):
+    """API.md §7-8 field names, exactly for receipts, sync, feed pages and files; times in UTC with Z."""
+    from tests.test_files import PDF, upload
+
+    w = world(api)
+    org_a, m1 = w["org_a"], w["m1"]
+    file = upload(org_a, PDF, "application/pdf", "a.pdf")
+    assert file.status == 201 and set(file.json) == {"id", "name", "size", "mime", "sha256"}
+    created = org_a.ok("POST", "/announcements", 201, json={
+        "org_id": w["a"]["id"], "title": "通知", "body": "内容", "publish_at": "2026-01-01T08:00:00+08:00",
+        "file_ids": [file.json["id"]]})
+    assert {"id", "org_id", "title", "body", "pinned", "must_read", "publish_at", "expires_at", "file_ids",
+            "version", "read", "acked"} <= set(created)
+    assert created["publish_at"] == "2026-01-01T00:00:00Z" and created["expires_at"] is None
+    receipts = org_a.ok("GET", f"/announcements/{created['id']}/receipts")
+    assert set(receipts) == {"audience", "read", "acked", "unread_members"}
+    assert all(set(m) == {"member_id", "name"} for m in receipts["unread_members"])
+    page = m1.ok("GET", "/feed")
+    assert set(page) == {"items", "next_before"}
+    (item,) = page["items"]
+    assert {"id", "kind", "ref_id", "org_id", "title", "summary", "pinned", "must_read", "published_at",
+            "updated_at", "version", "read"} <= set(item)
+    assert item["published_at"] == "2026-01-01T00:00:00Z" and item["updated_at"].endswith("Z")
+    sync = m1.ok("GET", "/sync")
+    assert set(sync) == {"changes", "next_since", "has_more", "unread_count"}
+    assert sync["changes"] == [{"op": "upsert", "item": item}] and sync["unread_count"] == 1
+    assert m1.ok("GET", f"/announcements/{created['id']}")["publish_at"] == "2026-01-01T00:00:00Z"
