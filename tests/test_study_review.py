@@ -206,3 +206,33 @@ def test_list_limits_and_scope_of_every_study_list(api):
         {"key": "a", "name": "a", "kind": "session", "period": "month", "min_count": 1,
          "min_minutes": 0}]}).code == "forbidden"
     assert w.organiser.post(f"/orgs/{w.branch['id']}/warnings/scan?period=2026-01").code == "forbidden"
+
+
+# -- a cancellation racing check-ins --------------------------------------------------------------
+
+def test_check_ins_racing_a_cancellation_never_count(api):
+    w = world(api, members=0)
+    admin = api.admin.token
+    bodies = [{"name": f"党员{i}", "phone": api.phone(), "org_id": w.branch["id"], "gender": "male",
+               "birth_date": "1990-01-01", "party_status": "full"} for i in range(120)]
+    made = api.concurrently([lambda http, b=b: http.post("/members", json=b,
+                                                        headers={"Authorization": f"Bearer {admin}"})
+                             for b in bodies], limit=50)
+    crowd = [api.as_member(r.json) for r in made]
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
+    sid = session["id"]
+    token = qr_token(w.organiser, sid)
+    calls = [lambda http, m=m: http.post("/study/checkins", json={"session_id": sid, "qr_token": token},
+                                         headers={"Authorization": f"Bearer {m.token}"}) for m in crowd]
+    def cancel(http):
+        return http.post(f"/study/sessions/{sid}/cancel", json={"reason": "临时取消"},
+                         headers={"Authorization": f"Bearer {w.organiser.token}"})
+
+    responses = api.concurrently(calls[:60] + [cancel] + calls[60:])
+    assert responses[60].status == 200
+    assert {r.status for r in responses} <= {200, 201, 409}
+    # Whatever got in before or during the cancellation is marked cancelled and counts for nobody.
+    assert count(api, "study_attendance", {"session_id": sid, "cancelled": {"$ne": True}}) == 0
+    period = parse(session["starts_at"]).astimezone(api.ctx.settings.tz).strftime("%Y-%m")
+    report = w.organiser.ok("GET", f"/orgs/{w.branch['id']}/study/compliance?period={period}")
+    assert all(t["done_count"] == 0 for m in report["members"] for t in m["tracks"] if t["key"] == "group_meeting")
