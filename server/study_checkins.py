@@ -149,7 +149,7 @@ async def _record(ctx: Context, principal: Principal, session: dict, at: datetim
     except DuplicateKeyError:
         pass
     else:
-        await _follow_cancellation(ctx, session["_id"], record["_id"])
+        await _follow_session(ctx, session, record)
         return 201, {"result": "ok", **study_attendance.attendance_out(record)}
     key = {"session_id": session["_id"], "member_id": principal.member_id}
     # An earlier leave/absent mark is superseded by really turning up; a present/late record stands.
@@ -161,12 +161,18 @@ async def _record(ctx: Context, principal: Principal, session: dict, at: datetim
     return 200, _already(first)
 
 
-async def _follow_cancellation(ctx: Context, session_id: str, record_id: str) -> None:
-    """A cancellation that committed between our read of the session and our insert has already marked the
-    session's records `cancelled` and missed this one: mark it too, so it never counts toward progress."""
-    now = await ctx.db[COLLECTION].find_one({"_id": session_id}, {"status": 1})
-    if now is not None and now["status"] == "cancelled":
-        await ctx.db[ATTENDANCE].update_one({"_id": record_id}, {"$set": {"cancelled": True}})
+async def _follow_session(ctx: Context, session: dict, record: dict) -> None:
+    """A cancellation or a move that committed between our read of the session and our insert has already
+    updated the session's records and missed this one: bring it in line, so it never counts for a cancelled
+    session nor in the wrong period."""
+    now = await ctx.db[COLLECTION].find_one({"_id": session["_id"]}, {"status": 1, "starts_at": 1, "ends_at": 1})
+    if now is None:
+        return
+    fields = study_attendance.record_fields({**session, **now}, record["member_id"], record["member_org_path"])
+    changed = {k: fields[k] for k in ("cancelled", "starts_at", "minutes") if fields[k] != record[k]}
+    if changed:
+        await ctx.db[ATTENDANCE].update_one({"_id": record["_id"]}, {"$set": changed})
+        record.update(changed)
 
 
 # -- self-study -------------------------------------------------------------------------------------

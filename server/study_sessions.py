@@ -362,7 +362,18 @@ async def update(ctx: Context, principal: Principal, session_id: str, changes: d
         await publish_feed(ctx, new, txn)
         return new
 
-    return await fix_attendees(ctx, await in_transaction(ctx, work))
+    new = await in_transaction(ctx, work)
+    if "starts_at" in update or "ends_at" in update:
+        # As for a cancellation: a check-in that read the old times may insert after the transaction's
+        # snapshot; sweep again now it has committed (later ones correct themselves after their insert).
+        try:
+            await ctx.db[ATTENDANCE].update_many(
+                {"session_id": session_id, "$or": [{"starts_at": {"$ne": new["starts_at"]}},
+                                                   {"minutes": {"$ne": _minutes(new)}}]},
+                {"$set": {"starts_at": new["starts_at"], "minutes": _minutes(new)}})
+        except PyMongoError as exc:
+            log.warning("sweeping the records of moved study session %s failed: %s", session_id, exc)
+    return await fix_attendees(ctx, new)
 
 
 def _default(session: dict, key: str) -> datetime:
@@ -395,7 +406,7 @@ async def cancel(ctx: Context, principal: Principal, session_id: str, reason: st
     cancelled = await in_transaction(ctx, work)
     # A check-in that read the session before the cancellation may insert its record after the transaction's
     # snapshot: sweep again now it has committed. Any record inserted later is caught by the check-in itself,
-    # which reads the session's status after its insert (study_checkins._follow_cancellation).
+    # which reads the session's status after its insert (study_checkins._follow_session).
     try:
         await ctx.db[ATTENDANCE].update_many({"session_id": session_id, "cancelled": False},
                                              {"$set": {"cancelled": True}})

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import ASCENDING
 
-from tests.test_study_support import checkin, count, move_to, new_session, parse, qr_token, world
+from tests.test_study_support import checkin, count, iso, move_to, new_session, parse, qr_token, world
 
 
 @pytest.fixture
@@ -236,3 +236,30 @@ def test_check_ins_racing_a_cancellation_never_count(api):
     period = parse(session["starts_at"]).astimezone(api.ctx.settings.tz).strftime("%Y-%m")
     report = w.organiser.ok("GET", f"/orgs/{w.branch['id']}/study/compliance?period={period}")
     assert all(t["done_count"] == 0 for m in report["members"] for t in m["tracks"] if t["key"] == "group_meeting")
+
+
+def test_check_ins_racing_a_move_follow_the_session_to_its_new_time(api):
+    w = world(api, members=0)
+    admin = api.admin.token
+    bodies = [{"name": f"党员{i}", "phone": api.phone(), "org_id": w.branch["id"], "gender": "male",
+               "birth_date": "1990-01-01", "party_status": "full"} for i in range(120)]
+    made = api.concurrently([lambda http, b=b: http.post("/members", json=b,
+                                                        headers={"Authorization": f"Bearer {admin}"})
+                             for b in bodies], limit=50)
+    crowd = [api.as_member(r.json) for r in made]
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
+    sid = session["id"]
+    token = qr_token(w.organiser, sid)
+    later = parse(session["starts_at"]) + timedelta(minutes=20)
+    calls = [lambda http, m=m: http.post("/study/checkins", json={"session_id": sid, "qr_token": token},
+                                         headers={"Authorization": f"Bearer {m.token}"}) for m in crowd]
+
+    def move(http):
+        return http.patch(f"/study/sessions/{sid}", json={"starts_at": iso(later),
+                                                          "ends_at": iso(later + timedelta(hours=2))},
+                          headers={"Authorization": f"Bearer {w.organiser.token}"})
+
+    responses = api.concurrently(calls[:60] + [move] + calls[60:])
+    assert responses[60].status == 200
+    records = api.run(api.db["study_attendance"].find({"session_id": sid}).to_list())
+    assert records and all(r["starts_at"] == parse(iso(later)) and r["minutes"] == 120 for r in records)
