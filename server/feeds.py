@@ -1041,9 +1041,10 @@ async def materialise_due(ctx: Context) -> int:
     coll = ctx.db[ITEMS]
     st = state(ctx)
     due = await coll.find({"state": "scheduled", "published_at": {"$lte": now}}, {"_id": 1}).limit(200).to_list()
-    expiring: dict[str, Any] = {"$lte": now}
+    # always a lower bound: without one SecantusDB walks every item without an expiry (null) too
+    expiring: dict[str, Any] = {"$lte": now, "$gte": _EPOCH}
     if st.expiry_checked is not None:
-        expiring["$gt"] = st.expiry_checked - EXPIRY_MARGIN
+        expiring = {"$lte": now, "$gt": st.expiry_checked - EXPIRY_MARGIN}
     expired = [d for d in await coll.find({"expires_at": expiring}, {"_id": 1, "state": 1}).to_list()
                if d["state"] == "live"]
     due += expired[:200]
