@@ -21,6 +21,7 @@ ADMIN = {"phone": "13800000001", "password": "lifecycle-password"}
 
 
 class ServerProcess:
+    started: list = []
     def __init__(self, tmp_path: Path, *args: str, env: dict | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -32,6 +33,7 @@ class ServerProcess:
         # README command 1 runs exactly this from the repository root.
         self.process = subprocess.Popen([sys.executable, "-m", "server", *args], cwd=ROOT, env=self.env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        ServerProcess.started.append(self)
         self.wait_healthy()
 
     def wait_healthy(self, timeout: float = 30) -> None:
@@ -59,6 +61,24 @@ class ServerProcess:
 
     def login(self) -> dict:
         return httpx.post(self.base + "/api/v1/auth/password", json=ADMIN, timeout=10).json()
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    """Whatever a test starts is ended when it finishes, passed or failed."""
+    started: list[ServerProcess] = []
+    ServerProcess.started = started
+    yield
+    for server in started:
+        try:
+            tree = server.tree()
+        except psutil.Error:
+            continue
+        for process in tree:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
 
 
 def gone(processes: list[psutil.Process], timeout: float = 10) -> bool:
