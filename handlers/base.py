@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
-import uuid
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -57,7 +57,7 @@ class APIHandler(tornado.web.RequestHandler):
 
     def set_default_headers(self) -> None:
         incoming = self.request.headers.get("X-Request-ID", "")
-        self.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        self.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
         self.set_header("X-Request-ID", self.request_id)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")

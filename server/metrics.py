@@ -22,9 +22,17 @@ LATENCY = Histogram("branchline_http_request_duration_seconds", "Time to answer 
 ERRORS = Counter("branchline_errors_total", "Problem responses by code", ["code"])
 
 
+# Labelled children, looked up once: `labels()` takes a lock and builds a key on every call.
+_children: dict[tuple[str, str, int], tuple] = {}
+
+
 def observe(route: str, method: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(route, method, str(status)).inc()
-    LATENCY.labels(route, method).observe(seconds)
+    key = (route, method, status)
+    children = _children.get(key)
+    if children is None:
+        children = _children[key] = (REQUESTS.labels(route, method, str(status)), LATENCY.labels(route, method))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def render() -> tuple[bytes, str]:
