@@ -22,7 +22,7 @@ import time
 
 import httpx
 
-from bench.harness import BenchServer, Req, bare_tornado_rate, run_burst
+from bench.harness import BenchServer, Req, bare_tornado_rate, read_response, run_burst
 
 
 def setup(server: BenchServer, members: int) -> tuple[dict, str, list[dict]]:
@@ -71,23 +71,12 @@ async def long_polls(server: BenchServer, admin: dict, org_id: str, tokens: list
     parked_peak = server.peak_rss_mb()
     print(f"{count} long-polls open: API process peak RSS {parked_peak:.1f} MB (goal < 200)")
 
-    async def answer(reader) -> tuple[int, bytes]:
-        status = int((await reader.readline()).split()[1])
-        length = 0
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        return status, await reader.readexactly(length)
 
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=server.base_url + "/api/v1") as http:
         r = await http.post("/announcements", headers=admin, json={"org_id": org_id, "title": "唤醒", "body": "x"})
         r.raise_for_status()
-    results = await asyncio.gather(*(answer(reader) for reader, _ in opened))
+    results = await asyncio.gather(*(read_response(reader) for reader, _ in opened))
     elapsed = time.perf_counter() - started
     woke = sum(1 for status, body in results if status == 200 and json.loads(body)["changes"])
     others: dict = {}

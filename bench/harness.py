@@ -84,6 +84,20 @@ class Stats:
                 f"p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, statuses {self.statuses}")
 
 
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one HTTP/1.1 response with a Content-Length body: (status, body)."""
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return status, (await reader.readexactly(length) if length else b"")
+
+
 async def _one_connection(host: str, port: int, queue: list, latencies: list, statuses: dict) -> None:
     """A minimal keep-alive HTTP/1.1 client: one request at a time on one connection.
 
@@ -101,19 +115,8 @@ async def _one_connection(host: str, port: int, queue: list, latencies: list, st
             head += [f"{k}: {v}" for k, v in (req.headers or {}).items()]
             started = time.perf_counter()
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-            if length:
-                await reader.readexactly(length)
+            status, _ = await read_response(reader)
             latencies.append((time.perf_counter() - started) * 1000)
-            status = int(status_line.split()[1])
             statuses[status] = statuses.get(status, 0) + 1
     finally:
         writer.close()
