@@ -200,6 +200,16 @@ class Api:
             body = self.admin.ok("PUT", f"/members/{body['id']}/roles", json={"roles": roles})
         return self.as_member(body)
 
+    def many_members(self, org_id: str, count: int, gender: str = "female") -> list[Client]:
+        """Create `count` members through POST /members, 50 at a time (one by one is slow for hundreds)."""
+        headers = {"Authorization": f"Bearer {self.admin.token}"}
+        bodies = [{"name": f"党员{i}", "phone": self.phone(), "org_id": org_id, "gender": gender,
+                   "birth_date": "1990-01-01", "party_status": "full"} for i in range(count)]
+        created = self.concurrently([lambda http, b=b: http.post("/members", json=b, headers=headers)
+                                     for b in bodies], limit=50)
+        assert all(r.status == 201 for r in created), [r for r in created if r.status != 201][:3]
+        return [self.as_member(r.json) for r in created]
+
     def organiser(self, org_id: str, name: str = "书记") -> Client:
         return self.member(org_id, name, roles=[{"role": "organiser", "org_id": org_id}])
 

@@ -15,15 +15,6 @@ def _post(token: str, path: str, body: dict, key: str | None = None):
     return lambda http: http.post(path, json=body, headers=headers)
 
 
-def _many_members(api, org_id: str, n: int):
-    """Create `n` members through POST /members (as the admin, concurrently); clients signed in as them."""
-    admin = api.admin.token
-    bodies = [{"name": f"党员{i}", "phone": api.phone(), "org_id": org_id, "gender": "female",
-               "birth_date": "1990-01-01", "party_status": "full"} for i in range(n)]
-    created = api.concurrently([_post(admin, "/members", b) for b in bodies], limit=50)
-    assert all(r.status == 201 for r in created)
-    return [api.as_member(r.json) for r in created]
-
 
 def test_fifty_simultaneous_check_ins_by_one_member_make_one_record(api):
     w = world(api, members=1)
@@ -43,7 +34,7 @@ def test_fifty_simultaneous_check_ins_by_one_member_make_one_record(api):
 
 def test_two_hundred_members_checking_in_at_once_get_one_record_each(api):
     w = world(api, members=0)
-    crowd = _many_members(api, w.branch["id"], 200)
+    crowd = api.many_members(w.branch["id"], 200)
     sid = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))["id"]
     token = qr_token(w.organiser, sid)
     body = {"session_id": sid, "qr_token": token}

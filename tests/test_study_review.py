@@ -212,13 +212,7 @@ def test_list_limits_and_scope_of_every_study_list(api):
 
 def test_check_ins_racing_a_cancellation_never_count(api):
     w = world(api, members=0)
-    admin = api.admin.token
-    bodies = [{"name": f"党员{i}", "phone": api.phone(), "org_id": w.branch["id"], "gender": "male",
-               "birth_date": "1990-01-01", "party_status": "full"} for i in range(120)]
-    made = api.concurrently([lambda http, b=b: http.post("/members", json=b,
-                                                        headers={"Authorization": f"Bearer {admin}"})
-                             for b in bodies], limit=50)
-    crowd = [api.as_member(r.json) for r in made]
+    crowd = api.many_members(w.branch["id"], 120, gender="male")
     session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
     sid = session["id"]
     token = qr_token(w.organiser, sid)
@@ -240,13 +234,7 @@ def test_check_ins_racing_a_cancellation_never_count(api):
 
 def test_check_ins_racing_a_move_follow_the_session_to_its_new_time(api):
     w = world(api, members=0)
-    admin = api.admin.token
-    bodies = [{"name": f"党员{i}", "phone": api.phone(), "org_id": w.branch["id"], "gender": "male",
-               "birth_date": "1990-01-01", "party_status": "full"} for i in range(120)]
-    made = api.concurrently([lambda http, b=b: http.post("/members", json=b,
-                                                        headers={"Authorization": f"Bearer {admin}"})
-                             for b in bodies], limit=50)
-    crowd = [api.as_member(r.json) for r in made]
+    crowd = api.many_members(w.branch["id"], 120, gender="male")
     session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
     sid = session["id"]
     token = qr_token(w.organiser, sid)
