@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from server import audit, feeds, files, members, orgs, programmes, qr, signups
 from server.context import Context
 from server.db import indexes
-from server.errors import ApiError, conflict, forbidden, invalid
+from server.errors import ApiError, conflict, invalid
 from server.ids import new_id
 from server.pagination import page
 from server.scope import Principal
@@ -122,8 +122,7 @@ async def get_visible(ctx: Context, principal: Principal, activity_id: str) -> d
 
 async def get_managed(ctx: Context, principal: Principal, activity_id: str) -> dict:
     act = await get_visible(ctx, principal, activity_id)
-    if not principal.organises(act["org_path"]):
-        raise forbidden("Only an organiser of the activity's organisation may do this.")
+    principal.require_organiser(act["org_path"], "activity")
     return act
 
 

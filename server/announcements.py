@@ -134,8 +134,7 @@ async def get(ctx: Context, principal: Principal, announcement_id: str) -> dict:
 
 async def _for_organiser(ctx: Context, principal: Principal, announcement_id: str) -> dict:
     doc = await get(ctx, principal, announcement_id)
-    if not principal.organises(doc["org_path"]):
-        raise forbidden("Only an organiser of the announcement's organisation may do this.")
+    principal.require_organiser(doc["org_path"], "announcement")
     return doc
 
 

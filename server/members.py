@@ -160,8 +160,7 @@ async def list_for_organiser(ctx: Context, principal: Principal, org_id: str | N
 
 async def patch(ctx: Context, principal: Principal, member_id: str, changes: dict) -> dict:
     doc = await get_for_organiser(ctx, principal, member_id)
-    if not principal.organises(doc["org_path"]):
-        raise forbidden("Only an organiser of the member's organisation may edit the record.")
+    principal.require_organiser(doc["org_path"], "member")
     if doc["_id"] == principal.member_id and ({"org_id", "active"} & changes.keys()):
         raise forbidden("You cannot change your own organisation or active flag.")
     update = dict(changes)
@@ -220,8 +219,7 @@ async def set_password(ctx: Context, principal: Principal, member_id: str, passw
 async def create_invite(ctx: Context, principal: Principal, member_id: str) -> tuple[str, Any]:
     """A single-use, 7-day code that binds a WeChat identity to this member. Older unused codes die."""
     doc = await get_for_organiser(ctx, principal, member_id)
-    if not principal.organises(doc["org_path"]):
-        raise forbidden("Only an organiser of the member's organisation may invite them.")
+    principal.require_organiser(doc["org_path"], "member")
     if not doc["active"]:
         raise ApiError(409, "member_inactive", "This member is not active.")
     code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(8))

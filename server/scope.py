@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.errors import forbidden
+
 ROLE_RANK = {"organiser": 1, "admin": 2}
 
 
@@ -42,6 +44,12 @@ class Principal:
 
     def organises(self, target_path) -> bool:
         return self.holds("organiser", target_path)
+
+    def require_organiser(self, target_path, what: str) -> None:
+        """403 forbidden unless the caller organises `target_path`: for a resource already known to be
+        visible to them (an invisible one answers 404 before this)."""
+        if not self.organises(target_path):
+            raise forbidden(f"Only an organiser of the {what}'s organisation may do this.")
 
     def administers(self, target_path) -> bool:
         return self.holds("admin", target_path)

@@ -30,7 +30,7 @@ from pymongo.errors import PyMongoError
 from server import audit, feeds, orgs, qr, study_scheme
 from server.context import Context
 from server.db import indexes, update_then_get
-from server.errors import ApiError, forbidden, invalid, not_found
+from server.errors import ApiError, invalid, not_found
 from server.ids import new_id
 from server.pagination import page
 from server.scope import Principal
@@ -86,8 +86,7 @@ async def load_visible(ctx: Context, principal: Principal, session_id: str, proj
 
 async def load_organised(ctx: Context, principal: Principal, session_id: str) -> dict:
     session = await load_visible(ctx, principal, session_id)
-    if not principal.organises(session["org_path"]):
-        raise forbidden("This needs the organiser role on the session's organisation.")
+    principal.require_organiser(session["org_path"], "session")
     return session
 
 
