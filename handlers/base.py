@@ -12,16 +12,18 @@ import logging
 import os
 import re
 from collections.abc import Callable
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any, TypeVar
 
 import msgspec
 import tornado.web
 
+from schemas.common import FIRST_YEAR, LAST_YEAR, PATTERN_MESSAGES, FieldInvalid, Timestamp, check_timestamp
 from server import idempotency, members, metrics
 from server.context import Context
 from server.db import UNAVAILABLE_ERRORS
-from server.errors import ApiError
+from server.errors import ApiError, invalid
 from server.scope import Principal
 from server.security import TokenSigner
 
@@ -30,6 +32,8 @@ T = TypeVar("T")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_DOTTED_TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
 _encoder = msgspec.json.Encoder()
 
 
@@ -145,15 +149,14 @@ class APIHandler(tornado.web.RequestHandler):
         try:
             return msgspec.json.decode(self.body or b"", type=type_)
         except msgspec.ValidationError as exc:
-            message = str(exc)
-            match = _MSGSPEC_PATH.search(message)
-            field = match.group(1) if match else ""
-            text = _MSGSPEC_PATH.sub("", message)
-            raise ApiError(422, "invalid_request", text,
-                           errors=[{"field": field or "body", "message": text}]) from None
+            field, text = _field_error(exc)
+            raise ApiError(422, "invalid_request", text, errors=[{"field": field, "message": text}]) from None
         except msgspec.DecodeError:
             raise ApiError(422, "invalid_request", "The body is not valid JSON.",
                            errors=[{"field": "body", "message": "malformed JSON"}]) from None
+        except UnicodeDecodeError:  # msgspec checks UTF-8 inside strings only as it makes them
+            raise ApiError(422, "invalid_request", "The body is not valid UTF-8.",
+                           errors=[{"field": "body", "message": "not UTF-8"}]) from None
 
     def decode_dict(self, type_: type) -> dict[str, Any]:
         """Decode into `type_` and return the fields the client sent, as plain JSON values."""
@@ -181,8 +184,29 @@ class APIHandler(tornado.web.RequestHandler):
                            errors=[{"field": name, "message": f"{low}..{high}"}])
         return value
 
+    def query_time(self, name: str) -> datetime | None:
+        """A time in the query string, parsed and bounded exactly as a body's `Timestamp`."""
+        raw = self.query(name, max_length=64)
+        if raw is None:
+            return None
+        try:
+            value = msgspec.convert(raw, Timestamp)
+            check_timestamp(name, value)
+        except (msgspec.ValidationError, FieldInvalid):
+            raise invalid(name, f"{name} must be an RFC 3339 time with an offset, in the years "
+                                f"{FIRST_YEAR}..{LAST_YEAR}.") from None
+        return value
+
+    def query_token(self, name: str, what: str, *, max_length: int = 512, dots: bool = False) -> str | None:
+        """An opaque cursor or token we issued (base64url, JWT-like with `dots`): its grammar is checked
+        here, before anything decodes it, so a decoder never meets other characters."""
+        value = self.query(name, max_length=max_length)
+        if value is not None and not (_DOTTED_TOKEN if dots else _TOKEN).fullmatch(value):
+            raise invalid(name, f"Malformed {what}.")
+        return value
+
     def page_args(self) -> tuple[int, str | None]:
-        return self.query_int("limit", 20, 1, 100), self.query("cursor", max_length=512)
+        return self.query_int("limit", 20, 1, 100), self.query_token("cursor", "cursor")
 
     # -- output -------------------------------------------------------------------------------------
 
@@ -258,6 +282,20 @@ class APIHandler(tornado.web.RequestHandler):
 
     def _request_summary(self) -> str:  # access log without query strings (they may carry tokens)
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip}) rid={self.request_id}"
+
+
+def _field_error(exc: msgspec.ValidationError) -> tuple[str, str]:
+    """(field, message) of a failed decode: msgspec ends its message with the path (`$.location.lat`);
+    a Body check names its field on the FieldInvalid it raised; our text patterns get words."""
+    message = str(exc)
+    match = _MSGSPEC_PATH.search(message)
+    field = match.group(1) if match else ""
+    text = _MSGSPEC_PATH.sub("", message)
+    if isinstance(exc.__cause__, FieldInvalid):
+        field = f"{field}.{exc.__cause__.field}" if field else exc.__cause__.field
+    for pattern, words in PATTERN_MESSAGES.items():
+        text = text.replace(f"`str` matching regex {pattern!r}", words)
+    return field or "body", text
 
 
 def _authenticating(method: Callable) -> Callable:

@@ -19,10 +19,11 @@ _encoder = msgspec.json.Encoder()
 class FeedHandler(APIHandler):
     @openapi.endpoint("My feed, newest first, pinned items first on the first page (ETag / 304)",
                       responses={200: FeedPage, 304: None},
-                      query={"limit": "1..100 (default 20)", "before": "next_before of the previous page"})
+                      query={"limit": "1..100 (default 20)", "before": "next_before of the previous page"},
+                      errors=("invalid_request",))
     async def get(self) -> None:
         limit = self.query_int("limit", 20, 1, 100)
-        page = await feeds.feed_page(self.ctx, self.me, limit, self.query("before", max_length=512))
+        page = await feeds.feed_page(self.ctx, self.me, limit, self.query_token("before", "cursor"))
         body = _encoder.encode(page)
         self.set_header("Etag", f'W/"f{hashlib.sha1(body).hexdigest()[:24]}"')
         if self.check_etag_header():
@@ -40,7 +41,7 @@ class SyncHandler(APIHandler):
     async def get(self) -> None:
         limit = self.query_int("limit", feeds.MAX_LIMIT // 2, 1, feeds.MAX_LIMIT)
         timeout = self.query_int("timeout", 0, 0, feeds.MAX_TIMEOUT)
-        since = self.query("since", max_length=2048)
+        since = self.query_token("since", "sync token", max_length=2048, dots=True)
         result = await feeds.sync_wait(self.ctx, self.me, since, limit, timeout)
         if not result.changes and not result.has_more:
             self.set_header("Etag", result.etag())

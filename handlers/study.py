@@ -17,7 +17,6 @@ from schemas.study import (
     CheckinOut,
     Compliance,
     DecisionIn,
-    Instant,
     MarkIn,
     Progress,
     QrOut,
@@ -47,7 +46,8 @@ from server import (
 from server.errors import invalid
 
 CHECKIN_ERRORS = ("session_not_found", "not_an_attendee", "checkin_not_open", "checkin_closed",
-                  "session_cancelled", "qr_invalid", "qr_expired", "location_required", "outside_geofence")
+                  "session_cancelled", "qr_invalid", "qr_expired", "location_required", "location_inaccurate",
+                  "outside_geofence")
 PERIOD_QUERY = {"period": "2026-11 (month), 2026-Q4 (quarter) or 2026 (year); default: this month"}
 
 
@@ -55,15 +55,6 @@ class StudyHandler(APIHandler):
     def decode_values(self, type_: type) -> dict[str, Any]:
         """Decode and validate the body; the fields sent, with datetimes and dates kept as objects."""
         return msgspec.to_builtins(self.decode(type_), builtin_types=(datetime, date))
-
-    def query_instant(self, name: str) -> datetime | None:
-        raw = self.query(name, max_length=64)
-        if raw is None:
-            return None
-        try:
-            return msgspec.convert(raw, Instant)
-        except msgspec.ValidationError:
-            raise invalid(name, f"{name} must be an RFC 3339 time with an offset.") from None
 
     def query_id(self, name: str) -> str | None:
         return self.query(name, max_length=64)
@@ -106,7 +97,7 @@ class SessionsHandler(StudyHandler):
     async def get(self) -> None:
         limit, cursor = self.page_args()
         items, next_cursor = await study_sessions.list_visible(
-            self.ctx, self.me, self.query_id("org_id"), self.query_instant("from"), self.query_instant("to"),
+            self.ctx, self.me, self.query_id("org_id"), self.query_time("from"), self.query_time("to"),
             limit, cursor)
         self.respond({"items": await study_sessions.sessions_out(self.ctx, self.me, items),
                       "next_cursor": next_cursor})

@@ -7,20 +7,21 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from schemas.common import Body, Gender, Id, Name, Out, PartyStatus, ShortText, Tag
+from schemas.common import Body, Gender, Id, Name, Out, PartyStatus, QrToken, ShortText, Tag, Timestamp, line, text
 
 ProgrammeKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="a-z, 0-9, _")]
-Instant = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]
 Age = Annotated[int, msgspec.Meta(ge=0, le=150)]
 TagList = Annotated[list[Tag], msgspec.Meta(max_length=20)]
-Description = Annotated[str, msgspec.Meta(max_length=5000)]
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Description = text(5000)
+Title = line(200)
 Capacity = Annotated[int, msgspec.Meta(ge=1, le=100000)]
 ActivityStatus = Literal["draft", "published", "cancelled"]
 SignupStatus = Literal["confirmed", "waitlisted", "cancelled"]
 Attendance = Literal["present", "no_show"]
-AnswerKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-AnswerText = Annotated[str, msgspec.Meta(max_length=1000)]
+AnswerKey = line(64)
+AnswerText = text(1000)
+CancelReason = text(500)
+Comment = text(2000)
 Answers = Annotated[dict[AnswerKey, AnswerText], msgspec.Meta(max_length=20)]
 
 
@@ -74,11 +75,11 @@ class ActivityCreate(Body, kw_only=True):
     title: Title
     description: Description = ""
     location: ShortText | None = None
-    starts_at: Instant
-    ends_at: Instant
-    signup_opens_at: Instant
-    signup_closes_at: Instant
-    cancel_deadline: Instant | None = None
+    starts_at: Timestamp
+    ends_at: Timestamp
+    signup_opens_at: Timestamp
+    signup_closes_at: Timestamp
+    cancel_deadline: Timestamp | None = None
     capacity: Capacity
     waitlist: bool = False
     cover_file_id: Id | None = None
@@ -91,11 +92,11 @@ class ActivityPatch(Body, kw_only=True):
     title: Title | msgspec.UnsetType = msgspec.UNSET
     description: Description | msgspec.UnsetType = msgspec.UNSET
     location: ShortText | None | msgspec.UnsetType = msgspec.UNSET
-    starts_at: Instant | msgspec.UnsetType = msgspec.UNSET
-    ends_at: Instant | msgspec.UnsetType = msgspec.UNSET
-    signup_opens_at: Instant | msgspec.UnsetType = msgspec.UNSET
-    signup_closes_at: Instant | msgspec.UnsetType = msgspec.UNSET
-    cancel_deadline: Instant | None | msgspec.UnsetType = msgspec.UNSET
+    starts_at: Timestamp | msgspec.UnsetType = msgspec.UNSET
+    ends_at: Timestamp | msgspec.UnsetType = msgspec.UNSET
+    signup_opens_at: Timestamp | msgspec.UnsetType = msgspec.UNSET
+    signup_closes_at: Timestamp | msgspec.UnsetType = msgspec.UNSET
+    cancel_deadline: Timestamp | None | msgspec.UnsetType = msgspec.UNSET
     capacity: Capacity | msgspec.UnsetType = msgspec.UNSET
     waitlist: bool | msgspec.UnsetType = msgspec.UNSET
     cover_file_id: Id | None | msgspec.UnsetType = msgspec.UNSET
@@ -106,7 +107,7 @@ class NoBody(Body, kw_only=True):
 
 
 class CancelIn(Body, kw_only=True):
-    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    reason: CancelReason = ""
 
 
 class MySignup(Out, kw_only=True, omit_defaults=True):
@@ -198,7 +199,7 @@ class QrOut(Out, kw_only=True):
 
 
 class CheckinIn(Body, kw_only=True):
-    qr_token: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    qr_token: QrToken
 
 
 class CheckinOut(Out, kw_only=True):
@@ -211,7 +212,7 @@ class CheckinOut(Out, kw_only=True):
 
 class FeedbackIn(Body, kw_only=True):
     rating: Annotated[int, msgspec.Meta(ge=1, le=5)]
-    comment: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    comment: Comment = ""
 
 
 class FeedbackOut(Out, kw_only=True):

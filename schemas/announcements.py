@@ -7,10 +7,9 @@ from typing import Annotated
 
 import msgspec
 
-from schemas.common import Body, Id, Out, ShortText
+from schemas.common import Body, Id, Out, ShortText, Timestamp, text
 
-AwareTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]
-AnnouncementText = Annotated[str, msgspec.Meta(min_length=1, max_length=20000)]
+AnnouncementText = text(20000, min_length=1)
 FileIds = Annotated[list[Id], msgspec.Meta(max_length=20)]
 
 
@@ -20,8 +19,8 @@ class AnnouncementCreate(Body):
     body: AnnouncementText
     pinned: bool = False
     must_read: bool = False
-    publish_at: AwareTime | None = None
-    expires_at: AwareTime | None = None
+    publish_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
     file_ids: FileIds = []
 
 
@@ -30,8 +29,8 @@ class AnnouncementPatch(Body):
     body: AnnouncementText | msgspec.UnsetType = msgspec.UNSET
     pinned: bool | msgspec.UnsetType = msgspec.UNSET
     must_read: bool | msgspec.UnsetType = msgspec.UNSET
-    publish_at: AwareTime | None | msgspec.UnsetType = msgspec.UNSET
-    expires_at: AwareTime | None | msgspec.UnsetType = msgspec.UNSET
+    publish_at: Timestamp | None | msgspec.UnsetType = msgspec.UNSET
+    expires_at: Timestamp | None | msgspec.UnsetType = msgspec.UNSET
     file_ids: FileIds | msgspec.UnsetType = msgspec.UNSET
 
 

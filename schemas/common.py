@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A request body: unknown fields are rejected (API.md §1)."""
+    """A request body: unknown fields are rejected (API.md §1), times are bounded (see `Timestamp`)."""
+
+    def __post_init__(self) -> None:
+        # msgspec has no bounds for datetimes: every one a body holds is a Timestamp, checked here,
+        # where decoding (and msgspec.convert) runs for each Struct, nested ones included.
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                check_timestamp(name, value)
 
 
 class Out(msgspec.Struct, kw_only=True):
@@ -37,16 +45,70 @@ class Status(Out):
     status: str
 
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-LongText = Annotated[str, msgspec.Meta(max_length=20000)]
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+class FieldInvalid(ValueError):
+    """Raised by a Body check: msgspec turns it into a ValidationError located at the Struct, and
+    APIHandler.decode reads `field` from it (its __cause__) to name the field inside that Struct."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# -- texts ------------------------------------------------------------------------------------------
+# No text accepts C0 or C1 control characters (most cannot even be written to an xlsx file, and
+# they garble logs and screens), bidi overrides and isolates (they reorder what an organiser reads:
+# a name can pose as another) or lone surrogates. Long texts keep tab and line feed.
+ALWAYS_REFUSED = r"\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+LINE_REFUSED = r"\x00-\x1f" + ALWAYS_REFUSED
+TEXT_REFUSED = r"\x00-\x08\x0b-\x1f" + ALWAYS_REFUSED
+LINE_PATTERN = f"^[^{LINE_REFUSED}]*$"
+TEXT_PATTERN = f"^[^{TEXT_REFUSED}]*$"
+#: What decode() says instead of quoting the patterns above.
+PATTERN_MESSAGES = {LINE_PATTERN: "text without control characters, line breaks or bidi overrides",
+                    TEXT_PATTERN: "text without control characters or bidi overrides"}
+
+
+def line(max_length: int, min_length: int = 1) -> Any:
+    """One line of text (a name, a title): no control characters at all."""
+    return Annotated[str, msgspec.Meta(min_length=min_length, max_length=max_length, pattern=LINE_PATTERN)]
+
+
+def text(max_length: int, min_length: int = 0) -> Any:
+    """Free text (a description, a note): as `line`, but tabs and line breaks are kept."""
+    return Annotated[str, msgspec.Meta(min_length=min_length, max_length=max_length, pattern=TEXT_PATTERN)]
+
+
+def token(max_length: int, alphabet: str = "A-Za-z0-9_-") -> Any:
+    """An opaque machine string (an id, a code, a token): only `alphabet`, so it never needs escaping."""
+    return Annotated[str, msgspec.Meta(min_length=1, max_length=max_length, pattern=f"^[{alphabet}]+$")]
+
+
+# -- times ------------------------------------------------------------------------------------------
+# Years a real event can have. Beyond the datetime range's edges an offset alone overflows the
+# conversion to UTC (9999-12-31T23:59:59-23:59); bounding the year as written leaves a day of margin.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
+#: Every time a body or a query takes (API.md §1: "RFC 3339 strings with an offset").
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description=f"RFC 3339 with an offset, years "
+                                                                  f"{FIRST_YEAR}..{LAST_YEAR}")]
+
+
+def check_timestamp(field: str, value: datetime) -> None:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise FieldInvalid(field, f"Expected a time in the years {FIRST_YEAR}..{LAST_YEAR}")
+
+
+Name = line(100)
+ShortText = line(200)
+LongText = text(20000)
+Id = token(64)
 Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9]{6,15}$", description="digits, optional leading +")]
 Password = Annotated[str, msgspec.Meta(min_length=10, max_length=128)]
-Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+Tag = line(40)
+#: The shape is checked by server.qr (a malformed token is `qr_invalid`, like a forged one).
+QrToken = Annotated[str, msgspec.Meta(max_length=100)]
 Gender = Literal["male", "female"]
 PartyStatus = Literal["full", "probationary", "none"]
 Role = Literal["organiser", "admin"]
 OrgKind = Literal["committee", "general_branch", "branch", "group"]
-Timestamp = datetime
 Day = date

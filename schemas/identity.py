@@ -6,11 +6,12 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from schemas.common import Body, Out, Password, Phone
+from schemas.common import Body, Out, Password, Phone, line, token
 from schemas.members import MemberOut
 
-Code = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-TokenText = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+Code = token(256, alphabet=r"\x21-\x7e")  # WeChat's login code: printable ASCII
+TokenText = token(2048, alphabet="A-Za-z0-9_.-")  # our refresh tokens (base64url) and bind tokens (JWT)
+InviteCode = line(32, min_length=4)  # typed by hand: case and spaces are forgiven
 
 
 class WechatLogin(Body):
@@ -19,7 +20,7 @@ class WechatLogin(Body):
 
 class BindRequest(Body):
     bind_token: TokenText
-    invite_code: Annotated[str, msgspec.Meta(min_length=4, max_length=32)]
+    invite_code: InviteCode
 
 
 class PasswordLogin(Body):

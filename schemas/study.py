@@ -9,17 +9,18 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from schemas.common import Body, Id, LongText, Name, Out, ShortText
+from schemas.common import Body, Id, LongText, Name, Out, QrToken, ShortText, Timestamp, line, text
 
 TrackKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="a-z, 0-9, _")]
 TrackKind = Literal["session", "self_study"]
 PeriodKind = Literal["month", "quarter", "year"]
 AttendanceStatus = Literal["present", "late", "leave", "absent"]
 Method = Literal["qr", "geo"]
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-Note = Annotated[str, msgspec.Meta(max_length=2000)]
+Reason = text(500, min_length=1)
+Note = text(2000)
+WarningNote = text(2000, min_length=1)
+DeviceId = line(100)
 Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
-Instant = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]
 Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 
 
@@ -81,11 +82,11 @@ class SessionCreate(Body, kw_only=True):
     track: TrackKey
     title: ShortText
     agenda: LongText | None = None
-    starts_at: Instant
-    ends_at: Instant
-    checkin_opens_at: Instant | None = None
-    checkin_closes_at: Instant | None = None
-    late_after: Instant | None = None
+    starts_at: Timestamp
+    ends_at: Timestamp
+    checkin_opens_at: Timestamp | None = None
+    checkin_closes_at: Timestamp | None = None
+    late_after: Timestamp | None = None
     location: LocationIn | None = None
     methods: Methods = msgspec.field(default_factory=lambda: ["qr"])
     attendees: Attendees | None = None
@@ -94,11 +95,11 @@ class SessionCreate(Body, kw_only=True):
 class SessionPatch(Body):
     title: ShortText | msgspec.UnsetType = msgspec.UNSET
     agenda: LongText | None | msgspec.UnsetType = msgspec.UNSET
-    starts_at: Instant | msgspec.UnsetType = msgspec.UNSET
-    ends_at: Instant | msgspec.UnsetType = msgspec.UNSET
-    checkin_opens_at: Instant | msgspec.UnsetType = msgspec.UNSET
-    checkin_closes_at: Instant | msgspec.UnsetType = msgspec.UNSET
-    late_after: Instant | msgspec.UnsetType = msgspec.UNSET
+    starts_at: Timestamp | msgspec.UnsetType = msgspec.UNSET
+    ends_at: Timestamp | msgspec.UnsetType = msgspec.UNSET
+    checkin_opens_at: Timestamp | msgspec.UnsetType = msgspec.UNSET
+    checkin_closes_at: Timestamp | msgspec.UnsetType = msgspec.UNSET
+    late_after: Timestamp | msgspec.UnsetType = msgspec.UNSET
     location: LocationIn | None | msgspec.UnsetType = msgspec.UNSET
     methods: Methods | msgspec.UnsetType = msgspec.UNSET
     attendees: Attendees | msgspec.UnsetType = msgspec.UNSET
@@ -159,10 +160,10 @@ class Fix(Body):
 
 class CheckinIn(Body):
     session_id: Id
-    qr_token: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    qr_token: QrToken | None = None
     location: Fix | None = None
-    client_time: Instant | None = None
-    device_id: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    client_time: Timestamp | None = None
+    device_id: DeviceId | None = None
 
 
 class CheckinOut(Out):
@@ -328,12 +329,12 @@ class ScanOut(Out):
 
 
 class RectifyIn(Body):
-    note: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    note: WarningNote
     file_ids: FileIds = []
 
 
 class CloseIn(Body):
-    note: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    note: WarningNote
 
 
 class WarningStep(Out):

@@ -527,8 +527,12 @@ def _decode_before(before: str) -> tuple[str, tuple[datetime, str] | None]:
             raise ValueError(phase)
         if not millis and not item_id:
             return phase, None
+        # As we issue them: ASCII digits (a number too large for a datetime overflows below) and an
+        # item id without control characters.
+        if not (millis.isascii() and millis.isdigit() and item_id.isascii() and item_id.isprintable()):
+            raise ValueError(before)
         return phase, (_EPOCH + timedelta(milliseconds=int(millis)), item_id)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise invalid("before", "Malformed cursor.") from None
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from server.errors import invalid
 from server.ids import decode_cursor, encode_cursor
+
+# A cursor holds the last `_id` served; ours are ObjectId hex or short keys (programmes).
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 async def page(
@@ -21,6 +26,8 @@ async def page(
     """Return up to `limit` documents after `cursor` ordered by `_id`, and the next cursor."""
     if cursor:
         after = decode_cursor(cursor)
+        if not _ID.fullmatch(after):
+            raise invalid("cursor", "Malformed cursor.")
         query = {"$and": [query, {"_id": {"$lt" if descending else "$gt": after}}]}
     docs = await (
         collection.find(query, projection)

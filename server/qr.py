@@ -3,7 +3,7 @@
 A token is `<window>.<mac>`: the time window number and an HMAC-SHA256 over (purpose, resource id,
 window) keyed by a per-resource secret that never leaves the server. A window lasts 15 s and the
 previous window stays valid, so a token lives at most 30 s. A token made for another resource or
-purpose fails the HMAC and is `qr_invalid`, as is a forged one; an old one is `qr_expired`.
+purpose fails the HMAC and is `qr_invalid`, as is a forged or malformed one; an old one is `qr_expired`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,9 @@ import segno
 from server.errors import ApiError
 
 WINDOW_SECONDS = 15
+# What make_token writes: a window number and 18 MAC bytes in base64url. Checked before anything else:
+# str.isdigit() also takes "١٢" or "²", and compare_digest raises on non-ASCII text.
+_TOKEN = re.compile(r"([0-9]{1,15})\.([A-Za-z0-9_-]{24})")
 
 
 def new_secret() -> str:
@@ -52,10 +56,10 @@ def current(secret: str, purpose: str, resource_id: str, now: datetime) -> dict:
 
 def verify(secret: str, purpose: str, resource_id: str, token: str, at: datetime) -> None:
     """Accept a token of the window containing `at` or the one before; raise qr_invalid or qr_expired."""
-    window_text, _, mac = token.partition(".")
-    if not window_text.isdigit() or not mac or len(token) > 100:
+    match = _TOKEN.fullmatch(token)
+    if match is None:
         raise ApiError(422, "qr_invalid", "This QR code is not valid.")
-    window = int(window_text)
+    window, mac = int(match[1]), match[2]
     if not hmac.compare_digest(mac, _mac(secret, purpose, resource_id, window)):
         raise ApiError(422, "qr_invalid", "This QR code is not valid for this event.")
     now_window = window_of(at)

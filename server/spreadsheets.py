@@ -1,24 +1,30 @@
 """CSV and xlsx files for organiser exports (rosters, attendance, compliance), Chinese headers welcome.
 
-CSV carries a UTF-8 BOM so Excel on Windows opens Chinese text correctly.
+CSV carries a UTF-8 BOM so Excel on Windows opens Chinese text correctly. Texts are checked on the way in
+(schemas.common), but rows stored before that may hold control characters, which an xlsx file cannot
+contain at all (openpyxl raises): every cell gets U+FFFD in their place, in both formats.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from openpyxl import Workbook
 
+from schemas.common import TEXT_REFUSED
 from server.errors import ApiError
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MIME = "text/csv; charset=utf-8"
 # Cells starting with these are formulas to a spreadsheet: prefix them so a name cannot run one.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What a text field refuses today, plus the two noncharacters XML (so xlsx) cannot hold.
+_UNWRITABLE = re.compile(f"[{TEXT_REFUSED}\ufffe\uffff]")
 
 
 def _cell(value: Any) -> Any:
@@ -28,8 +34,10 @@ def _cell(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
+    if isinstance(value, str):
+        value = _UNWRITABLE.sub("\ufffd", value)
+        if value.startswith(_FORMULA_START):
+            return "'" + value
     return value
 
 

@@ -3,9 +3,11 @@
 Check-in (pretix-style redeem): the session must be visible (404 session_not_found), not cancelled (409),
 the caller an attendee (403 not_an_attendee), the moment inside the check-in window (409 checkin_not_open /
 checkin_closed), the rotating QR token valid at that moment (422 qr_invalid / qr_expired) and, when the
-session asks for "geo", the fix's accuracy circle must overlap the fence (422 location_required /
-outside_geofence). The record is then inserted under the unique (session, member) index: however many
-requests race, one insert wins (201) and the rest read the winner (200 already_checked_in). Every attempt,
+session asks for "geo", a location fix inside the fence (422 location_required / outside_geofence).
+A fix's accuracy is the client's own claim: one less precise than the fence is wide cannot place anyone
+inside it, so it is refused (422 location_inaccurate) rather than allowed to widen the fence by its
+accuracy. The record is then inserted under the unique (session, member) index: however many requests
+race, one insert wins (201) and the rest read the winner (200 already_checked_in). Every attempt,
 accepted or refused, is appended to the event log with its source and method.
 
 Offline scans carry `client_time`: the rules above are applied at `client_time` instead of now, provided the
@@ -88,8 +90,10 @@ def _check_rules(session: dict, principal: Principal, body: dict, now: datetime)
         fix, fence = body.get("location"), session["location"]
         if fix is None:
             raise _refuse(422, "location_required", "This session checks your location; allow it and retry.")
-        gap = distance_m(fix["lat"], fix["lng"], fence["lat"], fence["lng"])
-        if gap - fix.get("accuracy", 0) > fence["radius_m"]:
+        if fix.get("accuracy", 0) > fence["radius_m"]:
+            raise _refuse(422, "location_inaccurate", "Your location is too imprecise for this session's "
+                                                      "place; wait for a better fix and retry.")
+        if distance_m(fix["lat"], fix["lng"], fence["lat"], fence["lng"]) > fence["radius_m"]:
             raise _refuse(422, "outside_geofence", "You are not at the session's place.")
     return at, offline
 
@@ -112,7 +116,7 @@ async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[int,
             at, offline = _check_rules(session, principal, body, now)
         except ApiError as exc:
             if exc.code in ("checkin_closed", "qr_expired", "qr_invalid", "checkin_not_open",
-                            "location_required", "outside_geofence"):
+                            "location_required", "location_inaccurate", "outside_geofence"):
                 # A retry after a success answers with the first record, whatever the clock says now.
                 record = await ctx.db[ATTENDANCE].find_one({"session_id": session_id,
                                                            "member_id": principal.member_id})

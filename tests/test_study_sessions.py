@@ -192,12 +192,13 @@ def test_geofence_rules(api):
     first, second = w.members
     missing = checkin(first, sid, token)
     assert missing.status == 422 and missing.code == "location_required"
-    # ~0.0027° of latitude ≈ 300 m north: outside a 100 m fence with a 50 m fix, inside with a 250 m fix.
+    # ~0.0027° of latitude ≈ 300 m north: outside a 100 m fence with a 50 m fix; a 250 m fix is too vague
+    # to tell (its accuracy no longer widens the fence).
     far = {"lat": 39.9114, "lng": 116.3975, "accuracy": 50}
     outside = checkin(first, sid, token, location=far)
     assert outside.status == 422 and outside.code == "outside_geofence"
-    overlapping = checkin(first, sid, token, location={**far, "accuracy": 250})
-    assert overlapping.status == 201
+    vague = checkin(first, sid, token, location={**far, "accuracy": 250})
+    assert vague.status == 422 and vague.code == "location_inaccurate"
     inside = checkin(second, sid, token, location={"lat": 39.9088, "lng": 116.3976, "accuracy": 10})
     assert inside.status == 201
     # The location is kept on the check-in record, because the session asked for one, and only there:
