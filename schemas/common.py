@@ -41,7 +41,11 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 LongText = Annotated[str, msgspec.Meta(max_length=20000)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9]{6,15}$", description="digits, optional leading +")]
+# Phones as people write them; server.members.normalise_phone makes the stored form (and counts the
+# digits). msgspec matches with re.search, where `$` also matches before a final "\n": `(?!\n)` closes
+# that gap. Not \A..\Z, which the OpenAPI document would carry to ECMA-262 validators that lack them.
+Phone = Annotated[str, msgspec.Meta(min_length=6, max_length=32, pattern=r"^\+?[0-9][0-9 -]*$(?!\n)",
+                                    description="6 to 15 digits, optional leading +; spaces and dashes are ignored")]
 Password = Annotated[str, msgspec.Meta(min_length=10, max_length=128)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
 Gender = Literal["male", "female"]
