@@ -260,3 +260,15 @@ def test_an_invite_made_before_the_member_became_admin_cannot_take_them_over(api
     # An invite from someone who may act on the new admin still binds.
     fresh = api.admin.ok("POST", f"/members/{member.id}/invite", 201)["invite_code"]
     assert anon.ok("POST", "/auth/bind", json={"bind_token": token, "invite_code": fresh})["member"]["id"] == member.id
+
+
+def test_a_bind_token_presented_twice_at_once_binds_once(api):
+    branch = api.org("支部")
+    members = [api.member(branch["id"], f"党员{i}") for i in range(2)]
+    codes = [api.admin.ok("POST", f"/members/{m.id}/invite", 201)["invite_code"] for m in members]
+    token = api.anonymous().ok("POST", "/auth/wechat", json={"code": "ok:openid-race"})["bind_token"]
+    answers = api.concurrently([lambda http, c=c: http.post("/auth/bind", json={"bind_token": token, "invite_code": c})
+                                for c in codes])
+    assert sorted(r.status for r in answers) == [200, 401], answers
+    assert api.run(api.db.wechat_identities.count_documents({"_id": "openid-race"})) == 1
+    assert api.run(api.db.invites.count_documents({"used_at": None})) == 1
