@@ -61,7 +61,7 @@ class APIHandler(tornado.web.RequestHandler):
 
     def set_default_headers(self) -> None:
         incoming = self.request.headers.get("X-Request-ID", "")
-        self.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+        self.request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
         self.set_header("X-Request-ID", self.request_id)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")

@@ -7,9 +7,23 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from schemas.common import Body, Gender, Id, Name, Out, PartyStatus, QrToken, ShortText, Tag, Timestamp, line, text
+from schemas.common import (
+    Body,
+    Gender,
+    Id,
+    Name,
+    Out,
+    PartyStatus,
+    QrToken,
+    ShortText,
+    Tag,
+    Timestamp,
+    line,
+    text,
+    whole,
+)
 
-ProgrammeKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="a-z, 0-9, _")]
+ProgrammeKey = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{0,31}"), description="a-z, 0-9, _")]
 Age = Annotated[int, msgspec.Meta(ge=0, le=150)]
 TagList = Annotated[list[Tag], msgspec.Meta(max_length=20)]
 Description = text(5000)

@@ -54,6 +54,17 @@ class FieldInvalid(ValueError):
         self.field = field
 
 
+#: The end of every schema pattern. msgspec matches with re.search, where `$` also matches before a
+#: final "\n" ("abc\n" passed `^[a-z]+$`); `(?!\n)` closes that gap. Not \Z, which the OpenAPI
+#: document would carry to ECMA-262 validators that lack it.
+END = r"$(?!\n)"
+
+
+def whole(body: str) -> str:
+    """A pattern that `body` must match from the first character to the last."""
+    return f"^{body}{END}"
+
+
 # -- texts ------------------------------------------------------------------------------------------
 # No text accepts C0 or C1 control characters (most cannot even be written to an xlsx file, and
 # they garble logs and screens), bidi overrides and isolates (they reorder what an organiser reads:
@@ -61,8 +72,8 @@ class FieldInvalid(ValueError):
 ALWAYS_REFUSED = r"\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
 LINE_REFUSED = r"\x00-\x1f" + ALWAYS_REFUSED
 TEXT_REFUSED = r"\x00-\x08\x0b-\x1f" + ALWAYS_REFUSED
-LINE_PATTERN = f"^[^{LINE_REFUSED}]*$"
-TEXT_PATTERN = f"^[^{TEXT_REFUSED}]*$"
+LINE_PATTERN = whole(f"[^{LINE_REFUSED}]*")
+TEXT_PATTERN = whole(f"[^{TEXT_REFUSED}]*")
 #: What decode() says instead of quoting the patterns above.
 PATTERN_MESSAGES = {LINE_PATTERN: "text without control characters, line breaks or bidi overrides",
                     TEXT_PATTERN: "text without control characters or bidi overrides"}
@@ -80,7 +91,7 @@ def text(max_length: int, min_length: int = 0) -> Any:
 
 def token(max_length: int, alphabet: str = "A-Za-z0-9_-") -> Any:
     """An opaque machine string (an id, a code, a token): only `alphabet`, so it never needs escaping."""
-    return Annotated[str, msgspec.Meta(min_length=1, max_length=max_length, pattern=f"^[{alphabet}]+$")]
+    return Annotated[str, msgspec.Meta(min_length=1, max_length=max_length, pattern=whole(f"[{alphabet}]+"))]
 
 
 # -- times ------------------------------------------------------------------------------------------
@@ -102,7 +113,9 @@ Name = line(100)
 ShortText = line(200)
 LongText = text(20000)
 Id = token(64)
-Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9]{6,15}$", description="digits, optional leading +")]
+# Phones as people write them; server.members.normalise_phone makes the stored form (and counts the digits).
+Phone = Annotated[str, msgspec.Meta(min_length=6, max_length=32, pattern=whole(r"\+?[0-9][0-9 -]*"),
+                                    description="6 to 15 digits, optional leading +; spaces and dashes are ignored")]
 Password = Annotated[str, msgspec.Meta(min_length=10, max_length=128)]
 Tag = line(40)
 #: The shape is checked by server.qr (a malformed token is `qr_invalid`, like a forged one).

@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from schemas.common import Body, Id, LongText, Name, Out, QrToken, ShortText, Timestamp, line, text
+from schemas.common import Body, Id, LongText, Name, Out, QrToken, ShortText, Timestamp, line, text, whole
 
-TrackKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="a-z, 0-9, _")]
+TrackKey = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{0,39}"), description="a-z, 0-9, _")]
 TrackKind = Literal["session", "self_study"]
 PeriodKind = Literal["month", "quarter", "year"]
 AttendanceStatus = Literal["present", "late", "leave", "absent"]

@@ -17,6 +17,7 @@ log = logging.getLogger("branchline.bootstrap")
 async def ensure_admin(ctx: Context, phone: str, password: str, name: str, org_name: str,
                        *, only_if_none: bool = True) -> dict | None:
     """Create an admin on the root org (made if missing). With only_if_none, do nothing when one exists."""
+    phone = members.normalise_phone(phone)  # 422 ApiError for a malformed phone, before anything is written
     coll = ctx.db[members.COLLECTION]
     if only_if_none and await coll.find_one({"roles.role": "admin"}) is not None:
         return None

@@ -2,7 +2,9 @@
 
 Every row is validated on its own; a bad row is reported with its row number and nothing of it
 is written; a good row is written whole (one insert or one update). A phone that belongs to a
-member outside the caller's scope is reported as taken, without saying where.
+member outside the caller's scope is reported as taken, without saying where; one that belongs to
+a visible member the caller may not act on (members.require_may_manage: say, an administrator of
+the root who sits in this branch) is reported as forbidden and left as it is.
 """
 
 from __future__ import annotations
@@ -101,8 +103,11 @@ def normalise(raw: dict) -> dict:
     record["tags"] = [t.strip() for t in tags.replace("；", ";").replace("|", ";").split(";") if t.strip()]
     try:
         body = msgspec.convert(record, ImportedMember, strict=False)
+        body.phone = members.normalise_phone(body.phone)
     except msgspec.ValidationError as exc:
         raise ValueError(str(exc)) from None
+    except ApiError as exc:
+        raise ValueError(exc.detail) from None
     return msgspec.to_builtins(body)
 
 
@@ -128,7 +133,14 @@ async def run(ctx: Context, principal: Principal, org_id: str, content_type: str
             created += 1
             await audit.record(ctx, actor_id=principal.member_id, action="member.import.create",
                                target_kind="member", target_id=doc["_id"], org_path=doc["org_path"])
-        elif principal.organises(existing["org_path"]):
+        elif not principal.organises(existing["org_path"]):
+            errors.append({"row": number, "message": "phone_taken: another member has this phone"})
+        else:
+            try:
+                await members.require_may_manage(ctx, principal, existing)
+            except ApiError as exc:
+                errors.append({"row": number, "message": f"{exc.code}: {exc.detail}"})
+                continue
             changes = {k: record[k] for k in ("name", "gender", "birth_date", "party_status", "tags")}
             changes.update(org_id=org["_id"], org_path=orgs.full_path(org), updated_at=ctx.now())
             await ctx.db[members.COLLECTION].update_one({"_id": existing["_id"]}, {"$set": changes})
@@ -136,6 +148,4 @@ async def run(ctx: Context, principal: Principal, org_id: str, content_type: str
             updated += 1
             await audit.record(ctx, actor_id=principal.member_id, action="member.import.update",
                                target_kind="member", target_id=existing["_id"], org_path=changes["org_path"])
-        else:
-            errors.append({"row": number, "message": "phone_taken: another member has this phone"})
     return {"created": created, "updated": updated, "errors": errors}

@@ -1,11 +1,18 @@
 """Members: records, masked phones, roles scoped to subtrees, passwords and invites.
 
 Each member stores `org_path` (their org's ancestors and the org itself) so scope filters are
-one indexed `$in`. Phones are unique and never leave the server unmasked.
+one indexed `$in`. Phones are unique, stored in one form (`normalise_phone`) and never leave the
+server unmasked.
+
+Acting on another member (edit, deactivate, invite, reset a password, change roles, re-import)
+goes through `require_may_manage`: the caller needs the role over the member's org *and* every
+role the member holds (Principal.may_act_on), so nobody reaches power they lack through the
+person who holds it.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from datetime import date, timedelta
@@ -14,10 +21,11 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from server import audit, orgs
+# identity imports this module too; each uses the other only inside functions.
+from server import audit, identity, orgs
 from server.context import Context
 from server.db import indexes, update_then_get
-from server.errors import ApiError, forbidden, not_found
+from server.errors import ApiError, forbidden, invalid, not_found
 from server.ids import new_id
 from server.pagination import page
 from server.scope import Principal
@@ -41,6 +49,23 @@ indexes(
     IndexModel([("member_id", ASCENDING)]),
     IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=24 * 3600),
 )
+
+
+# The stored form of a phone: ASCII digits with an optional leading "+". People type and paste them
+# with spaces and dashes ("138 0000 0001", "138-0000-0001"): those are dropped. Nothing else is
+# rewritten (no country codes) and anything else, a newline included, is refused — fullmatch, unlike
+# `$`, does not match before a trailing "\n".
+_PHONE = re.compile(r"\+?[0-9]{6,15}")
+_PHONE_SEPARATORS = str.maketrans("", "", " -")
+
+
+def normalise_phone(raw: str) -> str:
+    """The stored form of `raw`, or 422 invalid_request on `phone`. Every way in (POST and PATCH
+    /members, import, password sign-in, the first administrator) passes through here."""
+    phone = raw.translate(_PHONE_SEPARATORS)
+    if _PHONE.fullmatch(phone) is None:
+        raise invalid("phone", "A phone number is 6 to 15 digits with an optional leading +.")
+    return phone
 
 
 def mask_phone(phone: str) -> str:
@@ -114,11 +139,38 @@ async def get_for_organiser(ctx: Context, principal: Principal, member_id: str) 
     raise not_found("not_found", "member")
 
 
+async def role_grants(ctx: Context, doc: dict) -> list[tuple[str, list[str]]]:
+    """The member's roles, each with the full path of its org: what Principal.may_act_on compares."""
+    roles = doc.get("roles", [])
+    if not roles:
+        return []
+    ids = sorted({r["org_id"] for r in roles})
+    paths = {org["_id"]: orgs.full_path(org)
+             async for org in ctx.db[orgs.COLLECTION].find({"_id": {"$in": ids}}, {"path": 1})}
+    # A role on an org that is gone is covered only by a role on that very id.
+    return [(r["role"], paths.get(r["org_id"], [r["org_id"]])) for r in roles]
+
+
+async def require_may_manage(ctx: Context, principal: Principal, doc: dict, minimum: str = "organiser") -> None:
+    """403 forbidden unless the caller holds `minimum` over the member's org and every role the member
+    holds over the same scope. For a member already known to be visible to the caller."""
+    if not principal.holds(minimum, doc["org_path"]):
+        raise forbidden(f"This needs the {minimum} role over the member's organisation.")
+    principal.require_may_act_on(await role_grants(ctx, doc))
+
+
+async def get_to_manage(ctx: Context, principal: Principal, member_id: str, minimum: str = "organiser") -> dict:
+    """The member record the caller may act on: 404 when invisible, 403 as `require_may_manage`."""
+    doc = await get_for_organiser(ctx, principal, member_id)
+    await require_may_manage(ctx, principal, doc, minimum)
+    return doc
+
+
 def _new_member(body: dict, org: dict, now) -> dict:
     return {
         "_id": new_id(),
         "name": body["name"],
-        "phone": body["phone"],
+        "phone": normalise_phone(body["phone"]),
         "org_id": org["_id"],
         "org_path": orgs.full_path(org),
         "gender": body["gender"],
@@ -159,10 +211,11 @@ async def list_for_organiser(ctx: Context, principal: Principal, org_id: str | N
 
 
 async def patch(ctx: Context, principal: Principal, member_id: str, changes: dict) -> dict:
-    doc = await get_for_organiser(ctx, principal, member_id)
-    principal.require_organiser(doc["org_path"], "member")
+    doc = await get_to_manage(ctx, principal, member_id)
     if doc["_id"] == principal.member_id and ({"org_id", "active"} & changes.keys()):
         raise forbidden("You cannot change your own organisation or active flag.")
+    if "phone" in changes:
+        changes = {**changes, "phone": normalise_phone(changes["phone"])}
     update = dict(changes)
     if "org_id" in update:
         target = await orgs.require_role(ctx, principal, update["org_id"], "organiser")
@@ -177,6 +230,8 @@ async def patch(ctx: Context, principal: Principal, member_id: str, changes: dic
     if new is None:
         raise not_found("not_found", "member")
     forget_principal(ctx, member_id)
+    if changes.get("active") is False:  # refresh refuses inactive members, but reactivation must not revive them
+        await identity.revoke_sessions(ctx, member_id)
     before = {k: doc.get(k) for k in changes}
     if "phone" in changes:  # the audit log keeps personal data masked too
         before["phone"], changes = mask_phone(doc["phone"]), {**changes, "phone": mask_phone(changes["phone"])}
@@ -190,8 +245,7 @@ async def set_roles(ctx: Context, principal: Principal, member_id: str, roles: l
     doc = await get_for_organiser(ctx, principal, member_id)
     if doc["_id"] == principal.member_id:
         raise forbidden("Roles are changed by another administrator.")
-    if not principal.administers(doc["org_path"]):
-        raise forbidden("Only an administrator of the member's organisation may change roles.")
+    await require_may_manage(ctx, principal, doc, "admin")  # also: no removing roles one does not hold
     for grant in roles:  # nobody grants power above their own
         await orgs.require_role(ctx, principal, grant["org_id"], "admin")
     unique = [dict(t) for t in dict.fromkeys(tuple(sorted(g.items())) for g in roles)]
@@ -206,11 +260,13 @@ async def set_roles(ctx: Context, principal: Principal, member_id: str, roles: l
 
 async def set_password(ctx: Context, principal: Principal, member_id: str, password: str) -> None:
     doc = await get_for_organiser(ctx, principal, member_id)
-    if doc["_id"] != principal.member_id and not principal.administers(doc["org_path"]):
-        raise forbidden("Only the member or an administrator may set this password.")
+    if doc["_id"] != principal.member_id:
+        await require_may_manage(ctx, principal, doc, "admin")
     await ctx.db[COLLECTION].update_one(
         {"_id": member_id},
         {"$set": {"password_hash": await hash_password(password), "updated_at": ctx.now()}})
+    # After the new hash is stored, so no sign-in with the old password can start a session that survives.
+    await identity.revoke_sessions(ctx, member_id)
     if doc["_id"] != principal.member_id:
         await audit.record(ctx, actor_id=principal.member_id, action="member.password",
                            target_kind="member", target_id=member_id, org_path=doc["org_path"])
@@ -218,8 +274,7 @@ async def set_password(ctx: Context, principal: Principal, member_id: str, passw
 
 async def create_invite(ctx: Context, principal: Principal, member_id: str) -> tuple[str, Any]:
     """A single-use, 7-day code that binds a WeChat identity to this member. Older unused codes die."""
-    doc = await get_for_organiser(ctx, principal, member_id)
-    principal.require_organiser(doc["org_path"], "member")
+    doc = await get_to_manage(ctx, principal, member_id)
     if not doc["active"]:
         raise ApiError(409, "member_inactive", "This member is not active.")
     code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(8))

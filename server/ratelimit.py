@@ -1,12 +1,17 @@
-"""Fixed-window rate limits kept in MongoDB, so every API process shares one count.
+"""Rate limits kept in MongoDB, so every API process shares one count.
 
-Used for logins (per phone and per client address) so a password cannot be brute-forced.
+Two kinds. Fixed windows (`hit`, `check`, `count`): at most N events per window in a bucket, such
+as sign-in attempts per client address. Backoff (`Backoff`, `held_back`, `fail`, `forget`): after
+a few failures a bucket must wait, twice as long after each further failure, until a success
+clears it; used per (phone, client address) so a guesser slows down without locking out the
+person who owns the phone, who signs in from elsewhere.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, IndexModel
 
@@ -19,30 +24,90 @@ COLLECTION = "rate_limits"
 indexes(COLLECTION, IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0))
 
 
-async def hit(ctx: Context, bucket: str, limit: int, window: timedelta) -> None:
-    """Count one event in `bucket`; raise 429 rate_limited once more than `limit` fall in the window."""
-    now = ctx.now()
+def _limited(seconds: float) -> ApiError:
+    return ApiError(429, "rate_limited", "Too many attempts; try again later.",
+                    headers={"Retry-After": str(max(1, math.ceil(seconds)))})
+
+
+def _window(now: datetime, window: timedelta) -> tuple[int, int]:
     seconds = int(window.total_seconds())
-    window_start = int(now.timestamp()) // seconds * seconds
+    return int(now.timestamp()) // seconds * seconds, seconds
+
+
+async def count(ctx: Context, bucket: str, window: timedelta) -> int:
+    """Count one event in `bucket`'s current window; the count so far, this one included."""
+    now = ctx.now()
+    window_start, _ = _window(now, window)
     key = {"_id": f"{bucket}:{window_start}"}
     # update_one + find_one, not find_one_and_update (a collection scan on SecantusDB); the count read
     # back may include concurrent hits, which only makes the limit stricter.
     await ctx.db[COLLECTION].update_one(key, {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": now + window}},
                                         upsert=True)
     doc = await ctx.db[COLLECTION].find_one(key)
-    if doc is not None and doc["count"] > limit:
-        retry_after = max(1, math.ceil(window_start + seconds - now.timestamp()))
-        raise ApiError(429, "rate_limited", "Too many attempts; try again later.",
-                       headers={"Retry-After": str(retry_after)})
+    return doc["count"] if doc is not None else 1
+
+
+async def hit(ctx: Context, bucket: str, limit: int, window: timedelta) -> None:
+    """Count one event in `bucket`; raise 429 rate_limited once more than `limit` fall in the window."""
+    if await count(ctx, bucket, window) > limit:
+        window_start, seconds = _window(ctx.now(), window)
+        raise _limited(window_start + seconds - ctx.now().timestamp())
 
 
 async def check(ctx: Context, bucket: str, limit: int, window: timedelta) -> None:
-    """Raise 429 when `bucket` is already over `limit`, without counting this call."""
+    """Raise 429 when `bucket` is already at `limit`, without counting this call."""
     now = ctx.now()
-    seconds = int(window.total_seconds())
-    window_start = int(now.timestamp()) // seconds * seconds
+    window_start, seconds = _window(now, window)
     doc = await ctx.db[COLLECTION].find_one({"_id": f"{bucket}:{window_start}"})
     if doc and doc["count"] >= limit:
-        retry_after = max(1, math.ceil(window_start + seconds - now.timestamp()))
-        raise ApiError(429, "rate_limited", "Too many attempts; try again later.",
-                       headers={"Retry-After": str(retry_after)})
+        raise _limited(window_start + seconds - now.timestamp())
+
+
+@dataclass(frozen=True)
+class Backoff:
+    free: int  # failures allowed before the first wait
+    first: timedelta  # the wait after failure number `free`; it doubles with each further failure
+    longest: timedelta
+    memory: timedelta  # failures are forgotten this long after the last one
+
+    def wait(self, failures: int) -> timedelta:
+        if failures < self.free:
+            return timedelta(0)
+        return min(self.first * 2 ** min(failures - self.free, 32), self.longest)
+
+
+def _backoff_key(bucket: str) -> dict:
+    return {"_id": f"backoff:{bucket}"}
+
+
+async def _current(ctx: Context, bucket: str, now: datetime) -> dict | None:
+    """The bucket's record unless forgotten (the TTL monitor runs once a minute, on the machine's clock)."""
+    doc = await ctx.db[COLLECTION].find_one(_backoff_key(bucket))
+    return doc if doc is not None and doc["expires_at"] > now else None
+
+
+async def held_back(ctx: Context, bucket: str) -> None:
+    """Raise 429 with Retry-After while `bucket` is waiting out its failures."""
+    now = ctx.now()
+    doc = await _current(ctx, bucket, now)
+    if doc is not None and doc.get("locked_until") is not None and doc["locked_until"] > now:
+        raise _limited((doc["locked_until"] - now).total_seconds())
+
+
+async def fail(ctx: Context, bucket: str, policy: Backoff) -> None:
+    """Count one failure in `bucket` and start its wait when `policy` says so."""
+    now = ctx.now()
+    key = _backoff_key(bucket)
+    if await _current(ctx, bucket, now) is None:  # a forgotten record starts again from zero
+        await ctx.db[COLLECTION].delete_one({**key, "expires_at": {"$lte": now}})
+    await ctx.db[COLLECTION].update_one(
+        key, {"$inc": {"failures": 1}, "$set": {"expires_at": now + policy.memory}}, upsert=True)
+    doc = await ctx.db[COLLECTION].find_one(key)
+    wait = policy.wait(doc["failures"] if doc is not None else 1)
+    if wait:
+        await ctx.db[COLLECTION].update_one(key, {"$max": {"locked_until": now + wait}})
+
+
+async def forget(ctx: Context, bucket: str) -> None:
+    """Clear `bucket`'s failures (after a success)."""
+    await ctx.db[COLLECTION].delete_one(_backoff_key(bucket))

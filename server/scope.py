@@ -3,10 +3,15 @@
 Every org stores `path` (its ancestor ids, root first); every member stores `org_path`
 (the org's path plus the org itself). "X is within org R" is then `R in X.org_path`.
 admin ⊃ organiser ⊃ member.
+
+Reaching a member's org is not enough to act on them: `may_act_on` also asks that the caller hold
+every role the member holds, over the same scope. Otherwise an organiser of a branch could invite,
+edit or deactivate a root administrator who sits in it — and, through the invite, become them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from server.errors import forbidden
@@ -53,6 +58,17 @@ class Principal:
 
     def administers(self, target_path) -> bool:
         return self.holds("admin", target_path)
+
+    def may_act_on(self, target_grants: Iterable[tuple[str, Sequence[str]]]) -> bool:
+        """True when, for every role the target holds, the caller holds that role or a stronger one on
+        the role's org or an ancestor of it. `target_grants` pairs each of the target's roles with the
+        full path of its org (ancestors, then the org). A target without roles, or oneself, passes."""
+        return all(self.holds(role, org_path) for role, org_path in target_grants)
+
+    def require_may_act_on(self, target_grants: Iterable[tuple[str, Sequence[str]]]) -> None:
+        """403 forbidden unless `may_act_on`: for a member already known to be visible to the caller."""
+        if not self.may_act_on(target_grants):
+            raise forbidden("This member holds a role you do not hold over the same organisation.")
 
     @property
     def is_staff(self) -> bool:

@@ -42,7 +42,7 @@ def parse_period(text: str | None, ctx: Context) -> Period:
     tz = ctx.settings.tz
     if text is None:
         text = ctx.now().astimezone(tz).strftime("%Y-%m")
-    match = _PERIOD.match(text)
+    match = _PERIOD.fullmatch(text)
     if match is None or not 2000 <= int(match["year"]) <= 2100:
         raise invalid("period", "period is 2026-11 (month), 2026-Q4 (quarter) or 2026 (year).")
     year = int(match["year"])
