@@ -277,29 +277,46 @@ async def get_readable(ctx: Context, principal: Principal, file_id: str) -> tupl
     return doc, path
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# RFC 9110 §14.1.1, one range-spec: `bytes=first-[last]` or `bytes=-suffix` (the unit is case-insensitive).
+# Any other Range (a syntax error, several ranges) is ignored and the whole file is sent, as §14.2 allows.
+_RANGE = re.compile(r"bytes=(?:(\d+)-(\d*)|-(\d+))", re.IGNORECASE | re.ASCII)
+# A position with more significant digits than this is past the end of any stored file (limit 20 MiB);
+# it is never converted, so thousands of digits cost nothing (int() refuses over 4,300 of them).
+_POSITION_DIGITS = 15
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _POSITION_DIGITS else 10**_POSITION_DIGITS
+
+
+def _unsatisfiable(size: int) -> ApiError:
+    return ApiError(416, "range_not_satisfiable", "The range is outside the file.",
+                    headers={"Content-Range": f"bytes */{size}"})
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """A single `bytes=a-b` range as (start, end inclusive); None for the whole file; 416 when unsatisfiable."""
-    if not header:
+    """The one range of `header` as (start, end inclusive); None for the whole file; 416 when unsatisfiable.
+
+    A valid range that starts past the end (or an empty suffix) is unsatisfiable: 416, RFC 9110 §15.5.17.
+    A last position or suffix past the end means "to the end" (§14.1.2). A range the grammar refuses, or
+    an invalid one (last before first), is ignored (§14.2): the client gets the whole file, 200.
+    """
+    match = _RANGE.fullmatch(header or "")
+    if match is None:
         return None
-    match = _RANGE.match(header.strip())
-    if not match or (not match.group(1) and not match.group(2)):
-        return None  # multiple or malformed ranges: send the whole file (RFC 9110 allows ignoring Range)
-    first, last = match.group(1), match.group(2)
-    if first:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
-        if start >= size or (last and int(last) < start):
-            raise ApiError(416, "range_not_satisfiable", "The range is outside the file.",
-                           headers={"Content-Range": f"bytes */{size}"})
-    else:
-        length = int(last)
+    first, last, suffix = match.groups()
+    if suffix is not None:
+        length = _position(suffix)
         if length == 0:
-            raise ApiError(416, "range_not_satisfiable", "The range is empty.",
-                           headers={"Content-Range": f"bytes */{size}"})
-        start, end = max(size - length, 0), size - 1
+            raise _unsatisfiable(size)
+        return max(size - length, 0), size - 1
+    start = _position(first)
+    if last and _position(last) < start:
+        return None
+    if start >= size:
+        raise _unsatisfiable(size)
+    end = min(_position(last), size - 1) if last else size - 1
     return start, end
 
 
