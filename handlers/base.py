@@ -248,6 +248,17 @@ class APIHandler(tornado.web.RequestHandler):
         log.error("unhandled error request_id=%s %s %s", self.request_id, self.request.method,
                   self._route_name(), exc_info=(typ, value, tb))
 
+    #: Set when the HTTP method starts: from then on Tornado finishes the request (and calls on_finish).
+    method_started = False
+
+    def on_connection_close(self) -> None:
+        # A request whose body never arrived in full (the client went away, or the body timeout cut it
+        # off) never runs its method, so on_finish never comes: it leaves the in-flight set here. A
+        # method already running still ends in on_finish, and the shutdown drain waits for it.
+        if not self.method_started:
+            self.ctx.inflight.discard(self)
+        super().on_connection_close()
+
     def on_finish(self) -> None:
         self.ctx.inflight.discard(self)
         metrics.observe(self._route_name(), self.request.method or "", self.get_status(),
@@ -263,6 +274,7 @@ class APIHandler(tornado.web.RequestHandler):
 def _authenticating(method: Callable) -> Callable:
     @functools.wraps(method)
     async def wrapper(self: APIHandler, *args: Any, **kwargs: Any) -> Any:
+        self.method_started = True
         if self.refusal is not None:
             raise self.refusal
         if self.auth_required and self.principal is None:

@@ -47,7 +47,7 @@ def make_context(settings: Settings, uri: str, clock: Clock | None = None) -> Co
 async def start_http(app: tornado.web.Application, settings: Settings, sockets=None,
                      port: int | None = None) -> tornado.httpserver.HTTPServer:
     server = tornado.httpserver.HTTPServer(app, xheaders=settings.trust_proxy, max_body_size=MAX_BODY,
-                                           idle_connection_timeout=75)
+                                           idle_connection_timeout=75, body_timeout=settings.body_timeout_seconds)
     if sockets is not None:
         server.add_sockets(sockets)
     else:
