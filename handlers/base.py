@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import msgspec
 import tornado.web
@@ -31,6 +32,7 @@ T = TypeVar("T")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _encoder = msgspec.json.Encoder()
+DOWNLOAD_POLICY = "sandbox; default-src 'none'"
 
 
 @tornado.web.stream_request_body
@@ -59,6 +61,7 @@ class APIHandler(tornado.web.RequestHandler):
         incoming = self.request.headers.get("X-Request-ID", "")
         self.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
         self.set_header("X-Request-ID", self.request_id)
+        self.clear_header("Server")  # Tornado names itself and its version; nobody needs to know
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
@@ -192,12 +195,20 @@ class APIHandler(tornado.web.RequestHandler):
         self.write(body)
         self._sent = (status, body, "application/json")
 
-    def send_file(self, body: bytes, content_type: str, filename: str) -> None:
-        """A download (CSV, xlsx, image); the filename may be Chinese (RFC 5987 encoding)."""
-        from urllib.parse import quote
+    def download_headers(self, content_type: str, filename: str, disposition: str = "attachment") -> None:
+        """The headers of every file the API sends (exports, GET /files/{id}).
 
+        The filename may be Chinese (RFC 5987 encoding). The policy makes a browser that opens the file
+        directly treat it as an opaque, sandboxed document: no script, no form, no same-origin access,
+        nothing loaded (an HTML or SVG look-alike can do nothing on our origin).
+        """
         self.set_header("Content-Type", content_type)
-        self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(filename)}")
+        self.set_header("Content-Disposition", f"{disposition}; filename*=UTF-8''{quote(filename)}")
+        self.set_header("Content-Security-Policy", DOWNLOAD_POLICY)
+
+    def send_file(self, body: bytes, content_type: str, filename: str) -> None:
+        """A download made in memory (CSV, xlsx)."""
+        self.download_headers(content_type, filename)
         self.write(body)
         self._sent = (self.get_status(), body, content_type)
 

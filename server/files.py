@@ -198,6 +198,11 @@ def _accept(sniffed: str | None, declared: str, head: bytes) -> str:
     raise _unsupported(f"The content is {sniffed}, not the declared {declared}.")
 
 
+def content_type(mime: str) -> str:
+    """The Content-Type a stored file is sent with: text was checked to be UTF-8 on upload, so say so."""
+    return f"{mime}; charset=utf-8" if mime == TEXT else mime
+
+
 def file_out(doc: dict) -> dict:
     return {"id": doc["_id"], "name": doc["name"], "size": doc["size"], "mime": doc["mime"],
             "sha256": doc["sha256"]}
