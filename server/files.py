@@ -7,8 +7,9 @@ with the declared type; the bytes then move to `data_dir/files/ab/cd/<sha256>` u
 already exists (deduplication). Each upload gets its own file record (id, name, uploader).
 
 Who may download: the uploader, and members who can see a resource that references the file.
-Resources record references with `attach(...)`; a capability may also register a visibility check
-for its `ref_kind` (say, "the announcement is published") with `register_visibility`.
+Resources record references with `attach(...)`, and each `ref_kind` registers its service's "may see"
+function with `register_visibility`: the very rule that resource's own GET applies, so a file is never
+more or less visible than what uses it. This module keeps no scope rules of its own.
 """
 
 from __future__ import annotations
@@ -214,21 +215,20 @@ VisibilityCheck = Callable[[Context, Principal, str], Awaitable[bool]]
 _visibility: dict[str, VisibilityCheck] = {}
 
 
-def register_visibility(ref_kind: str, check: VisibilityCheck) -> None:
-    """Let a capability say whether a member may currently see the resource `ref_id` of `ref_kind`."""
-    _visibility[ref_kind] = check
+def register_visibility(ref_kind: str, may_see: VisibilityCheck) -> None:
+    """Let a capability say whether a member may see its resource `ref_id` (its GET's own rule)."""
+    _visibility[ref_kind] = may_see
 
 
 async def attach(ctx: Context, principal: Principal, file_ids: list[str], *, ref_kind: str, ref_id: str,
-                 org_id: str, org_path: list[str], audience: str = "members", session=None) -> None:
+                 session=None) -> None:
     """Record that a resource references these files; each must exist and be the caller's upload.
 
     A file already attached to this very resource passes too (an organiser editing a colleague's
-    announcement keeps its attachments). audience "members": members whose org_path contains
-    org_id may read; "organisers": only organisers of org_path.
+    announcement keeps its attachments). Who may then read them is whoever may see the resource.
     """
-    if audience not in ("members", "organisers"):
-        raise ValueError("audience must be 'members' or 'organisers'")
+    if ref_kind not in _visibility:
+        raise ValueError(f"no visibility rule registered for {ref_kind!r}")
     ids = list(dict.fromkeys(file_ids))
     if not ids:
         return
@@ -244,8 +244,7 @@ async def attach(ctx: Context, principal: Principal, file_ids: list[str], *, ref
     for file_id in ids:
         await ctx.db[REFS].update_one(
             {"_id": f"{ref_kind}:{ref_id}:{file_id}"},
-            {"$set": {"file_id": file_id, "ref_kind": ref_kind, "ref_id": ref_id, "org_id": org_id,
-                      "org_path": list(org_path), "audience": audience}},
+            {"$set": {"file_id": file_id, "ref_kind": ref_kind, "ref_id": ref_id}},
             upsert=True, session=session)
 
 
@@ -258,15 +257,8 @@ async def _may_read(ctx: Context, principal: Principal, doc: dict) -> bool:
     if doc["uploader_id"] == principal.member_id:
         return True
     async for ref in ctx.db[REFS].find({"file_id": doc["_id"]}):
-        organiser = principal.organises(ref["org_path"])
-        if ref["audience"] == "organisers":
-            allowed = organiser
-        else:
-            allowed = organiser or ref["org_id"] in principal.org_path
-        if not allowed:
-            continue
-        check = _visibility.get(ref["ref_kind"])
-        if check is None or await check(ctx, principal, ref["ref_id"]):
+        may_see = _visibility.get(ref["ref_kind"])
+        if may_see is not None and await may_see(ctx, principal, ref["ref_id"]):
             return True
     return False
 
