@@ -73,8 +73,8 @@ class APIHandler(tornado.web.RequestHandler):
         declared = self.request.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             # Answered once the body has been read and dropped: closing a socket with unread data
-            # makes the kernel reset it, and the client may lose the 413 itself. The HTTP server's
-            # max_body_size bounds what is drained.
+            # makes the kernel reset it, and the client may lose the 413 itself. The drain is bounded
+            # by server.app.DRAIN_LIMIT and in time by the body timeout.
             self.refusal = ApiError(413, self.too_large_code, f"The body is larger than {limit} bytes.")
             return
         if self.auth_required and self.body_limit is not None and self._large_body_coming():
