@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import msgspec
 import tornado.web
@@ -35,6 +36,7 @@ _MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _DOTTED_TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
 _encoder = msgspec.json.Encoder()
+DOWNLOAD_POLICY = "sandbox; default-src 'none'"
 
 
 @tornado.web.stream_request_body
@@ -63,6 +65,7 @@ class APIHandler(tornado.web.RequestHandler):
         incoming = self.request.headers.get("X-Request-ID", "")
         self.request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
         self.set_header("X-Request-ID", self.request_id)
+        self.clear_header("Server")  # Tornado names itself and its version; nobody needs to know
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
@@ -74,8 +77,8 @@ class APIHandler(tornado.web.RequestHandler):
         declared = self.request.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             # Answered once the body has been read and dropped: closing a socket with unread data
-            # makes the kernel reset it, and the client may lose the 413 itself. The HTTP server's
-            # max_body_size bounds what is drained.
+            # makes the kernel reset it, and the client may lose the 413 itself. The drain is bounded
+            # by server.app.DRAIN_LIMIT and in time by the body timeout.
             self.refusal = ApiError(413, self.too_large_code, f"The body is larger than {limit} bytes.")
             return
         if self.auth_required and self.body_limit is not None and self._large_body_coming():
@@ -216,12 +219,20 @@ class APIHandler(tornado.web.RequestHandler):
         self.write(body)
         self._sent = (status, body, "application/json")
 
-    def send_file(self, body: bytes, content_type: str, filename: str) -> None:
-        """A download (CSV, xlsx, image); the filename may be Chinese (RFC 5987 encoding)."""
-        from urllib.parse import quote
+    def download_headers(self, content_type: str, filename: str, disposition: str = "attachment") -> None:
+        """The headers of every file the API sends (exports, GET /files/{id}).
 
+        The filename may be Chinese (RFC 5987 encoding). The policy makes a browser that opens the file
+        directly treat it as an opaque, sandboxed document: no script, no form, no same-origin access,
+        nothing loaded (an HTML or SVG look-alike can do nothing on our origin).
+        """
         self.set_header("Content-Type", content_type)
-        self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(filename)}")
+        self.set_header("Content-Disposition", f"{disposition}; filename*=UTF-8''{quote(filename)}")
+        self.set_header("Content-Security-Policy", DOWNLOAD_POLICY)
+
+    def send_file(self, body: bytes, content_type: str, filename: str) -> None:
+        """A download made in memory (CSV, xlsx)."""
+        self.download_headers(content_type, filename)
         self.write(body)
         self._sent = (self.get_status(), body, content_type)
 
@@ -272,6 +283,17 @@ class APIHandler(tornado.web.RequestHandler):
         log.error("unhandled error request_id=%s %s %s", self.request_id, self.request.method,
                   self._route_name(), exc_info=(typ, value, tb))
 
+    #: Set when the HTTP method starts: from then on Tornado finishes the request (and calls on_finish).
+    method_started = False
+
+    def on_connection_close(self) -> None:
+        # A request whose body never arrived in full (the client went away, or the body timeout cut it
+        # off) never runs its method, so on_finish never comes: it leaves the in-flight set here. A
+        # method already running still ends in on_finish, and the shutdown drain waits for it.
+        if not self.method_started:
+            self.ctx.inflight.discard(self)
+        super().on_connection_close()
+
     def on_finish(self) -> None:
         self.ctx.inflight.discard(self)
         metrics.observe(self._route_name(), self.request.method or "", self.get_status(),
@@ -301,6 +323,7 @@ def _field_error(exc: msgspec.ValidationError) -> tuple[str, str]:
 def _authenticating(method: Callable) -> Callable:
     @functools.wraps(method)
     async def wrapper(self: APIHandler, *args: Any, **kwargs: Any) -> Any:
+        self.method_started = True
         if self.refusal is not None:
             raise self.refusal
         if self.auth_required and self.principal is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from tornado.web import GZipContentEncoding
 
@@ -34,10 +34,7 @@ class FilesHandler(APIHandler):
         content_type = self.request.headers.get("Content-Type", "")
         if content_type.lower().startswith("multipart/form-data"):
             self.multipart = files.MultipartFile(content_type)
-            limit = files.MAX_FILE_SIZE
-        else:
-            limit = files.MAX_FILE_SIZE
-        upload = files.Upload(self.ctx, limit)
+        upload = files.Upload(self.ctx)
         await upload.open()
         self.upload = upload
 
@@ -108,9 +105,8 @@ class FileHandler(APIHandler):
         self.set_header("Etag", etag)
         self.set_header("Accept-Ranges", "bytes")
         self.set_header("Cache-Control", "private, no-cache")
-        self.set_header("Content-Type", doc["mime"])
         disposition = "inline" if doc["mime"].startswith("image/") or doc["mime"] == files.PDF else "attachment"
-        self.set_header("Content-Disposition", f"{disposition}; filename*=UTF-8''{quote(doc['name'])}")
+        self.download_headers(files.content_type(doc["mime"]), doc["name"], disposition)
         if self.check_etag_header():
             self.set_status(304)
             return

@@ -113,11 +113,24 @@ def visible_filter(principal: Principal) -> dict:
     return {"$or": [member_filter(principal), {"org_path": {"$in": roles}}]}
 
 
+async def _find_visible(ctx: Context, principal: Principal, activity_id: str, projection=None) -> dict | None:
+    return await ctx.db[COLLECTION].find_one({"$and": [{"_id": activity_id}, visible_filter(principal)]},
+                                             projection)
+
+
 async def get_visible(ctx: Context, principal: Principal, activity_id: str) -> dict:
-    act = await ctx.db[COLLECTION].find_one({"$and": [{"_id": activity_id}, visible_filter(principal)]})
+    act = await _find_visible(ctx, principal, activity_id)
     if act is None:
         raise not_found()
     return act
+
+
+async def may_see(ctx: Context, principal: Principal, activity_id: str) -> bool:
+    """The rule of GET /activities/{id}, also deciding who may download the activity's cover."""
+    return await _find_visible(ctx, principal, activity_id, {"_id": 1}) is not None
+
+
+files.register_visibility("activity", may_see)
 
 
 async def get_managed(ctx: Context, principal: Principal, activity_id: str) -> dict:
@@ -184,15 +197,7 @@ async def _attach_cover(ctx: Context, principal: Principal, act: dict,
     await files.detach(ctx, ref_kind="activity", ref_id=act["_id"], session=session)
     if act.get("cover_file_id"):
         await files.attach(ctx, principal, [act["cover_file_id"]], ref_kind="activity", ref_id=act["_id"],
-                           org_id=act["org_id"], org_path=act["org_path"], session=session)
-
-
-async def _cover_visible(ctx: Context, principal: Principal, activity_id: str) -> bool:
-    query = {"$and": [{"_id": activity_id}, visible_filter(principal)]}
-    return await ctx.db[COLLECTION].find_one(query, {"_id": 1}) is not None
-
-
-files.register_visibility("activity", _cover_visible)
+                           session=session)
 
 
 async def patch(ctx: Context, principal: Principal, activity_id: str, changes: dict) -> dict:

@@ -52,11 +52,12 @@ def visible(principal: Principal, doc: dict | None, now: datetime) -> bool:
     return principal.organises(doc["org_path"]) or (in_audience(principal, doc) and _on_air(doc, now))
 
 
-async def _visible_for_files(ctx: Context, principal: Principal, ref_id: str) -> bool:
-    return visible(principal, await ctx.db[COLLECTION].find_one({"_id": ref_id}), ctx.now())
+async def may_see(ctx: Context, principal: Principal, announcement_id: str) -> bool:
+    """The rule of GET /announcements/{id}, also deciding who may download its attachments."""
+    return visible(principal, await ctx.db[COLLECTION].find_one({"_id": announcement_id}), ctx.now())
 
 
-files.register_visibility(REF_KIND, _visible_for_files)
+files.register_visibility(REF_KIND, may_see)
 
 
 def _check_times(publish_at: datetime, expires_at: datetime | None, now: datetime) -> None:
@@ -100,7 +101,7 @@ async def _write(ctx: Context, principal: Principal, announcement_id: str,
         if current is None or current["file_ids"] != doc["file_ids"]:
             await files.detach(ctx, ref_kind=REF_KIND, ref_id=announcement_id, session=s)
             await files.attach(ctx, principal, doc["file_ids"], ref_kind=REF_KIND, ref_id=announcement_id,
-                               org_id=doc["org_id"], org_path=doc["org_path"], session=s)
+                               session=s)
         await feeds.publish_announcement(ctx, doc, session=s)
         out[:] = [doc]
 

@@ -19,8 +19,12 @@ from server.security import TokenSigner
 
 log = logging.getLogger("branchline")
 
-# Uploads stream through their own handler with their own limit; JSON handlers check 1 MiB themselves.
-MAX_BODY = 21 * 1024 * 1024
+# Each handler enforces its own body limit (1 MiB JSON, 20 MiB files): it drops what is over it,
+# reads the rest and answers 413 with its code, since a client still sending cannot read an answer
+# from a closed socket. Tornado's own limit is therefore only how much of an oversized body is
+# drained (in memory nothing is kept; the body timeout bounds the time); past it Tornado closes the
+# connection with a bare 400, so it sits far above every handler's limit.
+DRAIN_LIMIT = 1024 * 1024 * 1024
 
 
 def make_app(ctx: Context) -> tornado.web.Application:
@@ -46,8 +50,8 @@ def make_context(settings: Settings, uri: str, clock: Clock | None = None) -> Co
 
 async def start_http(app: tornado.web.Application, settings: Settings, sockets=None,
                      port: int | None = None) -> tornado.httpserver.HTTPServer:
-    server = tornado.httpserver.HTTPServer(app, xheaders=settings.trust_proxy, max_body_size=MAX_BODY,
-                                           idle_connection_timeout=75)
+    server = tornado.httpserver.HTTPServer(app, xheaders=settings.trust_proxy, max_body_size=DRAIN_LIMIT,
+                                           idle_connection_timeout=75, body_timeout=settings.body_timeout_seconds)
     if sockets is not None:
         server.add_sockets(sockets)
     else:

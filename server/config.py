@@ -44,6 +44,9 @@ class Settings:
     mongo_server_selection_ms: int = 1000
     json_body_limit: int = 1024 * 1024
     shutdown_grace_seconds: float = 10.0
+    # The whole request body must arrive within this (Tornado's body_timeout): a stalled or trickling
+    # sender cannot hold a connection. 60 s lets a 20 MiB upload through at ~2.8 Mbit/s (a weak 4G uplink).
+    body_timeout_seconds: float = 60.0
     extra: dict = field(default_factory=dict)
 
     @property

@@ -7,8 +7,9 @@ with the declared type; the bytes then move to `data_dir/files/ab/cd/<sha256>` u
 already exists (deduplication). Each upload gets its own file record (id, name, uploader).
 
 Who may download: the uploader, and members who can see a resource that references the file.
-Resources record references with `attach(...)`; a capability may also register a visibility check
-for its `ref_kind` (say, "the announcement is published") with `register_visibility`.
+Resources record references with `attach(...)`, and each `ref_kind` registers its service's "may see"
+function with `register_visibility`: the very rule that resource's own GET applies, so a file is never
+more or less visible than what uses it. This module keeps no scope rules of its own.
 """
 
 from __future__ import annotations
@@ -198,6 +199,11 @@ def _accept(sniffed: str | None, declared: str, head: bytes) -> str:
     raise _unsupported(f"The content is {sniffed}, not the declared {declared}.")
 
 
+def content_type(mime: str) -> str:
+    """The Content-Type a stored file is sent with: text was checked to be UTF-8 on upload, so say so."""
+    return f"{mime}; charset=utf-8" if mime == TEXT else mime
+
+
 def file_out(doc: dict) -> dict:
     return {"id": doc["_id"], "name": doc["name"], "size": doc["size"], "mime": doc["mime"],
             "sha256": doc["sha256"]}
@@ -209,21 +215,20 @@ VisibilityCheck = Callable[[Context, Principal, str], Awaitable[bool]]
 _visibility: dict[str, VisibilityCheck] = {}
 
 
-def register_visibility(ref_kind: str, check: VisibilityCheck) -> None:
-    """Let a capability say whether a member may currently see the resource `ref_id` of `ref_kind`."""
-    _visibility[ref_kind] = check
+def register_visibility(ref_kind: str, may_see: VisibilityCheck) -> None:
+    """Let a capability say whether a member may see its resource `ref_id` (its GET's own rule)."""
+    _visibility[ref_kind] = may_see
 
 
 async def attach(ctx: Context, principal: Principal, file_ids: list[str], *, ref_kind: str, ref_id: str,
-                 org_id: str, org_path: list[str], audience: str = "members", session=None) -> None:
+                 session=None) -> None:
     """Record that a resource references these files; each must exist and be the caller's upload.
 
     A file already attached to this very resource passes too (an organiser editing a colleague's
-    announcement keeps its attachments). audience "members": members whose org_path contains
-    org_id may read; "organisers": only organisers of org_path.
+    announcement keeps its attachments). Who may then read them is whoever may see the resource.
     """
-    if audience not in ("members", "organisers"):
-        raise ValueError("audience must be 'members' or 'organisers'")
+    if ref_kind not in _visibility:
+        raise ValueError(f"no visibility rule registered for {ref_kind!r}")
     ids = list(dict.fromkeys(file_ids))
     if not ids:
         return
@@ -239,8 +244,7 @@ async def attach(ctx: Context, principal: Principal, file_ids: list[str], *, ref
     for file_id in ids:
         await ctx.db[REFS].update_one(
             {"_id": f"{ref_kind}:{ref_id}:{file_id}"},
-            {"$set": {"file_id": file_id, "ref_kind": ref_kind, "ref_id": ref_id, "org_id": org_id,
-                      "org_path": list(org_path), "audience": audience}},
+            {"$set": {"file_id": file_id, "ref_kind": ref_kind, "ref_id": ref_id}},
             upsert=True, session=session)
 
 
@@ -253,15 +257,8 @@ async def _may_read(ctx: Context, principal: Principal, doc: dict) -> bool:
     if doc["uploader_id"] == principal.member_id:
         return True
     async for ref in ctx.db[REFS].find({"file_id": doc["_id"]}):
-        organiser = principal.organises(ref["org_path"])
-        if ref["audience"] == "organisers":
-            allowed = organiser
-        else:
-            allowed = organiser or ref["org_id"] in principal.org_path
-        if not allowed:
-            continue
-        check = _visibility.get(ref["ref_kind"])
-        if check is None or await check(ctx, principal, ref["ref_id"]):
+        may_see = _visibility.get(ref["ref_kind"])
+        if may_see is not None and await may_see(ctx, principal, ref["ref_id"]):
             return True
     return False
 
@@ -277,29 +274,46 @@ async def get_readable(ctx: Context, principal: Principal, file_id: str) -> tupl
     return doc, path
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# RFC 9110 §14.1.1, one range-spec: `bytes=first-[last]` or `bytes=-suffix` (the unit is case-insensitive).
+# Any other Range (a syntax error, several ranges) is ignored and the whole file is sent, as §14.2 allows.
+_RANGE = re.compile(r"bytes=(?:(\d+)-(\d*)|-(\d+))", re.IGNORECASE | re.ASCII)
+# A position with more significant digits than this is past the end of any stored file (limit 20 MiB);
+# it is never converted, so thousands of digits cost nothing (int() refuses over 4,300 of them).
+_POSITION_DIGITS = 15
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _POSITION_DIGITS else 10**_POSITION_DIGITS
+
+
+def _unsatisfiable(size: int) -> ApiError:
+    return ApiError(416, "range_not_satisfiable", "The range is outside the file.",
+                    headers={"Content-Range": f"bytes */{size}"})
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """A single `bytes=a-b` range as (start, end inclusive); None for the whole file; 416 when unsatisfiable."""
-    if not header:
+    """The one range of `header` as (start, end inclusive); None for the whole file; 416 when unsatisfiable.
+
+    A valid range that starts past the end (or an empty suffix) is unsatisfiable: 416, RFC 9110 §15.5.17.
+    A last position or suffix past the end means "to the end" (§14.1.2). A range the grammar refuses, or
+    an invalid one (last before first), is ignored (§14.2): the client gets the whole file, 200.
+    """
+    match = _RANGE.fullmatch(header or "")
+    if match is None:
         return None
-    match = _RANGE.match(header.strip())
-    if not match or (not match.group(1) and not match.group(2)):
-        return None  # multiple or malformed ranges: send the whole file (RFC 9110 allows ignoring Range)
-    first, last = match.group(1), match.group(2)
-    if first:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
-        if start >= size or (last and int(last) < start):
-            raise ApiError(416, "range_not_satisfiable", "The range is outside the file.",
-                           headers={"Content-Range": f"bytes */{size}"})
-    else:
-        length = int(last)
+    first, last, suffix = match.groups()
+    if suffix is not None:
+        length = _position(suffix)
         if length == 0:
-            raise ApiError(416, "range_not_satisfiable", "The range is empty.",
-                           headers={"Content-Range": f"bytes */{size}"})
-        start, end = max(size - length, 0), size - 1
+            raise _unsatisfiable(size)
+        return max(size - length, 0), size - 1
+    start = _position(first)
+    if last and _position(last) < start:
+        return None
+    if start >= size:
+        raise _unsatisfiable(size)
+    end = min(_position(last), size - 1) if last else size - 1
     return start, end
 
 

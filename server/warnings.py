@@ -19,9 +19,9 @@ scan of a large tree stays bounded: members behind plus at most MAX_ORGANISERS o
 created with `notified: false` and marked in the transaction that writes their notices, so a scan that
 failed half-way notifies on the next scan of that period, and never twice.
 
-Rectification files are recorded with server/files.py `attach(..., audience="organisers")` in the same
-transaction as the step: only their uploader and organisers of the warning's org can download them, and a
-refused file id leaves the warning unchanged.
+Rectification files are recorded with server/files.py `attach(...)` in the same transaction as the step;
+who may download them is who may see the warning (`may_see`: organisers of its org), besides their
+uploader, and a refused file id leaves the warning unchanged.
 """
 
 from __future__ import annotations
@@ -265,9 +265,22 @@ async def list_warnings(ctx: Context, principal: Principal, org_id: str | None, 
     return await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
 
 
+def visible(principal: Principal, doc: dict | None) -> bool:
+    """Warnings are for organisers of the warned org (or above); `list_warnings` filters the same way."""
+    return doc is not None and principal.organises(doc["org_path"])
+
+
+async def may_see(ctx: Context, principal: Principal, warning_id: str) -> bool:
+    """Whether the caller sees this warning; also who may download its rectification files."""
+    return visible(principal, await ctx.db[COLLECTION].find_one({"_id": warning_id}, {"org_path": 1}))
+
+
+files.register_visibility(FILE_REF, may_see)
+
+
 async def _load(ctx: Context, principal: Principal, warning_id: str, minimum: str) -> dict:
     doc = await ctx.db[COLLECTION].find_one({"_id": warning_id})
-    if doc is None or not principal.organises(doc["org_path"]):
+    if not visible(principal, doc):
         raise not_found("warning_not_found", "warning")
     if not principal.holds(minimum, doc["org_path"]):
         raise forbidden(f"This step needs the {minimum} role.")
@@ -287,8 +300,7 @@ async def _step(ctx: Context, principal: Principal, warning_id: str, *, minimum:
         if new is None:
             raise ApiError(409, code, f"This warning is not {frm}.")
         # Each file must be the caller's upload (422 file_not_found otherwise, and nothing above is kept).
-        await files.attach(ctx, principal, file_ids, ref_kind=FILE_REF, ref_id=warning_id, org_id=doc["org_id"],
-                           org_path=doc["org_path"], audience="organisers", session=txn)
+        await files.attach(ctx, principal, file_ids, ref_kind=FILE_REF, ref_id=warning_id, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action=f"study.warning.{to}",
                            target_kind="study_warning", target_id=warning_id, org_path=doc["org_path"],
                            reason=note, changes={"before": frm, "after": to, "file_ids": file_ids}, session=txn)
