@@ -248,7 +248,8 @@ def _generic_codes(spec: Endpoint, params: list[str], query: list[dict]) -> list
         codes.append("body_too_large")
     if spec.idempotent:
         codes += ["idempotency_key_reused", "request_in_progress"]
-    codes.append("database_unavailable")
+    if spec.auth or takes_body:  # the probes and documents (health, metrics, this one) do not use the database
+        codes.append("database_unavailable")
     return codes
 
 
