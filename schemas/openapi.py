@@ -108,6 +108,10 @@ class Endpoint:
     idempotent: bool = False
     errors: tuple[str, ...] = ()
 
+    @property
+    def takes_body(self) -> bool:
+        return self.body is not None or self.body_media is not None
+
 
 def endpoint(summary: str, *, body: type | None = None, body_media: str | None = None,
              responses: dict[int, type | str | None] | None = None, query: dict[str, str] | None = None,
@@ -238,28 +242,26 @@ def _format_media(query: list[dict]) -> list[str]:
 
 def _generic_codes(spec: Endpoint, params: list[str], query: list[dict]) -> list[str]:
     """The problems every endpoint of this kind can answer, beyond those its decorator names."""
-    takes_body = spec.body is not None or spec.body_media is not None
     codes = ["unauthenticated"] if spec.auth else []
     if params:
         codes.append("not_found")  # also what an unknown path answers
-    if takes_body or query or spec.idempotent:
+    if spec.takes_body or query or spec.idempotent:
         codes.append("invalid_request")
-    if takes_body and not any(CODES.get(c) == 413 for c in spec.errors):
+    if spec.takes_body and not any(CODES.get(c) == 413 for c in spec.errors):
         codes.append("body_too_large")
     if spec.idempotent:
         codes += ["idempotency_key_reused", "request_in_progress"]
-    if spec.auth or takes_body:  # the probes and documents (health, metrics, this one) do not use the database
+    if spec.auth or spec.takes_body:  # the probes and documents (health, metrics, this one) do not use the database
         codes.append("database_unavailable")
     return codes
 
 
 def _problem_responses(spec: Endpoint, params: list[str], query: list[dict], problem: dict) -> dict[str, Any]:
-    takes_body = spec.body is not None or spec.body_media is not None
     by_status: dict[str, list[str]] = {}
     for code in dict.fromkeys((*spec.errors, *_generic_codes(spec, params, query))):
         if code not in CODES:
             raise KeyError(f"problem code {code!r} is not registered in server/errors.py CODES")
-        status = IN_BODY_CODES.get(code, CODES[code]) if takes_body else CODES[code]
+        status = IN_BODY_CODES.get(code, CODES[code]) if spec.takes_body else CODES[code]
         by_status.setdefault(str(status), []).append(code)
     responses = {}
     for status in sorted(by_status):
