@@ -12,6 +12,7 @@ described the same way and generated clients get it right:
 - Problem answers, listed by status: the codes a decorator names plus those every endpoint of its
   kind can answer (`_generic_codes`), with each code's status from `server.errors.CODES`.
 - `OPTIONAL_BODIES`: the operations whose handler also accepts no body at all.
+- `HEADERS`: the request headers an operation reads (ETags, Range, the upload's file name).
 - `FORMAT_MEDIA`: a `format` query value names the media type of the 200 answer.
 """
 
@@ -82,6 +83,23 @@ OPTIONAL_BODIES = {
     "POST /api/v1/activities/{activity_id}/signups",
     "POST /api/v1/study/requests/{request_id}/approve",
     "POST /api/v1/study/requests/{request_id}/reject",
+}
+
+_IF_NONE_MATCH = {"description": "an ETag from an earlier answer: 304 while unchanged",
+                  "schema": {"type": "string", "maxLength": 200}}
+
+#: Request headers an operation reads besides Authorization and Idempotency-Key ("METHOD /path" → {name: ...}).
+HEADERS: dict[str, dict[str, dict[str, Any]]] = {
+    "GET /api/v1/feed": {"If-None-Match": _IF_NONE_MATCH},
+    "GET /api/v1/sync": {"If-None-Match": _IF_NONE_MATCH},
+    "GET /api/v1/files/{file_id}": {
+        "If-None-Match": _IF_NONE_MATCH,
+        "Range": {"description": "one range: bytes=first-last, first- or -suffix (others: the whole file)",
+                  "schema": {"type": "string", "maxLength": 200}},
+        "If-Range": {"description": "the ETag: honour Range only while the file is this one",
+                     "schema": {"type": "string", "maxLength": 200}}},
+    "POST /api/v1/files": {"X-Filename": {"description": "the file's name, percent-encoded (raw bodies)",
+                                          "schema": {"type": "string", "maxLength": 1000}}},
 }
 
 #: A `format=` query value answers 200 in this media type (JSON when the format is json or absent).
@@ -171,6 +189,8 @@ def _operation(path: str, method: str, params: list[str], spec: Endpoint, refs: 
     parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
                   for p in params]
     parameters += query
+    parameters += [{"name": name, "in": "header", "required": False, **header}
+                   for name, header in HEADERS.get(key, {}).items()]
     if spec.idempotent:
         parameters.append(_IDEMPOTENCY_KEY)
     if parameters:
