@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import hypothesis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.hypothesis.builder import HypothesisTestConfig, HypothesisTestMode, create_test
@@ -128,8 +129,27 @@ def fuzz(operation, project, base_url: str, headers: dict[str, str], seen: Count
     test()
 
 
+#: Instants at the ends of the calendar, where converting the offset leaves it; random dates rarely land there.
+EDGE_INSTANTS = ["0001-01-01T00:00:00+14:00", "0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-14:00",
+                 "9999-12-31T23:59:59.999999-00:30", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]
+
+
+@pytest.fixture
+def edge_instants():
+    """RFC 3339 date-times for the whole calendar and any offset, the calendar's ends often."""
+    offsets = st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+    anywhere = st.datetimes(timezones=offsets).map(lambda moment: moment.isoformat())
+    recent = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC))
+    schemathesis.openapi.format("date-time", st.sampled_from(EDGE_INSTANTS) | anywhere
+                                | recent.map(lambda moment: moment.isoformat().replace("+00:00", "Z")))
+    yield
+    from schemathesis.specs.openapi.formats import unregister_string_format
+
+    unregister_string_format("date-time")
+
+
 @pytest.mark.parametrize("role", ["admin", "organiser", "member"])
-def test_every_operation_answers_as_documented(api, role, caplog):
+def test_every_operation_answers_as_documented(api, role, caplog, edge_instants):
     world = seed(api)
     client = world.clients[role]
     document = pin_ids(client.get("/openapi.json").json, world.ids)
