@@ -263,6 +263,8 @@ class APIHandler(tornado.web.RequestHandler):
             code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request",
                     413: "body_too_large"}.get(status, "http_error")
             detail = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+            if status == 405:
+                headers = {"Allow": self.allowed_methods()}
         else:
             status, code, detail = 500, "internal_error", "Something went wrong on our side."
         self.set_status(status)
@@ -272,6 +274,11 @@ class APIHandler(tornado.web.RequestHandler):
         if errors:
             problem["errors"] = errors
         return problem, headers
+
+    def allowed_methods(self) -> str:
+        """The methods this route implements: the Allow header a 405 must carry (RFC 9110 §15.5.6)."""
+        unimplemented = tornado.web.RequestHandler.get
+        return ", ".join(m for m in self.SUPPORTED_METHODS if getattr(type(self), m.lower()) is not unimplemented)
 
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, ApiError) or (isinstance(value, tornado.web.HTTPError) and value.status_code < 500):

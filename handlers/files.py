@@ -95,7 +95,7 @@ class FilesHandler(APIHandler):
 
 class FileHandler(APIHandler):
     @openapi.endpoint("Download a file (Range, ETag); its uploader and members who can see a resource using it",
-                      responses={200: "application/octet-stream", 206: "application/octet-stream", 304: None},
+                      responses={200: files.DOWNLOAD_TYPES, 206: files.DOWNLOAD_TYPES, 304: None},
                       errors=("file_not_found", "range_not_satisfiable"))
     async def get(self, file_id: str) -> None:
         # Bytes are sent as stored: no gzip, so Range offsets mean what they say.

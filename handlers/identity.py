@@ -32,7 +32,8 @@ class BindHandler(APIHandler):
     auth_required = False
 
     @openapi.endpoint("Bind a WeChat identity to a member with an invite code", body=BindRequest,
-                      responses={200: SessionOut}, auth=False, errors=("unauthenticated", "invite_code_invalid"))
+                      responses={200: SessionOut}, auth=False,
+                      errors=("unauthenticated", "invite_code_invalid", "rate_limited"))
     async def post(self) -> None:
         body = self.decode(BindRequest)
         self.respond(await identity.bind(self.ctx, self.signer, body.bind_token, body.invite_code,

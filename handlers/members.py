@@ -21,7 +21,8 @@ class MembersHandler(APIHandler):
         self.respond(members.member_out(doc), status=201)
 
     @openapi.endpoint("Members of an org subtree you organise", responses={200: MemberPage},
-                      query={"org_id": "org subtree", "limit": "1..100", "cursor": "from the last page"})
+                      query={"org_id": "org subtree", "limit": "1..100", "cursor": "from the last page"},
+                      errors=("forbidden", "not_found"))
     async def get(self) -> None:
         limit, cursor = self.page_args()
         items, next_cursor = await members.list_for_organiser(self.ctx, self.me, self.query("org_id", max_length=64),
@@ -30,7 +31,7 @@ class MembersHandler(APIHandler):
 
 
 class MemberHandler(APIHandler):
-    @openapi.endpoint("One member", responses={200: MemberOut}, errors=("not_found",))
+    @openapi.endpoint("One member", responses={200: MemberOut}, errors=("forbidden", "not_found"))
     async def get(self, member_id: str) -> None:
         self.respond(members.member_out(await members.get_for_organiser(self.ctx, self.me, member_id)))
 

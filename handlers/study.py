@@ -93,7 +93,8 @@ class SessionsHandler(StudyHandler):
 
     @openapi.endpoint("Study sessions you can see, newest first", responses={200: SessionPage},
                       query={"org_id": "sessions in this org's subtree", "from": "starts at or after (RFC 3339)",
-                             "to": "starts before (RFC 3339)", "limit": "1..100", "cursor": "from the last page"})
+                             "to": "starts before (RFC 3339)", "limit": "1..100", "cursor": "from the last page"},
+                      errors=("not_found",))
     async def get(self) -> None:
         limit, cursor = self.page_args()
         items, next_cursor = await study_sessions.list_visible(

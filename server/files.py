@@ -55,6 +55,7 @@ ODF = {"application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendoc
 PDF = "application/pdf"
 TEXT = "text/plain"
 ALLOWED = IMAGES | set(OOXML) | OLE | ODF | {PDF, TEXT}
+DOWNLOAD_TYPES = ", ".join(sorted(ALLOWED | {"application/octet-stream"}))  # what GET /files/{id} answers
 ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-ms-bmp": "image/bmp",
            "application/x-pdf": PDF}
 UNDECLARED = {"", "application/octet-stream", "binary/octet-stream", "multipart/form-data"}

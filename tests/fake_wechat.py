@@ -1,7 +1,8 @@
 """A fake WeChat `jscode2session` endpoint on loopback (the real one cannot be reached from tests).
 
 The login code chooses the answer: `ok:<openid>` succeeds, `40029`, `40163`, `45011` and `-1`
-return those WeChat error codes, `slow` answers after `slow_seconds`, `down` answers HTTP 502.
+return those WeChat error codes, `slow` answers after `slow_seconds`, `down` answers HTTP 502. Any other
+code is one WeChat never issued, and gets its answer to that: 40029 (invalid code).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import asyncio
 import json
 
 import tornado.web
+
+ERRORS = {"40029", "40163", "40226", "45011", "-1"}
 
 
 class JsCode2Session(tornado.web.RequestHandler):
@@ -28,7 +31,8 @@ class JsCode2Session(tornado.web.RequestHandler):
             self.set_status(502)
             reply = {}
         else:
-            reply = {"errcode": int(code), "errmsg": f"fake error for code {code}"}
+            errcode = int(code) if code in ERRORS else 40029
+            reply = {"errcode": errcode, "errmsg": f"fake error for code {code}"}
         self.set_header("Content-Type", "text/plain")  # as WeChat does
         self.write(json.dumps(reply))
 

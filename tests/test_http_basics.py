@@ -32,6 +32,14 @@ def test_unknown_path_and_method_are_json_problems(api):
     assert wrong.status == 405 and wrong.code == "method_not_allowed"
 
 
+def test_405_names_the_route_methods_in_allow(api):
+    anon = api.anonymous()
+    assert anon.delete("/healthz").headers["Allow"] == "GET"
+    wrong = anon.request("PUT", "/activities")
+    assert wrong.status == 405 and wrong.headers["Allow"] == "GET, POST"
+    assert anon.request("TRACE", "/announcements/x").headers["Allow"] == "GET, DELETE, PATCH"
+
+
 def test_json_body_over_one_mebibyte_is_413(api):
     big = b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}'
     admin = api.admin
@@ -79,6 +87,48 @@ def test_openapi_is_valid_and_covers_every_route(api):
                                               if base.__module__.startswith("handlers.")
                                               and base.__name__ != "APIHandler"):
                 assert method in document["paths"][path], f"{method.upper()} {path} missing from OpenAPI"
+
+
+def _parameter(operation: dict, name: str) -> dict:
+    return next(p for p in operation["parameters"] if p["name"] == name)
+
+
+def test_openapi_types_query_parameters(api):
+    paths = api.anonymous().get("/openapi.json").json["paths"]
+    activities = paths["/api/v1/activities"]["get"]
+    assert _parameter(activities, "limit")["schema"] == {"type": "integer", "minimum": 1, "maximum": 100,
+                                                         "default": 20}
+    assert _parameter(activities, "eligible")["schema"]["type"] == "boolean"
+    assert _parameter(activities, "status")["schema"]["enum"] == ["draft", "published", "cancelled"]
+    assert _parameter(activities, "cursor")["schema"]["maxLength"] == 512
+    sync = paths["/api/v1/sync"]["get"]
+    assert _parameter(sync, "limit")["schema"]["maximum"] == 200
+    assert _parameter(sync, "timeout")["schema"] == {"type": "integer", "minimum": 0, "maximum": 30, "default": 0}
+    assert _parameter(paths["/api/v1/warnings"]["get"], "status")["schema"]["enum"] == ["open", "rectifying",
+                                                                                     "closed"]
+    scan = _parameter(paths["/api/v1/orgs/{org_id}/warnings/scan"]["post"], "period")
+    progress = _parameter(paths["/api/v1/me/study/progress"]["get"], "period")
+    assert scan["required"] and not progress["required"] and progress["schema"]["pattern"].startswith("^\\d{4}")
+    assert _parameter(paths["/api/v1/study/sessions"]["get"], "from")["schema"]["format"] == "date-time"
+
+
+def test_openapi_lists_problems_by_status_and_files_by_media_type(api):
+    paths = api.anonymous().get("/openapi.json").json["paths"]
+    signup = paths["/api/v1/activities/{activity_id}/signups"]["post"]
+    assert "default" not in signup["responses"]
+    assert {"401", "403", "404", "409", "413", "422", "503"} <= signup["responses"].keys()
+    assert "activity_full" in signup["responses"]["409"]["description"]
+    assert "request_in_progress" in signup["responses"]["409"]["description"]
+    assert "application/problem+json" in signup["responses"]["404"]["content"]
+    assert signup["requestBody"]["required"] is False
+    assert paths["/api/v1/activities"]["post"]["requestBody"]["required"] is True
+    assert "429" in paths["/api/v1/auth/password"]["post"]["responses"]
+    assert "401" not in paths["/healthz"]["get"]["responses"]
+    roster = paths["/api/v1/activities/{activity_id}/signups"]["get"]["responses"]["200"]["content"]
+    assert roster["text/csv"]["schema"] == {"type": "string", "format": "binary"}
+    assert "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" in roster
+    download = paths["/api/v1/files/{file_id}"]["get"]["responses"]["200"]["content"]
+    assert {"image/png", "application/pdf", "application/octet-stream"} <= download.keys()
 
 
 def test_unexpected_errors_are_500_without_traceback_and_logged_with_the_request_id(api, caplog):
