@@ -60,7 +60,7 @@ CODES: dict[str, int] = {
     "unsupported_media_type": 415,
     "range_not_satisfiable": 416,
     "invalid_request": 422, "daily_cap_exceeded": 422, "idempotency_key_reused": 422, "invite_code_invalid": 422,
-    "location_required": 422, "outside_geofence": 422, "qr_expired": 422, "qr_invalid": 422,
+    "location_inaccurate": 422, "location_required": 422, "outside_geofence": 422, "qr_expired": 422, "qr_invalid": 422,
     "rate_limited": 429,
     "internal_error": 500,
     "database_unavailable": 503, "service_unavailable": 503, "wechat_unavailable": 503,
