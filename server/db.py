@@ -39,6 +39,9 @@ UNAVAILABLE_ERRORS = (
     WTimeoutError,
 )
 
+# Every write acknowledged only once journaled (on a majority); reads see only majority-committed data.
+DURABLE = {"w": "majority", "journal": True, "readConcernLevel": "majority"}
+
 _INDEXES: dict[str, list[IndexModel]] = {}
 
 
@@ -68,9 +71,7 @@ def make_client(settings: Settings, uri: str) -> AsyncMongoClient:
     return AsyncMongoClient(
         uri,
         tz_aware=True,
-        w="majority",
-        journal=True,
-        readConcernLevel="majority",
+        **DURABLE,
         timeoutMS=settings.mongo_timeout_ms,
         serverSelectionTimeoutMS=settings.mongo_server_selection_ms,
         connectTimeoutMS=settings.mongo_server_selection_ms,

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, IndexModel
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, InvalidOperation, PyMongoError
 
 from server.context import Context
 from server.db import indexes
@@ -94,6 +94,8 @@ class Claim:
 
     def hold(self) -> None:
         self._keeper = asyncio.get_running_loop().create_task(self._keep())
+        _KEEPERS.add(self._keeper)  # the loop keeps only weak references to tasks
+        self._keeper.add_done_callback(_KEEPERS.discard)
 
     async def complete(self, status: int, body: bytes, content_type: str) -> None:
         """Store the final answer (a 5xx releases the key instead). When the database cannot take it
@@ -142,9 +144,14 @@ class Claim:
                 await self.ctx.db[COLLECTION].update_one(
                     {"member_id": self.member_id, "key": self.key, "owner": self.owner},
                     {"$set": {"lease_until": self.ctx.now() + LEASE}, "$unset": {"challenged_at": ""}})
+            except InvalidOperation:  # the client was closed: this process is stopping
+                return
             except PyMongoError:
                 await asyncio.sleep(RETRY_SECONDS)
         log.warning("gave up settling Idempotency-Key %r of member %s", self.key, self.member_id)
+
+
+_KEEPERS: set[asyncio.Task] = set()
 
 
 def _new_owner() -> str:
