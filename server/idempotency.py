@@ -116,6 +116,12 @@ class Claim:
             self._fate = fate
             self._pending.set()  # the keeper writes it once the database is back
             raise
+        except BaseException:
+            self._let_go()  # the lease lapses: the key is taken over within LEASE
+            raise
+        self._let_go()
+
+    def _let_go(self) -> None:
         if self._keeper is not None:
             self._keeper.cancel()
 
@@ -142,7 +148,7 @@ class Claim:
                 except TimeoutError:
                     pass
                 await self.ctx.db[COLLECTION].update_one(
-                    {"member_id": self.member_id, "key": self.key, "owner": self.owner},
+                    {"member_id": self.member_id, "key": self.key, "state": "running", "owner": self.owner},
                     {"$set": {"lease_until": self.ctx.now() + LEASE}, "$unset": {"challenged_at": ""}})
             except InvalidOperation:  # the client was closed: this process is stopping
                 return
