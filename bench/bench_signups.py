@@ -128,15 +128,17 @@ async def direct_round(server: BenchServer, template_id: str, members: list[dict
             key = uuid.uuid4().hex
             await db.members.find_one({"_id": member["id"], "active": True})  # the caller (bearer token)
             await db.idempotency_keys.insert_one({"member_id": member["id"], "key": key, "hash": "h",
-                                                  "state": "running", "created_at": now})
+                                                  "state": "running", "owner": key, "lease_until": now,
+                                                  "created_at": now})
             future = asyncio.get_running_loop().create_future()
             waiting.append((member, future))
             if not drainer:
                 drainer.append(asyncio.create_task(drain()))
             await future
             await db.idempotency_keys.update_one(
-                {"member_id": member["id"], "key": key},
-                {"$set": {"state": "done", "status": 201, "body": b"{}", "content_type": "application/json"}})
+                {"member_id": member["id"], "key": key, "state": "running", "owner": key},
+                {"$set": {"state": "done", "status": 201, "body": b"{}", "content_type": "application/json"},
+                 "$unset": {"lease_until": "", "challenged_at": ""}})
 
         async def worker() -> None:
             while queue:

@@ -10,6 +10,10 @@ and a concurrent load generator. Figures are ratios measured in one run, never a
 `requests` is a list of `Req(method, path, headers=None, json=None)`; paths start with /api/v1.
 `bare_tornado_rate(n, concurrency)` measures a bare Tornado JSON handler with the same generator.
 `server.mongo()` gives a synchronous-free async PyMongo database handle for the "database ceiling".
+
+The database is durable as in production: a real storage path (so the embedded database runs with
+`--sync-on-commit`), and the PyMongo ceiling uses the API's write and read concerns (server.db.DURABLE),
+so both sides pay for journaled commits.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from server.config import Settings  # noqa: E402
+from server.db import DURABLE  # noqa: E402
 from server.embedded import EmbeddedDatabase  # noqa: E402
 from server.security import TokenSigner  # noqa: E402
 
@@ -148,7 +154,7 @@ def timed(label: str, coro_factory, count: int) -> float:
 
 
 class BenchServer:
-    """`python -m server` (1..N processes) on a fresh SecantusDB in memory, with a bootstrap admin."""
+    """`python -m server` (1..N processes) on a fresh durable SecantusDB, with a bootstrap admin."""
 
     def __init__(self, processes: int = 1, extra_env: dict | None = None) -> None:
         self.processes = processes
@@ -156,7 +162,8 @@ class BenchServer:
         self.db_name = f"bench_{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.database = EmbeddedDatabase(":memory:", restart=False)
+        self.storage = tempfile.mkdtemp(prefix="branchline-bench-db-")
+        self.database = EmbeddedDatabase(self.storage, restart=False)
         self.signer = TokenSigner(Settings(jwt_secret=SECRET))
         self._rss_peak = 0
         self._sampling = False
@@ -193,6 +200,7 @@ class BenchServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.database.stop()
+        shutil.rmtree(self.storage, ignore_errors=True)
 
     def api_processes(self) -> list[psutil.Process]:
         master = psutil.Process(self.process.pid)
@@ -227,7 +235,7 @@ class BenchServer:
         """A fresh async PyMongo client on the same database (create it inside your event loop)."""
         from pymongo import AsyncMongoClient
 
-        client = AsyncMongoClient(self.mongo_uri, tz_aware=True)
+        client = AsyncMongoClient(self.mongo_uri, tz_aware=True, **DURABLE)
         return client, client[self.db_name]
 
     def create_members(self, admin_token: str, org_id: str, count: int, **fields) -> list[dict]:

@@ -351,26 +351,25 @@ def idempotent(method: Callable) -> Callable:
             return await method(self, *args, **kwargs)
         member_id = self.me.member_id
         request_hash = idempotency.fingerprint(self.request.method, self.request.path, self.body)
-        replay = await idempotency.claim(self.ctx, member_id, key, request_hash)
-        if replay is not None:
-            self.set_status(replay.status)
+        held = await idempotency.claim(self.ctx, member_id, key, request_hash)
+        if isinstance(held, idempotency.Replay):
+            self.set_status(held.status)
             self.set_header("Idempotent-Replayed", "true")
-            if replay.content_type:
-                self.set_header("Content-Type", replay.content_type)
-            self.write(replay.body)
+            if held.content_type:
+                self.set_header("Content-Type", held.content_type)
+            self.write(held.body)
             return None
         try:
             await method(self, *args, **kwargs)
         except ApiError as exc:
             problem, _ = self.problem_for(exc.status, exc)
-            await idempotency.complete(self.ctx, member_id, key, exc.status, _encoder.encode(problem),
-                                       "application/problem+json")
+            await held.complete(exc.status, _encoder.encode(problem), "application/problem+json")
             raise
         except BaseException:
-            await idempotency.release(self.ctx, member_id, key)
+            await held.release()
             raise
         status, body, content_type = getattr(self, "_sent", (self.get_status(), b"", ""))
-        await idempotency.complete(self.ctx, member_id, key, status, body, content_type)
+        await held.complete(status, body, content_type)
         return None
 
     return wrapper

@@ -3,6 +3,13 @@
 One AsyncMongoClient per process, created inside the running loop (after any fork) and
 closed on shutdown. Services declare the indexes they need with `indexes(...)` at import
 time; `create_indexes` builds them all at start-up.
+
+Durability: the client carries the write concern `{w: "majority", j: true}` and the read concern
+"majority", so every write the API acknowledges (single writes and transaction commits alike, which
+inherit the client's concerns) is journaled, and on a replica set on a majority that survives a
+failover; reads, including those inside transactions, see only majority-committed data, never a
+write a failover may roll back (the feed counter relies on this: server/feeds.py). The embedded
+SecantusDB honours `j` only when started with `--sync-on-commit` (server/embedded.py).
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ UNAVAILABLE_ERRORS = (
     ServerSelectionTimeoutError,
     WTimeoutError,
 )
+
+# Every write acknowledged only once journaled (on a majority); reads see only majority-committed data.
+DURABLE = {"w": "majority", "journal": True, "readConcernLevel": "majority"}
 
 _INDEXES: dict[str, list[IndexModel]] = {}
 
@@ -61,6 +71,7 @@ def make_client(settings: Settings, uri: str) -> AsyncMongoClient:
     return AsyncMongoClient(
         uri,
         tz_aware=True,
+        **DURABLE,
         timeoutMS=settings.mongo_timeout_ms,
         serverSelectionTimeoutMS=settings.mongo_server_selection_ms,
         connectTimeoutMS=settings.mongo_server_selection_ms,

@@ -2,6 +2,12 @@
 
 The child gets PR_SET_PDEATHSIG on Linux, so the kernel ends it if the API process dies for
 any reason, and a watcher thread restarts it (same port, same data) if it dies on its own.
+(The signal follows the *thread* that started the child: start it from a thread that lives as
+long as the database should, as the watcher does.)
+
+It runs with `--sync-on-commit`: SecantusDB otherwise acknowledges a commit before its log is on
+disk, and a SIGKILL or power loss then lost 5-27 acknowledged inserts per kill (measured), whatever
+the write concern asks. An in-memory database (`:memory:`, the tests) has nothing to keep and skips it.
 """
 
 from __future__ import annotations
@@ -74,9 +80,10 @@ class EmbeddedDatabase:
         if self.storage_path != ":memory:":
             Path(self.storage_path).mkdir(parents=True, exist_ok=True)
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        durable = ["--sync-on-commit"] if self.storage_path != ":memory:" else []
         self.process = subprocess.Popen(
             [_executable(), "--storage-path", self.storage_path, "--port", str(self.port),
-             "--host", self.host, "--log-level", "WARNING"],
+             "--host", self.host, "--log-level", "WARNING", *durable],
             stdin=subprocess.DEVNULL, stdout=output, stderr=output, preexec_fn=_die_with_parent,
         )
         if output is not subprocess.DEVNULL:

@@ -36,6 +36,22 @@ the database, and long-polls wake as soon as the counter moves, whichever proces
 polls share one read of what changed (`_window`) and bring each member's cached unread set forward
 from it, so a thousand parked polls cost a few queries, not thousands.
 
+When the database loses history (a crash of a database that acknowledged unjournaled commits, a
+failover that rolls back writes not on a majority, a restored backup) the committed counter comes
+back LOWER than values this process has seen and handed out in tokens, and new changes would reuse
+sequence numbers that members' tokens have already passed: skipped forever, while the lost items
+stay in their copies. The writes and reads of server/db.py (majority, journaled) make this
+impossible for anything acknowledged; this is the defence for when it happens anyway. The counter
+carries an `epoch`, and every token the epoch it was issued in. A process that finds the committed
+counter below what it knows was committed (the poller reading it, or a writer's `_reserve` taking a
+number at or below `latest`) records a new epoch on the counter (`_new_epoch`); every process then
+follows the counter DOWN to its committed value and drops what it cached per sequence number
+(`FeedState.rewind`), and every token of another epoch, or beyond the committed counter, answers 410
+sync_token_expired: the app syncs again from scratch and gets exactly what is there. Long-polls
+parked on such a token are woken and answered 410 too. (If every API process restarts together
+with the database, none remembers the higher value: tokens beyond the counter still answer 410, but
+once new changes carry the counter past a token, nothing can tell. Durable writes prevent it.)
+
 Reading never puts `$or`, `$ne` or an open-ended range on a nullable field into a filter: SecantusDB
 answers those with a walk of the whole collection (0.3-0.7 s at 20,000 items, measured), so
 "addressed to the member" is one query per kind of audience merged in Python (`_addressed`).
@@ -109,6 +125,7 @@ indexes(READS, IndexModel([("member_id", ASCENDING), ("item_id", ASCENDING)]),
 @dataclass
 class FeedState:
     latest: int = 0  # highest committed seq known to this process
+    epoch: str = ""  # the counter's epoch: a new one when the database lost history (module note)
     horizon: int = 0  # tokens below this are too old (tombstones purged)
     loaded: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -125,8 +142,20 @@ class FeedState:
             self.horizon = horizon
         if seq > self.latest:
             self.latest = seq
-            event, self.changed = self.changed, asyncio.Event()
-            event.set()  # wakes every long-poll waiting on the old event
+            self._wake()
+
+    def rewind(self, seq: int, epoch: str) -> None:
+        """Follow the counter to `seq` in a new epoch, down as well as up: what was cached per
+        sequence number may describe lost history, and parked long-polls must learn that their
+        tokens are void."""
+        self.epoch, self.latest = epoch, seq
+        self.unread.clear()
+        self.windows.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        event, self.changed = self.changed, asyncio.Event()
+        event.set()  # wakes every long-poll waiting on the old event
 
 
 def state(ctx: Context) -> FeedState:
@@ -145,7 +174,8 @@ async def _ensure_counter(ctx: Context) -> None:
         return
     try:
         await ctx.db[COUNTER].update_one({"_id": "seq"},
-                                         {"$setOnInsert": {"value": 0, "horizon": 0, "horizon_at": None}},
+                                         {"$setOnInsert": {"value": 0, "horizon": 0, "horizon_at": None,
+                                                           "epoch": ""}},
                                          upsert=True)
     except DuplicateKeyError:
         pass
@@ -157,7 +187,15 @@ async def _reserve(ctx: Context, n: int, session) -> int:
     # upsert: a caller's transaction may have taken its snapshot before the counter existed
     doc = await ctx.db[COUNTER].find_one_and_update({"_id": "seq"}, {"$inc": {"value": n}}, upsert=True,
                                                     return_document=ReturnDocument.AFTER, session=session)
-    return doc["value"] - n + 1
+    first = doc["value"] - n + 1
+    st = state(ctx)
+    # No other commit of the counter can come between our read and our commit (it would conflict),
+    # so the committed value we read, first - 1, is at least every value we saw committed: unless
+    # history was lost. Then these numbers are reused ones: void every token (same transaction).
+    if first - 1 < st.latest and doc.get("epoch", "") == st.epoch:
+        log.warning("feed counter at %d below the committed %d seen: new epoch", first - 1, st.latest)
+        await ctx.db[COUNTER].update_one({"_id": "seq"}, {"$set": {"epoch": new_id()}}, session=session)
+    return first
 
 
 async def _in_transaction(ctx: Context, session, work: Callable[[Any], Awaitable[int]]) -> None:
@@ -594,6 +632,7 @@ class Token(msgspec.Struct, array_like=True):
     x: str | list[str] | None = None  # None: plain changes; "*": first snapshot; [orgs]: newly visible orgs
     d: list[str] | None = None  # after a move: orgs whose items still need a delete (before anything else)
     k: str = ""  # ... the last item id deleted so far (they go in _id order)
+    e: str = ""  # the counter's epoch when issued (set by encode_token)
 
 
 _token_encoder = msgspec.json.Encoder()
@@ -619,7 +658,7 @@ def _unb64(text: str) -> bytes:
 def encode_token(ctx: Context, token: Token) -> str:
     """The token, signed: its org, orgs to add or delete and positions decide which items' ids a
     sync names, so a client must not be able to write its own (every API process shares the key)."""
-    body = _token_encoder.encode(token)
+    body = _token_encoder.encode(msgspec.structs.replace(token, e=state(ctx).epoch))
     mac = hmac.new(_token_key(ctx), body, hashlib.sha256).digest()[:16]
     return f"{_b64(body)}.{_b64(mac)}"
 
@@ -671,12 +710,30 @@ async def _current(ctx: Context) -> FeedState:
     return st
 
 
+def _void(st: FeedState, token: Token) -> bool:
+    """Issued in another epoch, or beyond the committed counter: it describes lost history."""
+    return token.e != st.epoch or max(token.s, token.b) > st.latest
+
+
 async def _load_counter(ctx: Context) -> None:
     st = state(ctx)
     doc = await ctx.db[COUNTER].find_one({"_id": "seq"})
+    if doc is not None and doc.get("epoch", "") == st.epoch and doc["value"] < st.latest:
+        log.warning("feed counter at %d below the committed %d seen: new epoch", doc["value"], st.latest)
+        await _new_epoch(ctx, st.epoch)
+        doc = await ctx.db[COUNTER].find_one({"_id": "seq"})
     st.loaded = True
-    if doc is not None:
-        st.advance(doc["value"], doc.get("horizon", 0))
+    if doc is None:
+        return
+    if doc.get("epoch", "") != st.epoch:
+        st.rewind(doc["value"], doc.get("epoch", ""))
+    st.advance(doc["value"], doc.get("horizon", 0))
+
+
+async def _new_epoch(ctx: Context, seen: str) -> None:
+    """Void every token issued so far (once, whichever process notices first)."""
+    current: Any = seen or {"$in": ["", None]}  # counters from before epochs have none
+    await ctx.db[COUNTER].update_one({"_id": "seq", "epoch": current}, {"$set": {"epoch": new_id()}})
 
 
 async def _moved(ctx: Context, principal: Principal, token: Token) -> Token:
@@ -734,12 +791,12 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
         token = decode_token(ctx, since)
         if token.m != principal.member_id:
             raise invalid("since", "This sync token belongs to another member.")
-        if max(token.s, token.b) > st.latest:
-            # Issued by another process that saw a newer counter than ours: catch up first, or the
-            # range (s, latest] would be empty and the token would move backwards.
+        if _void(st, token):
+            # Perhaps issued by another process that saw a newer counter (or epoch) than ours: catch
+            # up first. Still void: the history it describes was lost (module note).
             await _load_counter(ctx)
-            if max(token.s, token.b) > st.latest:
-                raise invalid("since", "Malformed sync token.")
+            if _void(st, token):
+                raise _expired()
     latest = st.latest  # read before any query: every change <= latest is committed
     if token.b < st.horizon and token.x != "*":
         raise _expired()
@@ -951,6 +1008,8 @@ async def sync_wait(ctx: Context, principal: Principal, since: str | None, limit
         if remaining <= 0:
             break
         token = decode_token(ctx, result.next_since)
+        if _void(st, token):
+            raise _expired()  # the counter went back (lost history) while we waited
         if st.latest <= token.s:
             event = st.changed
             try:
