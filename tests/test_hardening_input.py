@@ -229,5 +229,5 @@ def test_a_fix_less_precise_than_the_fence_proves_nothing(api):
     assert checkin(near, sid, token, location={"lat": 39.9088, "lng": 116.3976, "accuracy": 30}).status == 201
     assert api.run(api.db["study_attendance"].count_documents({"session_id": sid})) == 1
     spec = api.anonymous().ok("GET", "/openapi.json")
-    assert "location_inaccurate" in spec["paths"]["/api/v1/study/checkins"]["post"]["responses"]["default"][
+    assert "location_inaccurate" in spec["paths"]["/api/v1/study/checkins"]["post"]["responses"]["422"][
         "description"]
