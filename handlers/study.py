@@ -35,15 +35,9 @@ from schemas.study import (
     SessionPage,
     SessionPatch,
 )
-from server import (
-    spreadsheets,
-    study_attendance,
-    study_checkins,
-    study_progress,
-    study_scheme,
-    study_sessions,
-)
+from server import spreadsheets
 from server.errors import invalid
+from server.study import attendance, checkins, progress, schemes, sessions
 
 CHECKIN_ERRORS = ("session_not_found", "not_an_attendee", "checkin_not_open", "checkin_closed",
                   "session_cancelled", "qr_invalid", "qr_expired", "location_required", "location_inaccurate",
@@ -66,17 +60,17 @@ class SchemeHandler(StudyHandler):
     @openapi.endpoint("The study scheme that applies to an org (its own, inherited, or the default)",
                       responses={200: SchemeOut}, errors=("not_found",))
     async def get(self, org_id: str) -> None:
-        self.respond(await study_scheme.get(self.ctx, self.me, org_id))
+        self.respond(await schemes.get(self.ctx, self.me, org_id))
 
     @openapi.endpoint("Set an org's own study scheme (admin); its subtree inherits it", body=SchemePut,
                       responses={200: SchemeOut}, errors=("forbidden", "not_found", "invalid_request"))
     async def put(self, org_id: str) -> None:
-        self.respond(await study_scheme.put(self.ctx, self.me, org_id, self.decode_values(SchemePut)))
+        self.respond(await schemes.put(self.ctx, self.me, org_id, self.decode_values(SchemePut)))
 
     @openapi.endpoint("Drop an org's own scheme so it inherits again (admin)", responses={204: None},
                       errors=("forbidden", "not_found"))
     async def delete(self, org_id: str) -> None:
-        await study_scheme.delete(self.ctx, self.me, org_id)
+        await schemes.delete(self.ctx, self.me, org_id)
         self.no_content()
 
 
@@ -88,8 +82,8 @@ class SessionsHandler(StudyHandler):
                       errors=("forbidden", "not_found", "invalid_request"))
     @idempotent
     async def post(self) -> None:
-        session = await study_sessions.create(self.ctx, self.me, self.decode_values(SessionCreate))
-        self.respond(await study_sessions.session_out(self.ctx, self.me, session), status=201)
+        session = await sessions.create(self.ctx, self.me, self.decode_values(SessionCreate))
+        self.respond(await sessions.session_out(self.ctx, self.me, session), status=201)
 
     @openapi.endpoint("Study sessions you can see, newest first", responses={200: SessionPage},
                       query={"org_id": "sessions in this org's subtree", "from": "starts at or after (RFC 3339)",
@@ -97,10 +91,10 @@ class SessionsHandler(StudyHandler):
                       errors=("not_found",))
     async def get(self) -> None:
         limit, cursor = self.page_args()
-        items, next_cursor = await study_sessions.list_visible(
+        items, next_cursor = await sessions.list_visible(
             self.ctx, self.me, self.query_id("org_id"), self.query_time("from"), self.query_time("to"),
             limit, cursor)
-        self.respond({"items": await study_sessions.sessions_out(self.ctx, self.me, items),
+        self.respond({"items": await sessions.sessions_out(self.ctx, self.me, items),
                       "next_cursor": next_cursor})
 
 
@@ -108,16 +102,16 @@ class SessionHandler(StudyHandler):
     @openapi.endpoint("One study session, with my_attendance for the caller", responses={200: SessionOut},
                       errors=("session_not_found",))
     async def get(self, session_id: str) -> None:
-        session = await study_sessions.load_visible(self.ctx, self.me, session_id)
-        self.respond(await study_sessions.session_out(self.ctx, self.me, session))
+        session = await sessions.load_visible(self.ctx, self.me, session_id)
+        self.respond(await sessions.session_out(self.ctx, self.me, session))
 
     @openapi.endpoint("Change a session (organiser); attendees only until check-in opens", body=SessionPatch,
                       responses={200: SessionOut},
                       errors=("session_not_found", "forbidden", "session_cancelled", "attendees_fixed",
                               "invalid_request"))
     async def patch(self, session_id: str) -> None:
-        session = await study_sessions.update(self.ctx, self.me, session_id, self.decode_values(SessionPatch))
-        self.respond(await study_sessions.session_out(self.ctx, self.me, session))
+        session = await sessions.update(self.ctx, self.me, session_id, self.decode_values(SessionPatch))
+        self.respond(await sessions.session_out(self.ctx, self.me, session))
 
 
 class SessionCancelHandler(StudyHandler):
@@ -125,15 +119,15 @@ class SessionCancelHandler(StudyHandler):
                       responses={200: SessionOut}, errors=("session_not_found", "forbidden", "session_cancelled"))
     async def post(self, session_id: str) -> None:
         body = self.decode(SessionCancel)
-        session = await study_sessions.cancel(self.ctx, self.me, session_id, body.reason)
-        self.respond(await study_sessions.session_out(self.ctx, self.me, session))
+        session = await sessions.cancel(self.ctx, self.me, session_id, body.reason)
+        self.respond(await sessions.session_out(self.ctx, self.me, session))
 
 
 class QrHandler(StudyHandler):
     @openapi.endpoint("The current rotating check-in token (organiser); show it and refresh after refresh_in s",
                       responses={200: QrOut}, errors=("session_not_found", "forbidden", "session_cancelled"))
     async def get(self, session_id: str) -> None:
-        self.respond(await study_sessions.qr_token(self.ctx, self.me, session_id))
+        self.respond(await sessions.qr_token(self.ctx, self.me, session_id))
 
 
 class QrImageHandler(StudyHandler):
@@ -144,7 +138,7 @@ class QrImageHandler(StudyHandler):
         fmt = (self.query("format", "svg") or "svg").lower()
         if fmt not in ("svg", "png"):
             raise invalid("format", "format is svg or png.")
-        image = await study_sessions.qr_image(self.ctx, self.me, session_id, fmt)
+        image = await sessions.qr_image(self.ctx, self.me, session_id, fmt)
         self.set_header("Content-Type", "image/svg+xml" if fmt == "svg" else "image/png")
         self.write(image)
 
@@ -157,7 +151,7 @@ class CheckinsHandler(StudyHandler):
                       errors=CHECKIN_ERRORS)
     @idempotent
     async def post(self) -> None:
-        status, out = await study_checkins.check_in(self.ctx, self.me, self.decode_values(CheckinIn))
+        status, out = await checkins.check_in(self.ctx, self.me, self.decode_values(CheckinIn))
         self.respond(out, status=status)
 
 
@@ -165,7 +159,7 @@ class AttendanceHandler(StudyHandler):
     @openapi.endpoint("Live attendance roster of a session (organiser)", responses={200: Roster},
                       errors=("session_not_found", "forbidden"))
     async def get(self, session_id: str) -> None:
-        self.respond(await study_attendance.roster(self.ctx, self.me, session_id))
+        self.respond(await attendance.roster(self.ctx, self.me, session_id))
 
 
 class MarkHandler(StudyHandler):
@@ -175,7 +169,7 @@ class MarkHandler(StudyHandler):
                               "attendance_conflict"))
     async def put(self, session_id: str, member_id: str) -> None:
         body = self.decode(MarkIn)
-        self.respond(await study_attendance.mark(self.ctx, self.me, session_id, member_id, body.status,
+        self.respond(await attendance.mark(self.ctx, self.me, session_id, member_id, body.status,
                                                  body.reason))
 
 
@@ -187,8 +181,8 @@ class RequestsHandler(StudyHandler):
     @idempotent
     async def post(self) -> None:
         body = self.decode(RequestIn)
-        doc = await study_attendance.create_request(self.ctx, self.me, body.session_id, body.kind, body.reason)
-        self.respond(study_attendance.request_out(doc), status=201)
+        doc = await attendance.create_request(self.ctx, self.me, body.session_id, body.kind, body.reason)
+        self.respond(attendance.request_out(doc), status=201)
 
     @openapi.endpoint("Leave and make-up requests: your own, and those you decide as an organiser",
                       responses={200: RequestPage},
@@ -199,9 +193,9 @@ class RequestsHandler(StudyHandler):
         status = self.query("status", max_length=20)
         if status is not None and status not in ("pending", "approved", "rejected"):
             raise invalid("status", "status is pending, approved or rejected.")
-        items, next_cursor = await study_attendance.list_requests(self.ctx, self.me, self.query_id("session_id"),
+        items, next_cursor = await attendance.list_requests(self.ctx, self.me, self.query_id("session_id"),
                                                                   status, limit, cursor)
-        self.respond({"items": [study_attendance.request_out(d) for d in items], "next_cursor": next_cursor})
+        self.respond({"items": [attendance.request_out(d) for d in items], "next_cursor": next_cursor})
 
 
 class RequestDecisionHandler(StudyHandler):
@@ -213,8 +207,8 @@ class RequestDecisionHandler(StudyHandler):
                               "attendance_conflict"))
     async def post(self, request_id: str) -> None:
         body = self.decode(DecisionIn) if self.body.strip() else DecisionIn()  # the note is optional
-        doc = await study_attendance.decide(self.ctx, self.me, request_id, self.approve, body.note)
-        self.respond(study_attendance.request_out(doc))
+        doc = await attendance.decide(self.ctx, self.me, request_id, self.approve, body.note)
+        self.respond(attendance.request_out(doc))
 
 
 class RequestRejectHandler(RequestDecisionHandler):
@@ -229,30 +223,30 @@ class SelfStudyHandler(StudyHandler):
     @idempotent
     async def post(self) -> None:
         body = self.decode(SelfStudyIn)
-        doc = await study_checkins.log_self_study(self.ctx, self.me, body.track, body.minutes, body.material,
+        doc = await checkins.log_self_study(self.ctx, self.me, body.track, body.minutes, body.material,
                                                   body.note, body.date)
-        self.respond(study_checkins.self_study_out(doc), status=201)
+        self.respond(checkins.self_study_out(doc), status=201)
 
     @openapi.endpoint("Your own self-study entries, newest first", responses={200: SelfStudyPage},
                       query={"limit": "1..100", "cursor": "from the last page"})
     async def get(self) -> None:
         limit, cursor = self.page_args()
-        items, next_cursor = await study_checkins.list_self_study(self.ctx, self.me, limit, cursor)
-        self.respond({"items": [study_checkins.self_study_out(d) for d in items], "next_cursor": next_cursor})
+        items, next_cursor = await checkins.list_self_study(self.ctx, self.me, limit, cursor)
+        self.respond({"items": [checkins.self_study_out(d) for d in items], "next_cursor": next_cursor})
 
 
 class ProgressHandler(StudyHandler):
     @openapi.endpoint("Your progress against your org's scheme for a period", responses={200: Progress},
                       query=PERIOD_QUERY, errors=("invalid_request",))
     async def get(self) -> None:
-        self.respond(await study_progress.my_progress(self.ctx, self.me, self.query("period", max_length=10)))
+        self.respond(await progress.my_progress(self.ctx, self.me, self.query("period", max_length=10)))
 
 
 class ComplianceHandler(StudyHandler):
     @openapi.endpoint("Compliance of an org subtree for a period (organiser)", responses={200: Compliance},
                       query=PERIOD_QUERY, errors=("invalid_request", "forbidden", "not_found"))
     async def get(self, org_id: str) -> None:
-        self.respond(await study_progress.compliance(self.ctx, self.me, org_id, self.query("period", max_length=10)))
+        self.respond(await progress.compliance(self.ctx, self.me, org_id, self.query("period", max_length=10)))
 
 
 class ExportHandler(StudyHandler):
@@ -266,7 +260,7 @@ class ExportHandler(StudyHandler):
         table = self.query("table", "compliance", max_length=20)
         if table not in ("compliance", "attendance"):
             raise invalid("table", "table is compliance or attendance.")
-        body, mime, filename = await study_progress.export(self.ctx, self.me, org_id,
+        body, mime, filename = await progress.export(self.ctx, self.me, org_id,
                                                            self.query("period", max_length=10), fmt, table)
         self.send_file(body, mime, filename)
 

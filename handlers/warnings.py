@@ -6,7 +6,7 @@ from handlers import API
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.study import CloseIn, RectifyIn, ScanOut, WarningOut, WarningPage
-from server import warnings
+from server.study import rectification
 
 
 class ScanHandler(APIHandler):
@@ -16,7 +16,7 @@ class ScanHandler(APIHandler):
                       errors=("forbidden", "not_found", "invalid_request"))
     @idempotent
     async def post(self, org_id: str) -> None:
-        self.respond(await warnings.scan(self.ctx, self.me, org_id, self.query("period", max_length=10)))
+        self.respond(await rectification.scan(self.ctx, self.me, org_id, self.query("period", max_length=10)))
 
 
 class WarningsHandler(APIHandler):
@@ -26,10 +26,10 @@ class WarningsHandler(APIHandler):
                       errors=("forbidden", "not_found", "invalid_request"))
     async def get(self) -> None:
         limit, cursor = self.page_args()
-        items, next_cursor = await warnings.list_warnings(
+        items, next_cursor = await rectification.list_warnings(
             self.ctx, self.me, self.query("org_id", max_length=64), self.query("status", max_length=20),
             limit, cursor)
-        self.respond({"items": [warnings.warning_out(w) for w in items], "next_cursor": next_cursor})
+        self.respond({"items": [rectification.warning_out(w) for w in items], "next_cursor": next_cursor})
 
 
 class RectifyHandler(APIHandler):
@@ -40,8 +40,8 @@ class RectifyHandler(APIHandler):
                               "invalid_request"))
     async def post(self, warning_id: str) -> None:
         body = self.decode(RectifyIn)
-        self.respond(warnings.warning_out(
-            await warnings.rectify(self.ctx, self.me, warning_id, body.note, body.file_ids)))
+        self.respond(rectification.warning_out(
+            await rectification.rectify(self.ctx, self.me, warning_id, body.note, body.file_ids)))
 
 
 class CloseHandler(APIHandler):
@@ -49,7 +49,7 @@ class CloseHandler(APIHandler):
                       errors=("warning_not_found", "forbidden", "warning_not_rectifying"))
     async def post(self, warning_id: str) -> None:
         body = self.decode(CloseIn)
-        self.respond(warnings.warning_out(await warnings.close(self.ctx, self.me, warning_id, body.note)))
+        self.respond(rectification.warning_out(await rectification.close(self.ctx, self.me, warning_id, body.note)))
 
 
 ROUTES = [

@@ -6,7 +6,7 @@ first skips the warnings that exist, and the unique index on (org_id, member_id,
 concurrent scan's copy (the batch then runs again); the scan counts only what it really created. A period
 that has not begun cannot be scanned. Every step is audited.
 
-Members are judged by the compliance rules of server/study_progress.py. A branch is behind on a session
+Members are judged by the compliance rules of server/study/progress.py. A branch is behind on a session
 track when it held fewer sessions of that track (in its subtree, not cancelled, already begun) than the
 track requires.
 
@@ -32,15 +32,16 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from server import audit, feeds, files, orgs, study_progress, study_scheme
+from server import audit, feeds, files, orgs
 from server.context import Context
 from server.db import indexes, update_then_get
 from server.errors import ApiError, forbidden, invalid, not_found
 from server.ids import new_id
 from server.pagination import page
 from server.scope import Principal
-from server.study_sessions import COLLECTION as SESSIONS
-from server.study_sessions import MEMBERS
+from server.study import progress, schemes
+from server.study.sessions import COLLECTION as SESSIONS
+from server.study.sessions import MEMBERS
 
 COLLECTION = "study_warnings"
 STATUSES = ("open", "rectifying", "closed")
@@ -84,8 +85,8 @@ async def _branches_behind(ctx: Context, org_list: list[dict], stored: dict, per
         held[(row["_id"]["o"], row["_id"]["t"])] = row["n"]
     behind = []
     for branch in branches:
-        scheme = study_scheme.nearest(orgs.full_path(branch), stored)
-        for track, factor in study_progress.applicable(scheme, period):
+        scheme = schemes.nearest(orgs.full_path(branch), stored)
+        for track, factor in progress.applicable(scheme, period):
             need = track["min_count"] * factor
             got = held.get((branch["_id"], track["key"]), 0)
             if track["kind"] == "session" and got < need:
@@ -99,13 +100,13 @@ async def scan(ctx: Context, principal: Principal, org_id: str, period_text: str
     org = await orgs.require_role(ctx, principal, org_id, "admin")
     if period_text is None:
         raise invalid("period", "period is required: 2026-11, 2026-Q4 or 2026.")
-    period = study_progress.parse_period(period_text, ctx)
+    period = progress.parse_period(period_text, ctx)
     if period.start > ctx.now():  # everyone would be "behind" a period nobody could study in yet
         raise invalid("period", f"{period.label} has not begun yet.")
     # One read of the subtree serves the report and the member paths, so they describe the same members.
-    tree = await study_progress.subtree(ctx, org)
+    tree = await progress.subtree(ctx, org)
     org_list, members, stored = tree
-    report = await study_progress.compliance_for(ctx, org, period, tree)
+    report = await progress.compliance_for(ctx, org, period, tree)
     paths = {m["_id"]: m["org_path"] for m in members}
     found: list[dict[str, Any]] = []
     for row in report["members"]:

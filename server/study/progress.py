@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from server import orgs, spreadsheets, study_scheme, study_sessions
+from server import orgs, spreadsheets
 from server.context import Context
 from server.errors import invalid
 from server.scope import Principal
-from server.study_checkins import SELF_STUDY
-from server.study_sessions import ATTENDANCE, COLLECTION, MEMBERS
+from server.study import schemes
+from server.study.checkins import SELF_STUDY
+from server.study.sessions import ATTENDANCE, COLLECTION, MEMBERS, current_attendees, fix_attendees
 
 MONTHS = {"month": 1, "quarter": 3, "year": 12}
 STATUS_CN = {"present": "出席", "late": "迟到", "leave": "请假", "absent": "缺席"}
@@ -116,7 +117,7 @@ def judge(scheme: dict, period: Period, member_id: str, done: dict) -> tuple[boo
 
 async def my_progress(ctx: Context, principal: Principal, period_text: str | None) -> dict:
     period = parse_period(period_text, ctx)
-    scheme = await study_scheme.effective(ctx, principal.org_path)
+    scheme = await schemes.effective(ctx, principal.org_path)
     done = await done_by_member(ctx, [principal.member_id], period)
     complete, tracks = judge(scheme, period, principal.member_id, done)
     return {"period": period.label, "scheme": scheme["name"], "tracks": tracks, "complete": complete}
@@ -128,7 +129,7 @@ async def subtree(ctx: Context, org: dict) -> tuple[list[dict], list[dict], dict
         .sort("_id", 1).to_list()
     members = await ctx.db[MEMBERS].find({"org_path": org["_id"], "active": True},
                                          {"name": 1, "org_id": 1, "org_path": 1}).sort("_id", 1).to_list()
-    return [org, *descendants], members, await study_scheme.for_subtree(ctx, org)
+    return [org, *descendants], members, await schemes.for_subtree(ctx, org)
 
 
 async def compliance_for(ctx: Context, org: dict, period: Period,
@@ -139,7 +140,7 @@ async def compliance_for(ctx: Context, org: dict, period: Period,
     done = await done_by_member(ctx, [m["_id"] for m in members], period)
     member_rows = []
     for member in members:
-        scheme = study_scheme.nearest(member["org_path"], stored)
+        scheme = schemes.nearest(member["org_path"], stored)
         complete, tracks = judge(scheme, period, member["_id"], done)
         member_rows.append({"member_id": member["_id"], "name": member["name"], "org_id": member["org_id"],
                             "complete": complete, "tracks": tracks, "_path": member["org_path"]})
@@ -179,8 +180,8 @@ async def _attendance_rows(ctx: Context, org: dict, period: Period, org_names: d
     ).sort("starts_at", 1).to_list()
     rows: list[list] = []
     for session in sessions:
-        session = await study_sessions.fix_attendees(ctx, session)
-        attendees = await study_sessions.current_attendees(ctx, session)
+        session = await fix_attendees(ctx, session)
+        attendees = await current_attendees(ctx, session)
         records = {r["member_id"]: r for r in await ctx.db[ATTENDANCE].find({"session_id": session["_id"]}).to_list()}
         ids = list(dict.fromkeys([*attendees, *records]))
         people = {m["_id"]: m for m in await ctx.db[MEMBERS].find({"_id": {"$in": ids}},
@@ -206,7 +207,7 @@ async def export(ctx: Context, principal: Principal, org_id: str, period_text: s
     report = await compliance_for(ctx, org, period, tree)
     org_list, _, stored = tree
     org_names = {o["_id"]: o["name"] for o in org_list}
-    track_names = _track_names([study_scheme.DEFAULT_SCHEME, *stored.values()])
+    track_names = _track_names([schemes.DEFAULT_SCHEME, *stored.values()])
     compliance_rows = [[m["name"], org_names.get(m["org_id"], ""), t["name"], t["required_count"], t["done_count"],
                         t["required_minutes"], t["done_minutes"], "是" if t["complete"] else "否"]
                        for m in report["members"] for t in m["tracks"]]

@@ -1,7 +1,7 @@
 """Attendance for organisers (API.md §5): the live roster, manual marks, leave and make-up requests.
 
 One attendance record per (session, member), guaranteed by the unique index declared in
-server/study_sessions.py. Every change an organiser makes to someone's record goes to the audit log and
+server/study/sessions.py. Every change an organiser makes to someone's record goes to the audit log and
 to the append-only check-in event log with its source (`organiser` or `request`).
 
 A decision on a leave or make-up request, and a manual mark, tell the member with a personal notice in their
@@ -16,14 +16,15 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from server import audit, feeds, study_sessions
+from server import audit, feeds
 from server.context import Context
 from server.db import indexes, update_then_get
 from server.errors import ApiError, forbidden, not_found
 from server.ids import new_id
 from server.pagination import page
 from server.scope import Principal
-from server.study_sessions import ATTENDANCE, MEMBERS
+from server.study import sessions
+from server.study.sessions import ATTENDANCE, MEMBERS
 
 EVENTS = "study_checkin_events"
 REQUESTS = "study_requests"
@@ -98,11 +99,11 @@ async def set_status(ctx: Context, session: dict, member: dict, status: str, *, 
 
 
 async def _with_retry(ctx: Context, work) -> Any:
-    """One transaction (study_sessions.in_transaction), run again when a concurrent check-in's insert of the
+    """One transaction (sessions.in_transaction), run again when a concurrent check-in's insert of the
     same attendance record made it fail with a duplicate key."""
     for _ in range(ATTEMPTS):
         try:
-            return await study_sessions.in_transaction(ctx, work)
+            return await sessions.in_transaction(ctx, work)
         except DuplicateKeyError:
             continue
     raise ApiError(409, "attendance_conflict", "The record changed meanwhile; try again.")
@@ -124,8 +125,8 @@ async def _member_in_session_org(ctx: Context, session: dict, member_id: str) ->
 
 async def mark(ctx: Context, principal: Principal, session_id: str, member_id: str, status: str,
                reason: str) -> dict:
-    session = await study_sessions.load_organised(ctx, principal, session_id)
-    study_sessions.require_not_cancelled(session)
+    session = await sessions.load_organised(ctx, principal, session_id)
+    sessions.require_not_cancelled(session)
     member = await _member_in_session_org(ctx, session, member_id)
 
     async def work(txn) -> dict:
@@ -147,8 +148,8 @@ async def mark(ctx: Context, principal: Principal, session_id: str, member_id: s
 
 
 async def roster(ctx: Context, principal: Principal, session_id: str) -> dict:
-    session = await study_sessions.load_organised(ctx, principal, session_id)
-    attendees = await study_sessions.current_attendees(ctx, session)
+    session = await sessions.load_organised(ctx, principal, session_id)
+    attendees = await sessions.current_attendees(ctx, session)
     records = {r["member_id"]: r for r in await ctx.db[ATTENDANCE].find({"session_id": session_id}).to_list()}
     ids = list(dict.fromkeys([*attendees, *records]))
     names = {m["_id"]: m for m in await ctx.db[MEMBERS].find({"_id": {"$in": ids}},
@@ -176,16 +177,16 @@ def request_out(doc: dict) -> dict:
 
 
 async def create_request(ctx: Context, principal: Principal, session_id: str, kind: str, reason: str) -> dict:
-    session = await study_sessions.load_visible(ctx, principal, session_id)
-    study_sessions.require_not_cancelled(session)
-    if not study_sessions.is_attendee(session, principal.member_id, principal.org_path):
+    session = await sessions.load_visible(ctx, principal, session_id)
+    sessions.require_not_cancelled(session)
+    if not sessions.is_attendee(session, principal.member_id, principal.org_path):
         raise ApiError(403, "not_an_attendee", "You are not on this session's attendee list.")
     record = await ctx.db[ATTENDANCE].find_one({"session_id": session_id, "member_id": principal.member_id})
     if record is not None and record["status"] in ("present", "late"):
         raise ApiError(409, "already_checked_in", "You attended this session already.")
     doc = {"_id": new_id(), "session_id": session_id, "member_id": principal.member_id,
            "org_path": session["org_path"], "kind": kind, "reason": reason, "status": "pending",
-           "pending_key": f"{session_id}:{principal.member_id}", "created_at": study_sessions.utc(ctx.now())}
+           "pending_key": f"{session_id}:{principal.member_id}", "created_at": sessions.utc(ctx.now())}
     try:
         await ctx.db[REQUESTS].insert_one(doc)
     except DuplicateKeyError:
@@ -198,7 +199,7 @@ async def _load_request_for_organiser(ctx: Context, principal: Principal, reques
     if doc is None:
         raise not_found("request_not_found", "study request")
     try:
-        session = await study_sessions.load_visible(ctx, principal, doc["session_id"])
+        session = await sessions.load_visible(ctx, principal, doc["session_id"])
     except ApiError:
         raise not_found("request_not_found", "study request") from None
     if not principal.organises(session["org_path"]):
@@ -211,7 +212,7 @@ async def _load_request_for_organiser(ctx: Context, principal: Principal, reques
 async def decide(ctx: Context, principal: Principal, request_id: str, approve: bool, note: str | None) -> dict:
     doc, session = await _load_request_for_organiser(ctx, principal, request_id)
     if approve:
-        study_sessions.require_not_cancelled(session)
+        sessions.require_not_cancelled(session)
     status = "approved" if approve else "rejected"
     member = await ctx.db[MEMBERS].find_one({"_id": doc["member_id"]}, {"org_path": 1})
 

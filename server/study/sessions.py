@@ -27,13 +27,14 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import PyMongoError
 
-from server import audit, feeds, orgs, qr, study_scheme
+from server import audit, feeds, orgs, qr
 from server.context import Context
 from server.db import indexes, update_then_get
 from server.errors import ApiError, invalid, not_found
 from server.ids import new_id
 from server.pagination import page
 from server.scope import Principal
+from server.study import schemes
 
 COLLECTION = "study_sessions"
 ATTENDANCE = "study_attendance"
@@ -290,8 +291,8 @@ async def _explicit_attendees(ctx: Context, org_id: str, ids: list[str]) -> list
 
 
 async def _require_session_track(ctx: Context, org: dict, key: str) -> dict:
-    scheme = await study_scheme.effective(ctx, orgs.full_path(org))
-    track = study_scheme.track(scheme, key)
+    scheme = await schemes.effective(ctx, orgs.full_path(org))
+    track = schemes.track(scheme, key)
     if track is None or track["kind"] != "session":
         raise invalid("track", f"{key!r} is not a session track of the scheme {scheme['name']!r}.")
     return track
@@ -405,7 +406,7 @@ async def cancel(ctx: Context, principal: Principal, session_id: str, reason: st
     cancelled = await in_transaction(ctx, work)
     # A check-in that read the session before the cancellation may insert its record after the transaction's
     # snapshot: sweep again now it has committed. Any record inserted later is caught by the check-in itself,
-    # which reads the session's status after its insert (study_checkins._follow_session).
+    # which reads the session's status after its insert (checkins._follow_session).
     try:
         await ctx.db[ATTENDANCE].update_many({"session_id": session_id, "cancelled": False},
                                              {"$set": {"cancelled": True}})

@@ -27,14 +27,15 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from server import qr, study_attendance, study_scheme, study_sessions
+from server import qr
 from server.context import Context
 from server.db import indexes
 from server.errors import ApiError, invalid
 from server.ids import new_id
 from server.pagination import page
 from server.scope import Principal
-from server.study_sessions import ATTENDANCE, COLLECTION, QR_PURPOSE
+from server.study import attendance, schemes, sessions
+from server.study.sessions import ATTENDANCE, COLLECTION, QR_PURPOSE
 
 OFFLINE_LIMIT = timedelta(hours=24)
 CLOCK_SKEW = timedelta(minutes=2)  # a phone's clock may run a little ahead of ours
@@ -57,7 +58,7 @@ def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
 
 
 def _already(record: dict) -> dict:
-    return {"result": "already_checked_in", **study_attendance.attendance_out(record)}
+    return {"result": "already_checked_in", **attendance.attendance_out(record)}
 
 
 def _refuse(status: int, code: str, detail: str) -> ApiError:
@@ -66,14 +67,14 @@ def _refuse(status: int, code: str, detail: str) -> ApiError:
 
 def _check_rules(session: dict, principal: Principal, body: dict, now: datetime) -> tuple[datetime, bool]:
     """Apply the rules that need no database; returns (the moment judged, offline)."""
-    study_sessions.require_not_cancelled(session)
-    if not study_sessions.is_attendee(session, principal.member_id, principal.org_path):
+    sessions.require_not_cancelled(session)
+    if not sessions.is_attendee(session, principal.member_id, principal.org_path):
         raise _refuse(403, "not_an_attendee", "You are not on this session's attendee list.")
     client_time = body.get("client_time")
     offline = client_time is not None
     at = now
     if offline:
-        at = study_sessions.utc(client_time)
+        at = sessions.utc(client_time)
         if at > now + CLOCK_SKEW:
             raise invalid("client_time", "client_time lies in the future.")
         if now - at > OFFLINE_LIMIT:
@@ -99,7 +100,7 @@ def _check_rules(session: dict, principal: Principal, body: dict, now: datetime)
 
 
 async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[int, dict]:
-    now = study_sessions.utc(ctx.now())
+    now = sessions.utc(ctx.now())
     session_id = body["session_id"]
     session: dict | None = None
     method = "qr"
@@ -107,10 +108,10 @@ async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[int,
                            "device_id": body.get("device_id"), "location": body.get("location")}
     try:
         session = await ctx.db[COLLECTION].find_one(
-            {"$and": [{"_id": session_id}, study_sessions.visible_filter(principal)]})
+            {"$and": [{"_id": session_id}, sessions.visible_filter(principal)]})
         if session is None:
-            raise study_sessions.session_not_found()
-        session = await study_sessions.fix_attendees(ctx, session)
+            raise sessions.session_not_found()
+        session = await sessions.fix_attendees(ctx, session)
         method = "+".join(session["methods"])
         try:
             at, offline = _check_rules(session, principal, body, now)
@@ -134,7 +135,7 @@ async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[int,
 
 async def _log(ctx: Context, session: dict | None, session_id: str, principal: Principal, method: str,
                result: str, log: dict, status: str | None = None) -> None:
-    await study_attendance.log_event(ctx, session=session, session_id=session_id, member_id=principal.member_id,
+    await attendance.log_event(ctx, session=session, session_id=session_id, member_id=principal.member_id,
                                      source="member", method=method, result=result, status=status,
                                      actor_id=principal.member_id, **log)
 
@@ -146,7 +147,7 @@ async def _record(ctx: Context, principal: Principal, session: dict, at: datetim
                "offline": offline, "device_id": body.get("device_id"), "reason": None, "updated_at": now}
     if "geo" in session["methods"] and body.get("location") is not None:
         checkin["location"] = body["location"]
-    record = {"_id": new_id(), **study_attendance.record_fields(session, principal.member_id, principal.org_path),
+    record = {"_id": new_id(), **attendance.record_fields(session, principal.member_id, principal.org_path),
               **checkin, "created_at": now}
     try:
         await ctx.db[ATTENDANCE].insert_one(record)
@@ -154,14 +155,14 @@ async def _record(ctx: Context, principal: Principal, session: dict, at: datetim
         pass
     else:
         await _follow_session(ctx, session, record)
-        return 201, {"result": "ok", **study_attendance.attendance_out(record)}
+        return 201, {"result": "ok", **attendance.attendance_out(record)}
     key = {"session_id": session["_id"], "member_id": principal.member_id}
     # An earlier leave/absent mark is superseded by really turning up; a present/late record stands.
     upgraded = await ctx.db[ATTENDANCE].update_one({**key, "status": {"$in": ["leave", "absent"]}},
                                                    {"$set": checkin})
     first = await ctx.db[ATTENDANCE].find_one(key)
     if upgraded.modified_count:
-        return 201, {"result": "ok", **study_attendance.attendance_out(first)}
+        return 201, {"result": "ok", **attendance.attendance_out(first)}
     return 200, _already(first)
 
 
@@ -172,7 +173,7 @@ async def _follow_session(ctx: Context, session: dict, record: dict) -> None:
     now = await ctx.db[COLLECTION].find_one({"_id": session["_id"]}, {"status": 1, "starts_at": 1, "ends_at": 1})
     if now is None:
         return
-    fields = study_attendance.record_fields({**session, **now}, record["member_id"], record["member_org_path"])
+    fields = attendance.record_fields({**session, **now}, record["member_id"], record["member_org_path"])
     changed = {k: fields[k] for k in ("cancelled", "starts_at", "minutes") if fields[k] != record[k]}
     if changed:
         await ctx.db[ATTENDANCE].update_one({"_id": record["_id"]}, {"$set": changed})
@@ -190,8 +191,8 @@ def self_study_out(doc: dict, day_total: int | None = None) -> dict:
 
 async def log_self_study(ctx: Context, principal: Principal, track: str, minutes: int, material: str,
                          note: str | None, day: date) -> dict:
-    scheme = await study_scheme.effective(ctx, principal.org_path)
-    spec = study_scheme.track(scheme, track)
+    scheme = await schemes.effective(ctx, principal.org_path)
+    spec = schemes.track(scheme, track)
     if spec is None or spec["kind"] != "self_study":
         raise invalid("track", f"{track!r} is not a self-study track of the scheme {scheme['name']!r}.")
     today = ctx.now().astimezone(ctx.settings.tz).date()
@@ -201,7 +202,7 @@ async def log_self_study(ctx: Context, principal: Principal, track: str, minutes
         raise invalid("date", f"Self-study is logged within {BACKDATE_DAYS} days.")
     doc = {"_id": new_id(), "member_id": principal.member_id, "member_org_path": list(principal.org_path),
            "track": track, "minutes": minutes, "material": material, "note": note, "date": day.isoformat(),
-           "day_total_minutes": 0, "created_at": study_sessions.utc(ctx.now())}  # as stored: to the ms
+           "day_total_minutes": 0, "created_at": sessions.utc(ctx.now())}  # as stored: to the ms
     counter = f"{principal.member_id}:{day.isoformat()}"
     await _open_day(ctx, counter)
 
