@@ -21,10 +21,11 @@ from server.context import Context
 from server.db import indexes, update_then_get
 from server.errors import ApiError, forbidden, not_found
 from server.ids import new_id
+from server.members import COLLECTION as MEMBERS
 from server.pagination import page
 from server.scope import Principal
 from server.study import sessions
-from server.study.sessions import ATTENDANCE, MEMBERS
+from server.study.sessions import ATTENDANCE
 
 EVENTS = "study_checkin_events"
 REQUESTS = "study_requests"
@@ -182,7 +183,7 @@ async def create_request(ctx: Context, principal: Principal, session_id: str, ki
     if not sessions.is_attendee(session, principal.member_id, principal.org_path):
         raise ApiError(403, "not_an_attendee", "You are not on this session's attendee list.")
     record = await ctx.db[ATTENDANCE].find_one({"session_id": session_id, "member_id": principal.member_id})
-    if record is not None and record["status"] in ("present", "late"):
+    if record is not None and record["status"] in ATTENDED:
         raise ApiError(409, "already_checked_in", "You attended this session already.")
     doc = {"_id": new_id(), "session_id": session_id, "member_id": principal.member_id,
            "org_path": session["org_path"], "kind": kind, "reason": reason, "status": "pending",

@@ -35,7 +35,8 @@ from server.ids import new_id
 from server.pagination import page
 from server.scope import Principal
 from server.study import attendance, schemes, sessions
-from server.study.sessions import ATTENDANCE, COLLECTION, QR_PURPOSE
+from server.study.sessions import ATTENDANCE, QR_PURPOSE
+from server.study.sessions import COLLECTION as SESSIONS
 
 OFFLINE_LIMIT = timedelta(hours=24)
 CLOCK_SKEW = timedelta(minutes=2)  # a phone's clock may run a little ahead of ours
@@ -107,7 +108,7 @@ async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[int,
     log: dict[str, Any] = {"client_time": body.get("client_time"), "offline": body.get("client_time") is not None,
                            "device_id": body.get("device_id"), "location": body.get("location")}
     try:
-        session = await ctx.db[COLLECTION].find_one(
+        session = await ctx.db[SESSIONS].find_one(
             {"$and": [{"_id": session_id}, sessions.visible_filter(principal)]})
         if session is None:
             raise sessions.session_not_found()
@@ -121,7 +122,7 @@ async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[int,
                 # A retry after a success answers with the first record, whatever the clock says now.
                 record = await ctx.db[ATTENDANCE].find_one({"session_id": session_id,
                                                            "member_id": principal.member_id})
-                if record is not None and record["status"] in ("present", "late"):
+                if record is not None and record["status"] in attendance.ATTENDED:
                     await _log(ctx, session, session_id, principal, method, "already_checked_in", log)
                     return 200, _already(record)
             raise
@@ -170,7 +171,7 @@ async def _follow_session(ctx: Context, session: dict, record: dict) -> None:
     """A cancellation or a move that committed between our read of the session and our insert has already
     updated the session's records and missed this one: bring it in line, so it never counts for a cancelled
     session nor in the wrong period."""
-    now = await ctx.db[COLLECTION].find_one({"_id": session["_id"]}, {"status": 1, "starts_at": 1, "ends_at": 1})
+    now = await ctx.db[SESSIONS].find_one({"_id": session["_id"]}, {"status": 1, "starts_at": 1, "ends_at": 1})
     if now is None:
         return
     fields = attendance.record_fields({**session, **now}, record["member_id"], record["member_org_path"])

@@ -18,13 +18,15 @@ from typing import Any
 from server import orgs, spreadsheets
 from server.context import Context
 from server.errors import invalid
+from server.members import COLLECTION as MEMBERS
 from server.scope import Principal
 from server.study import schemes
+from server.study.attendance import ATTENDED, STATUS_ZH
 from server.study.checkins import SELF_STUDY
-from server.study.sessions import ATTENDANCE, COLLECTION, MEMBERS, current_attendees, fix_attendees
+from server.study.sessions import ATTENDANCE, current_attendees, fix_attendees
+from server.study.sessions import COLLECTION as SESSIONS
 
 MONTHS = {"month": 1, "quarter": 3, "year": 12}
-STATUS_CN = {"present": "出席", "late": "迟到", "leave": "请假", "absent": "缺席"}
 SOURCE_CN = {"member": "本人签到", "organiser": "组织者标记", "request": "请假/补学审批"}
 _PERIOD = re.compile(r"^(?P<year>\d{4})(?:-(?:(?P<month>0[1-9]|1[0-2])|Q(?P<quarter>[1-4])))?$")
 
@@ -85,7 +87,7 @@ async def done_by_member(ctx: Context, member_ids: list[str], period: Period) ->
         who: Any = chunk[0] if len(chunk) == 1 else {"$in": chunk}
         attended = [
             {"$match": {"member_id": who, "starts_at": {"$gte": period.start, "$lt": period.end},
-                        "status": {"$in": ["present", "late"]}, "cancelled": {"$ne": True}}},
+                        "status": {"$in": list(ATTENDED)}, "cancelled": {"$ne": True}}},
             {"$group": {"_id": {"m": "$member_id", "t": "$track"}, "count": {"$sum": 1},
                         "minutes": {"$sum": "$minutes"}}},
         ]
@@ -174,7 +176,7 @@ def _local(moment: datetime | None, ctx: Context) -> str:
 
 async def _attendance_rows(ctx: Context, org: dict, period: Period, org_names: dict[str, str],
                            track_names: dict[str, str]) -> list[list]:
-    sessions = await ctx.db[COLLECTION].find(
+    sessions = await ctx.db[SESSIONS].find(
         {"org_path": org["_id"], "status": "scheduled",  # sessions held so far in the period
          "starts_at": {"$gte": period.start, "$lt": min(period.end, ctx.now())}}
     ).sort("starts_at", 1).to_list()
@@ -191,7 +193,7 @@ async def _attendance_rows(ctx: Context, org: dict, period: Period, org_names: d
             status = record["status"] if record else "absent"
             rows.append([session["title"], track_names.get(session["track"], session["track"]),
                          _local(session["starts_at"], ctx), person.get("name", ""),
-                         org_names.get(person.get("org_id"), ""), STATUS_CN[status],
+                         org_names.get(person.get("org_id"), ""), STATUS_ZH[status],
                          _local(record.get("checked_in_at") if record else None, ctx),
                          record["method"] if record else "", "是" if record and record.get("offline") else "否",
                          SOURCE_CN.get(record["source"], record["source"]) if record else "",

@@ -37,11 +37,11 @@ from server.context import Context
 from server.db import indexes, update_then_get
 from server.errors import ApiError, forbidden, invalid, not_found
 from server.ids import new_id
+from server.members import COLLECTION as MEMBERS
 from server.pagination import page
 from server.scope import Principal
 from server.study import progress, schemes
 from server.study.sessions import COLLECTION as SESSIONS
-from server.study.sessions import MEMBERS
 
 COLLECTION = "study_warnings"
 STATUSES = ("open", "rectifying", "closed")

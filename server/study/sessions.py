@@ -32,13 +32,13 @@ from server.context import Context
 from server.db import indexes, update_then_get
 from server.errors import ApiError, invalid, not_found
 from server.ids import new_id
+from server.members import COLLECTION as MEMBERS
 from server.pagination import page
 from server.scope import Principal
 from server.study import schemes
 
 COLLECTION = "study_sessions"
 ATTENDANCE = "study_attendance"
-MEMBERS = "members"
 QR_PURPOSE = "study"
 DEFAULT_OPEN_BEFORE = timedelta(minutes=30)
 FEED_KIND = "study_session"
