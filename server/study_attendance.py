@@ -98,8 +98,8 @@ async def set_status(ctx: Context, session: dict, member: dict, status: str, *, 
 
 
 async def _with_retry(ctx: Context, work) -> Any:
-    """One transaction, run again when a concurrent check-in's insert of the
-    same attendance record made it fail with a duplicate key."""
+    """One transaction, run again when a concurrent check-in's insert of the same attendance record made it
+    fail with a duplicate key."""
     for _ in range(ATTEMPTS):
         try:
             return await transaction(ctx, work)
