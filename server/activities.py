@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from server import audit, feeds, files, members, orgs, programmes, qr, signups
 from server.context import Context
-from server.db import indexes
+from server.db import indexes, transaction
 from server.errors import ApiError, conflict, invalid
 from server.ids import new_id
 from server.pagination import page
@@ -192,12 +192,12 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
 
 
 async def _attach_cover(ctx: Context, principal: Principal, act: dict,
-                        session: AsyncClientSession | None = None) -> None:
+                        txn: AsyncClientSession | None = None) -> None:
     """The cover image is a file (API.md §8) the organiser uploaded; members who see the activity may fetch it."""
-    await files.detach(ctx, ref_kind="activity", ref_id=act["_id"], session=session)
+    await files.detach(ctx, ref_kind="activity", ref_id=act["_id"], txn=txn)
     if act.get("cover_file_id"):
         await files.attach(ctx, principal, [act["cover_file_id"]], ref_kind="activity", ref_id=act["_id"],
-                           session=session)
+                           txn=txn)
 
 
 async def patch(ctx: Context, principal: Principal, activity_id: str, changes: dict) -> dict:
@@ -210,24 +210,22 @@ async def patch(ctx: Context, principal: Principal, activity_id: str, changes: d
     def check(current: dict) -> None:
         check_times({**current, **changes})
 
-    async def after(session: AsyncClientSession, act: dict, promoted: list[str]) -> None:
+    async def after(txn: AsyncClientSession, act: dict, promoted: list[str]) -> None:
         if "ends_at" in changes:  # a moved end: no-shows are judged against the new one
             await ctx.db[signups.COLLECTION].update_many(
                 {"activity_id": activity_id, "attendance": "no_show"}, {"$set": {"attendance": None}},
-                session=session)
+                session=txn)
         if "cover_file_id" in changes:
-            await _attach_cover(ctx, principal, act, session)
+            await _attach_cover(ctx, principal, act, txn)
         if act["status"] == "published" and FEED_FIELDS & changes.keys():
-            await _publish_feed(ctx, act, session)
-        await _tell_promoted(ctx, session, act, promoted)
+            await _publish_feed(ctx, act, txn)
+        await _tell_promoted(ctx, txn, act, promoted)
         await audit.record(ctx, actor_id=principal.member_id, action="activity.update", target_kind="activity",
                            target_id=activity_id, org_path=act["org_path"],
-                           changes={"fields": sorted(changes), "promoted": promoted}, session=session)
+                           changes={"fields": sorted(changes), "promoted": promoted}, txn=txn)
 
     stored = {**changes, "closed_out": False} if "ends_at" in changes else changes
     new, promoted = await signups.apply_changes(ctx, activity_id, stored, check, after)
-    if promoted or (new["status"] == "published" and FEED_FIELDS & changes.keys()):
-        await feeds.committed(ctx)
     if promoted or "ends_at" in changes:  # members confirmed (or an end moved) after the activity ended
         await _close_out(ctx, new, again=True)
     return new
@@ -237,39 +235,34 @@ async def publish(ctx: Context, principal: Principal, activity_id: str) -> dict:
     """Draft → published, and the activity's item in the feed of its org subtree, in one transaction."""
     await get_managed(ctx, principal, activity_id)
 
-    async def work(session: AsyncClientSession) -> tuple[dict, bool]:
-        act = await ctx.db[COLLECTION].find_one({"_id": activity_id}, session=session)
+    async def work(txn: AsyncClientSession) -> dict:
+        act = await ctx.db[COLLECTION].find_one({"_id": activity_id}, session=txn)
         if act["status"] == "cancelled":
             raise conflict("activity_cancelled", "This activity has been cancelled.")
         if act["status"] == "published":
-            return act, False
+            return act
         now = signups.now_ms(ctx)
         published = {"status": "published", "listed": True, "published_at": now, "updated_at": now}
-        await ctx.db[COLLECTION].update_one({"_id": activity_id}, {"$set": published}, session=session)
+        await ctx.db[COLLECTION].update_one({"_id": activity_id}, {"$set": published}, session=txn)
         act = {**act, **published}
-        await _publish_feed(ctx, act, session)
-        return act, True
+        await _publish_feed(ctx, act, txn)
+        return act
 
-    act, changed = await signups.in_transaction(ctx, activity_id, work)
-    if changed:
-        await feeds.committed(ctx)
-    return act
+    return await signups.in_transaction(ctx, activity_id, work)
 
 
 async def cancel(ctx: Context, principal: Principal, activity_id: str, reason: str) -> dict:
     await get_managed(ctx, principal, activity_id)
 
-    async def after(session: AsyncClientSession, act: dict, signed_up: list[str]) -> None:
+    async def after(txn: AsyncClientSession, act: dict, signed_up: list[str]) -> None:
         if act.get("published_at"):  # members saw it: their feed item now says it is cancelled
-            await _publish_feed(ctx, act, session)
-        await _tell_cancelled(ctx, session, act, signed_up)
+            await _publish_feed(ctx, act, txn)
+        await _tell_cancelled(ctx, txn, act, signed_up)
         await audit.record(ctx, actor_id=principal.member_id, action="activity.cancel", target_kind="activity",
                            target_id=activity_id, org_path=act["org_path"],
-                           changes={"signed_up": len(signed_up)}, reason=reason or None, session=session)
+                           changes={"signed_up": len(signed_up)}, reason=reason or None, txn=txn)
 
-    act, changed = await signups.cancel_activity(ctx, activity_id, reason, after)
-    if changed:
-        await feeds.committed(ctx)
+    act, _ = await signups.cancel_activity(ctx, activity_id, reason, after)
     return act
 
 
@@ -337,11 +330,10 @@ async def sign_up(ctx: Context, principal: Principal, activity_id: str, answers:
 async def withdraw(ctx: Context, principal: Principal, activity_id: str) -> None:
     act = await get_visible(ctx, principal, activity_id)
 
-    async def tell(session: AsyncClientSession, current: dict, promoted: list[str]) -> None:
-        await _tell_promoted(ctx, session, current, promoted)
+    async def tell(txn: AsyncClientSession, current: dict, promoted: list[str]) -> None:
+        await _tell_promoted(ctx, txn, current, promoted)
 
-    if await signups.leave(ctx, act["_id"], principal.member_id, tell):
-        await feeds.committed(ctx)
+    await signups.leave(ctx, act["_id"], principal.member_id, tell)
 
 
 ROSTER_GROUPS = ("confirmed", "waitlisted", "cancelled")
@@ -459,14 +451,13 @@ async def give_feedback(ctx: Context, principal: Principal, activity_id: str, ra
     doc = {"_id": new_id(), "activity_id": activity_id, "member_id": principal.member_id, "rating": rating,
            "comment": comment, "created_at": signups.now_ms(ctx)}
 
-    async def work(session: AsyncClientSession) -> None:  # the feedback and the flag, both or neither
-        await ctx.db[FEEDBACK].insert_one(doc, session=session)
+    async def work(txn: AsyncClientSession) -> None:  # the feedback and the flag, both or neither
+        await ctx.db[FEEDBACK].insert_one(doc, session=txn)
         await ctx.db[signups.COLLECTION].update_one({"_id": signup["_id"]}, {"$set": {"feedback_given": True}},
-                                                    session=session)
+                                                    session=txn)
 
     try:
-        async with ctx.client.start_session() as session:
-            await session.with_transaction(work)
+        await transaction(ctx, work)
     except DuplicateKeyError:
         raise conflict("feedback_exists", "You have already left feedback for this activity.") from None
     return feedback_out(doc)
@@ -504,31 +495,31 @@ def feed_summary(ctx: Context, act: dict) -> str:
     return " · ".join(p for p in parts if p)
 
 
-async def _publish_feed(ctx: Context, act: dict, session: AsyncClientSession) -> None:
+async def _publish_feed(ctx: Context, act: dict, txn: AsyncClientSession) -> None:
     """The activity's feed item for its org subtree, as the activity now is (cancelled: marked, expiring at the end)."""
     cancelled = act["status"] == "cancelled"
     await feeds.publish_item(
         ctx, kind=FEED_KIND, ref_id=act["_id"], org_id=act["org_id"],
         title=f"【已取消】{act['title']}" if cancelled else act["title"], summary=feed_summary(ctx, act),
-        published_at=act["published_at"], expires_at=act["ends_at"] if cancelled else None, session=session)
+        published_at=act["published_at"], expires_at=act["ends_at"] if cancelled else None, txn=txn)
 
 
-async def _tell_promoted(ctx: Context, session: AsyncClientSession, act: dict, promoted: list[str]) -> None:
+async def _tell_promoted(ctx: Context, txn: AsyncClientSession, act: dict, promoted: list[str]) -> None:
     if promoted:
         await _notify(ctx, promoted, title=f"候补转正：{act['title']}",
-                      summary="有名额空出，您已从候补转为正式报名。", act=act, session=session)
+                      summary="有名额空出，您已从候补转为正式报名。", act=act, txn=txn)
 
 
-async def _tell_cancelled(ctx: Context, session: AsyncClientSession, act: dict, signed_up: list[str]) -> None:
+async def _tell_cancelled(ctx: Context, txn: AsyncClientSession, act: dict, signed_up: list[str]) -> None:
     if signed_up:
         reason = act.get("cancel_reason") or ""
         await _notify(ctx, signed_up, title=f"活动取消：{act['title']}",
                       summary="您报名的活动已取消。" + (f"原因：{reason}" if reason else ""), act=act,
-                      session=session)
+                      txn=txn)
 
 
 async def _notify(ctx: Context, member_ids: list[str], *, title: str, summary: str, act: dict,
-                  session: AsyncClientSession) -> None:
+                  txn: AsyncClientSession) -> None:
     """A notice in each member's feed, written in the caller's transaction (so it exists iff the change does)."""
     await feeds.notify(ctx, member_ids, title=title, summary=summary, ref_kind="activity", ref_id=act["_id"],
-                       org_id=act["org_id"], session=session)
+                       org_id=act["org_id"], txn=txn)

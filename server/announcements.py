@@ -17,7 +17,7 @@ from pymongo import ASCENDING, IndexModel
 
 from server import feeds, files, orgs
 from server.context import Context
-from server.db import indexes
+from server.db import indexes, transaction
 from server.errors import ApiError, forbidden, invalid, not_found
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
@@ -86,29 +86,25 @@ async def _write(ctx: Context, principal: Principal, announcement_id: str,
     `build(current)` makes the new document from the current one (None when creating); it runs
     on a fresh read inside the transaction, so concurrent edits each apply and each add a version.
     """
-    out: list[dict] = []
 
-    async def callback(s) -> None:
+    async def work(txn) -> dict:
         coll = ctx.db[COLLECTION]
-        current = await coll.find_one({"_id": announcement_id}, session=s)
+        current = await coll.find_one({"_id": announcement_id}, session=txn)
         if current is not None and current["state"] != "active":
             raise _missing()
         doc = build(current)
         if current is None:
-            await coll.insert_one(doc, session=s)
+            await coll.insert_one(doc, session=txn)
         else:
-            await coll.replace_one({"_id": announcement_id}, doc, session=s)
+            await coll.replace_one({"_id": announcement_id}, doc, session=txn)
         if current is None or current["file_ids"] != doc["file_ids"]:
-            await files.detach(ctx, ref_kind=REF_KIND, ref_id=announcement_id, session=s)
+            await files.detach(ctx, ref_kind=REF_KIND, ref_id=announcement_id, txn=txn)
             await files.attach(ctx, principal, doc["file_ids"], ref_kind=REF_KIND, ref_id=announcement_id,
-                               session=s)
-        await feeds.publish_announcement(ctx, doc, session=s)
-        out[:] = [doc]
+                               txn=txn)
+        await feeds.publish_announcement(ctx, doc, txn=txn)
+        return doc
 
-    async with ctx.client.start_session() as session:
-        await session.with_transaction(callback)
-    await feeds.committed(ctx)
-    return out[0]
+    return await transaction(ctx, work)
 
 
 async def create(ctx: Context, principal: Principal, body: dict) -> dict:
@@ -168,19 +164,17 @@ async def retract(ctx: Context, principal: Principal, announcement_id: str) -> N
     """Withdraw it: gone for every member (a sync delete), its files no longer shared through it."""
     doc = await _for_organiser(ctx, principal, announcement_id)
 
-    async def callback(s) -> None:
+    async def work(txn) -> None:
         result = await ctx.db[COLLECTION].update_one(
             {"_id": doc["_id"], "state": "active"},
             {"$set": {"state": "retracted", "updated_at": ctx.now(), "updated_by": principal.member_id}},
-            session=s)
+            session=txn)
         if result.matched_count == 0:
             raise _missing()
-        await files.detach(ctx, ref_kind=REF_KIND, ref_id=doc["_id"], session=s)
-        await feeds.retract_item(ctx, kind="announcement", ref_id=doc["_id"], session=s)
+        await files.detach(ctx, ref_kind=REF_KIND, ref_id=doc["_id"], txn=txn)
+        await feeds.retract_item(ctx, kind="announcement", ref_id=doc["_id"], txn=txn)
 
-    async with ctx.client.start_session() as session:
-        await session.with_transaction(callback)
-    await feeds.committed(ctx)
+    await transaction(ctx, work)
 
 
 async def _for_audience(ctx: Context, principal: Principal, announcement_id: str) -> dict:

@@ -29,7 +29,7 @@ async def record(
     org_path: list[str],
     changes: dict[str, Any] | None = None,
     reason: str | None = None,
-    session=None,
+    txn=None,
 ) -> None:
     """Append one entry. Nothing ever updates or deletes these documents."""
     await ctx.db[COLLECTION].insert_one(
@@ -44,5 +44,5 @@ async def record(
             "changes": changes or {},
             "reason": reason,
         },
-        session=session,
+        session=txn,
     )

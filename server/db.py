@@ -10,13 +10,31 @@ inherit the client's concerns) is journaled, and on a replica set on a majority 
 failover; reads, including those inside transactions, see only majority-committed data, never a
 write a failover may roll back (the feed counter relies on this: server/feeds.py). The embedded
 SecantusDB honours `j` only when started with `--sync-on-commit` (server/embedded.py).
+
+The unit of work
+----------------
+Every transaction runs through `transaction(ctx, work)`: it opens the database session (`txn`,
+the only name it has in this code; "session" means a study session) and runs `work(txn)` with
+PyMongo's `with_transaction`, which aborts on any error and runs the whole of `work` again, on a
+fresh snapshot, after a transient one (a write conflict, say: the feed counter and the sign-up
+transactions rely on it). So `work` may run several times, and each attempt but the last is
+rolled back: it must have no effect outside the database except through `on_commit(txn, hook)`.
+A hook runs once, after the commit succeeded, and only the hooks registered by the attempt that
+committed run; those of an attempt that was rolled back (retried or failed) are dropped with its
+writes. That is what keeps the process's knowledge of the database in step with what is in it:
+the feed position (server/feeds.py) is advanced by a hook, never by a caller remembering to.
+Hooks run in the order they were registered; one that fails is logged and the others still run,
+since the work has committed and the caller must hear so.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     AutoReconnect,
@@ -28,6 +46,10 @@ from pymongo.errors import (
 )
 
 from server.config import Settings
+from server.context import Context
+
+log = logging.getLogger("branchline.db")
+T = TypeVar("T")
 
 # Errors that mean "the database cannot be reached right now", answered 503 database_unavailable.
 UNAVAILABLE_ERRORS = (
@@ -79,18 +101,66 @@ def make_client(settings: Settings, uri: str) -> AsyncMongoClient:
     )
 
 
-async def update_then_get(collection, query: dict, update: dict, *, session=None) -> dict | None:
+# -- the unit of work (module note) ---------------------------------------------------------------
+
+Hook = Callable[[], Awaitable[None]]
+
+# The hooks of each running transaction's current attempt, by its session; removed when it ends.
+_HOOKS: dict[AsyncClientSession, list[Hook]] = {}
+
+
+async def transaction(ctx: Context, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+    """Run `work(txn)` in one transaction, retried as `with_transaction` retries; return its result.
+
+    After the commit, the hooks the committed attempt registered with `on_commit` run, then the
+    result is returned. `work` must not commit or abort the transaction itself.
+    """
+    hooks: list[Hook] = []
+
+    async def attempt(txn: AsyncClientSession) -> T:
+        hooks.clear()  # a new attempt: the one before was rolled back, and its hooks with it
+        result = await work(txn)
+        if not txn.in_transaction:
+            raise RuntimeError("the work of db.transaction ended its transaction itself")
+        return result
+
+    async with ctx.client.start_session() as txn:
+        _HOOKS[txn] = hooks
+        try:
+            result = await txn.with_transaction(attempt)
+        finally:
+            del _HOOKS[txn]
+    for hook in hooks:
+        try:
+            await hook()
+        except Exception:
+            log.exception("on-commit hook failed (the transaction had committed)")
+    return result
+
+
+def on_commit(txn: AsyncClientSession, hook: Hook) -> None:
+    """Run `hook()` once this attempt of `txn`'s transaction has committed; never if it is rolled back."""
+    hooks = _HOOKS.get(txn)
+    if hooks is None:
+        raise RuntimeError("on_commit outside db.transaction")
+    hooks.append(hook)
+
+
+# -- small helpers -------------------------------------------------------------------------------
+
+
+async def update_then_get(collection, query: dict, update: dict, *, txn=None) -> dict | None:
     """Apply `update` to the document matching `query` and return it as it is afterwards, or None.
 
     Used instead of find_one_and_update, which SecantusDB runs as a collection scan (about 70 ms
     at 5,000 documents and growing) while update_one and find_one use the indexes. The update is
     atomic; the read after it may include a concurrent change made in between, which callers accept.
     """
-    result = await collection.update_one(query, update, session=session)
+    result = await collection.update_one(query, update, session=txn)
     if result.matched_count == 0:
         return None
     key = {"_id": query["_id"]} if "_id" in query and not isinstance(query["_id"], dict) else query
-    return await collection.find_one(key, session=session)
+    return await collection.find_one(key, session=txn)
 
 
 def without_id(doc: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -32,9 +32,12 @@ Scheduled publication and expiry are materialised by a per-process background ta
 transition is a conditional update inside the same kind of transaction, so two processes never
 record one transition twice. Each process polls the counter every POLL_SECONDS and keeps the
 latest value in memory (`FeedState.latest`): an up-to-date sync token is answered without touching
-the database, and long-polls wake as soon as the counter moves, whichever process wrote. Woken
-polls share one read of what changed (`_window`) and bring each member's cached unread set forward
-from it, so a thousand parked polls cost a few queries, not thousands.
+the database, and long-polls wake as soon as the counter moves, whichever process wrote. A write
+in this process moves it at once: `_reserve` registers an on-commit hook with the transaction
+(server/db.py's unit of work), so it moves when the numbers are committed, never for an attempt
+that was rolled back, and no caller has to remember to. Woken polls share one read of what
+changed (`_window`) and bring each member's cached unread set forward from it, so a thousand
+parked polls cost a few queries, not thousands.
 
 When the database loses history (a crash of a database that acknowledged unjournaled commits, a
 failover that rolls back writes not on a majority, a restored backup) the committed counter comes
@@ -76,7 +79,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError, InvalidOperation, PyMongoError
 
 from server.context import Context
-from server.db import indexes
+from server.db import indexes, on_commit, transaction
 from server.errors import ApiError, invalid
 from server.ids import new_id
 from server.scope import Principal
@@ -182,50 +185,53 @@ async def _ensure_counter(ctx: Context) -> None:
     st.counter_ready = True
 
 
-async def _reserve(ctx: Context, n: int, session) -> int:
-    """Take n sequence numbers inside the caller's transaction; return the first."""
+async def _reserve(ctx: Context, n: int, txn) -> int:
+    """Take n sequence numbers inside the caller's transaction; return the first.
+
+    The numbers become this process's feed position once the transaction commits (`_taken`).
+    """
     # upsert: a caller's transaction may have taken its snapshot before the counter existed
     doc = await ctx.db[COUNTER].find_one_and_update({"_id": "seq"}, {"$inc": {"value": n}}, upsert=True,
-                                                    return_document=ReturnDocument.AFTER, session=session)
+                                                    return_document=ReturnDocument.AFTER, session=txn)
     first = doc["value"] - n + 1
+    epoch = doc.get("epoch", "")
     st = state(ctx)
     # No other commit of the counter can come between our read and our commit (it would conflict),
     # so the committed value we read, first - 1, is at least every value we saw committed: unless
     # history was lost. Then these numbers are reused ones: void every token (same transaction).
-    if first - 1 < st.latest and doc.get("epoch", "") == st.epoch:
+    if first - 1 < st.latest and epoch == st.epoch:
         log.warning("feed counter at %d below the committed %d seen: new epoch", first - 1, st.latest)
-        await ctx.db[COUNTER].update_one({"_id": "seq"}, {"$set": {"epoch": new_id()}}, session=session)
+        epoch = new_id()
+        await ctx.db[COUNTER].update_one({"_id": "seq"}, {"$set": {"epoch": epoch}}, session=txn)
+    on_commit(txn, lambda: _taken(ctx, doc["value"], epoch))
     return first
 
 
-async def _in_transaction(ctx: Context, session, work: Callable[[Any], Awaitable[int]]) -> None:
-    """Run `work(session)` inside a transaction; `work` returns the highest seq it took (0: none).
+async def _taken(ctx: Context, seq: int, epoch: str) -> None:
+    """After the commit of a transaction that took numbers up to `seq`, in the counter's `epoch`:
+    the committed counter is now at least `seq`, so this process's position moves there at once
+    (long-polls wake; the poller would find it within POLL_SECONDS). In another epoch than the
+    process knows (this transaction or another process voided the tokens, or the process has
+    already followed a later one), the counter itself is read, as the poller does (`_load_counter`):
+    it follows the counter down as well as up."""
+    st = state(ctx)
+    if epoch == st.epoch:
+        st.advance(seq)
+    else:
+        await _load_counter(ctx)
 
-    With a caller's session already in a transaction, the work joins it (the caller commits; the
-    poller then notices the new seq). Otherwise we run our own `with_transaction`, which retries
-    the whole callback on the write conflicts the shared counter produces.
+
+async def _in_transaction(ctx: Context, txn, work: Callable[[Any], Awaitable[None]]) -> None:
+    """Run `work(txn)` in the caller's transaction `txn`, or in a transaction of its own (None).
+
+    Either way the transaction (server/db.py) retries the whole of it on the write conflicts the
+    shared counter produces, and the numbers it took advance this process's position on commit.
     """
     await _ensure_counter(ctx)
-    if session is not None and session.in_transaction:
-        await work(session)
-        return
-    result: list[int] = [0]
-
-    async def callback(s) -> None:
-        result[0] = await work(s)
-
-    if session is not None:
-        await session.with_transaction(callback)
+    if txn is not None:
+        await work(txn)
     else:
-        async with ctx.client.start_session() as own:
-            await own.with_transaction(callback)
-    if result[0]:
-        state(ctx).advance(result[0])
-
-
-async def committed(ctx: Context) -> None:
-    """After a caller's own transaction that wrote feed changes committed: learn the new seq now."""
-    await _load_counter(ctx)
+        await transaction(ctx, work)
 
 
 def _compute_state(published_at: datetime, expires_at: datetime | None, now: datetime) -> str:
@@ -260,7 +266,7 @@ _CONTENT = ("org_id", "title", "summary", "pinned", "must_read", "published_at",
 
 async def _upsert(ctx: Context, *, kind: str, ref_id: str, org_id: str, title: str, summary: str,
                   published_at: datetime, member_ids: list[str] | None, pinned: bool, must_read: bool,
-                  expires_at: datetime | None, version: int | None, session) -> None:
+                  expires_at: datetime | None, version: int | None, txn) -> None:
     if kind not in ("announcement", "activity", "study_session"):
         raise ValueError(f"publish_item kind must be announcement, activity or study_session, not {kind!r}")
     item_id = _item_id(kind, ref_id)
@@ -271,15 +277,15 @@ async def _upsert(ctx: Context, *, kind: str, ref_id: str, org_id: str, title: s
               "must_read": must_read, "published_at": published_at, "expires_at": expires_at,
               "audience_org": audience_org, "members": members}
 
-    async def work(s) -> int:
+    async def work(txn) -> None:
         now = ctx.now()
         coll = ctx.db[ITEMS]
-        old = await coll.find_one({"_id": item_id}, session=s)
+        old = await coll.find_one({"_id": item_id}, session=txn)
         new_state = _compute_state(published_at, expires_at, now)
         if old is not None:
             same = all(old.get(k) == v for k, v in wanted.items())
             if same and old["state"] == new_state and version in (None, old["version"]):
-                return 0  # nothing has changed
+                return  # nothing has changed
         # Only a change to or from "live" is something a member can see. Editing an item nobody can
         # see (scheduled, expired, retracted) takes no sequence number, so nobody is sent a second
         # delete for it; its new content goes out when (if) it goes live.
@@ -296,28 +302,27 @@ async def _upsert(ctx: Context, *, kind: str, ref_id: str, org_id: str, title: s
         lost_orgs = ([old["audience_org"]] if was_live and old.get("audience_org")
                      and old["audience_org"] != audience_org else [])
         removals = [{"member_id": m} for m in lost_members] + [{"org_id": o} for o in lost_orgs]
-        seq = await _reserve(ctx, 1 + len(removals), s) if visible_change else 0
+        seq = await _reserve(ctx, 1 + len(removals), txn) if visible_change else 0
         if visible_change:
             doc["seq"] = seq
         if removals:
             await ctx.db[REMOVALS].insert_many(
                 [{"_id": new_id(), "item_id": item_id, "seq": seq + 1 + i, "at": now, **r}
-                 for i, r in enumerate(removals)], session=s)
+                 for i, r in enumerate(removals)], session=txn)
         if old is None:
             doc.update(_id=item_id, version=version or 1, created_at=now, seq=seq,
                        deleted_at=doc.get("deleted_at"), deleted_reason=doc.get("deleted_reason"))
-            await coll.insert_one(doc, session=s)
-            return seq
+            await coll.insert_one(doc, session=txn)
+            return
         doc["version"] = version if version is not None else old["version"] + 1
-        await coll.update_one({"_id": item_id}, {"$set": doc}, session=s)
-        return seq + len(removals)
+        await coll.update_one({"_id": item_id}, {"$set": doc}, session=txn)
 
-    await _in_transaction(ctx, session, work)
+    await _in_transaction(ctx, txn, work)
 
 
 async def publish_item(ctx: Context, *, kind: str, ref_id: str, org_id: str, title: str, summary: str,
                        published_at, member_ids: list[str] | None = None, pinned: bool = False,
-                       must_read: bool = False, expires_at=None, session=None) -> None:
+                       must_read: bool = False, expires_at=None, txn=None) -> None:
     """Create or update the feed item of an activity or study session (or announcement).
 
     Audience: active members of the org subtree (their `org_path` contains `org_id`), or exactly
@@ -326,53 +331,52 @@ async def publish_item(ctx: Context, *, kind: str, ref_id: str, org_id: str, tit
     """
     await _upsert(ctx, kind=kind, ref_id=ref_id, org_id=org_id, title=title, summary=summary,
                   published_at=published_at, member_ids=member_ids, pinned=pinned, must_read=must_read,
-                  expires_at=expires_at, version=None, session=session)
+                  expires_at=expires_at, version=None, txn=txn)
 
 
-async def publish_announcement(ctx: Context, announcement: dict, *, session=None) -> None:
+async def publish_announcement(ctx: Context, announcement: dict, *, txn=None) -> None:
     """The feed item of an announcement; its version is the announcement's own."""
     await _upsert(ctx, kind="announcement", ref_id=announcement["_id"], org_id=announcement["org_id"],
                   title=announcement["title"], summary=announcement["body"],
                   published_at=announcement["publish_at"], member_ids=None, pinned=announcement["pinned"],
                   must_read=announcement["must_read"], expires_at=announcement["expires_at"],
-                  version=announcement["version"], session=session)
+                  version=announcement["version"], txn=txn)
 
 
-async def retract_item(ctx: Context, *, kind: str, ref_id: str, session=None) -> None:
+async def retract_item(ctx: Context, *, kind: str, ref_id: str, txn=None) -> None:
     """Delete the item(s) for `kind`/`ref_id` for everyone who had them (a tombstone each)."""
 
-    async def work(s) -> int:
+    async def work(txn) -> None:
         coll = ctx.db[ITEMS]
         # equality on the indexed keys only: SecantusDB scans the collection for `$ne`
-        docs = [d for d in await coll.find({"kind": kind, "ref_id": ref_id}, {"state": 1}, session=s).to_list()
+        docs = [d for d in await coll.find({"kind": kind, "ref_id": ref_id}, {"state": 1}, session=txn).to_list()
                 if d["state"] != "deleted"]
         if not docs:
-            return 0
+            return
         now = ctx.now()
         gone = {"state": "deleted", "updated_at": now, "deleted_at": now, "deleted_reason": "retracted"}
         hidden = [d["_id"] for d in docs if d["state"] != "live"]  # members no longer have these
         if hidden:
-            await coll.update_many({"_id": {"$in": hidden}}, {"$set": gone}, session=s)
+            await coll.update_many({"_id": {"$in": hidden}}, {"$set": gone}, session=txn)
         live = sorted(d["_id"] for d in docs if d["state"] == "live")
         if not live:
-            return 0
-        first = await _reserve(ctx, len(live), s)
+            return
+        first = await _reserve(ctx, len(live), txn)
         for offset, item_id in enumerate(live):
-            await coll.update_one({"_id": item_id}, {"$set": {**gone, "seq": first + offset}}, session=s)
-        return first + len(live) - 1
+            await coll.update_one({"_id": item_id}, {"$set": {**gone, "seq": first + offset}}, session=txn)
 
-    await _in_transaction(ctx, session, work)
+    await _in_transaction(ctx, txn, work)
 
 
 async def notify(ctx: Context, member_ids: list[str], *, title: str, summary: str, ref_kind: str, ref_id: str,
-                 org_id: str, session=None) -> None:
+                 org_id: str, txn=None) -> None:
     """A personal notice in each member's feed (waitlist promotion, cancellation, decisions, warnings)."""
     members = list(dict.fromkeys(member_ids))
     if not members:
         return
 
-    async def work(s) -> int:
-        first = await _reserve(ctx, len(members), s)
+    async def work(txn) -> None:
+        first = await _reserve(ctx, len(members), txn)
         now = ctx.now()
         docs = [{"_id": new_id(), "kind": "notice", "ref_kind": ref_kind, "ref_id": ref_id, "org_id": org_id,
                  "audience_org": None, "members": [m],
@@ -381,10 +385,9 @@ async def notify(ctx: Context, member_ids: list[str], *, title: str, summary: st
                  "seq": first + i, "version": 1, "created_at": now, "updated_at": now,
                  "deleted_at": None, "deleted_reason": None}
                 for i, m in enumerate(members)]
-        await ctx.db[ITEMS].insert_many(docs, session=s)
-        return first + len(members) - 1
+        await ctx.db[ITEMS].insert_many(docs, session=txn)
 
-    await _in_transaction(ctx, session, work)
+    await _in_transaction(ctx, txn, work)
 
 
 # -- reading: visibility, read marks, rendering -------------------------------------------------
@@ -465,18 +468,17 @@ async def mark_read(ctx: Context, member_id: str, item_id: str, *, ack: bool = F
     if existing is not None and (not ack or existing.get("acked_at")):
         return
 
-    async def work(s) -> int:
+    async def work(txn) -> None:
         now = ctx.now()
-        current = await ctx.db[READS].find_one({"_id": key}, session=s)
+        current = await ctx.db[READS].find_one({"_id": key}, session=txn)
         if current is not None and (not ack or current.get("acked_at")):
-            return 0
+            return
         if current is not None:  # an acknowledgement of something read: no unread count changes
-            await ctx.db[READS].update_one({"_id": key}, {"$set": {"acked_at": now}}, session=s)
-            return 0
-        seq = await _reserve(ctx, 1, s)
+            await ctx.db[READS].update_one({"_id": key}, {"$set": {"acked_at": now}}, session=txn)
+            return
+        seq = await _reserve(ctx, 1, txn)
         await ctx.db[READS].insert_one({"_id": key, "item_id": item_id, "member_id": member_id, "read_at": now,
-                                        "acked_at": now if ack else None, "seq": seq}, session=s)
-        return seq
+                                        "acked_at": now if ack else None, "seq": seq}, session=txn)
 
     await _in_transaction(ctx, None, work)
 
@@ -1121,13 +1123,13 @@ async def materialise_due(ctx: Context) -> int:
     for d in due:
         item_id = d["_id"]
 
-        async def work(s, item_id=item_id) -> int:
-            doc = await coll.find_one({"_id": item_id}, session=s)
+        async def work(txn, item_id=item_id) -> None:
+            doc = await coll.find_one({"_id": item_id}, session=txn)
             if doc is None or doc["state"] == "deleted":
-                return 0
+                return
             new_state = _compute_state(doc["published_at"], doc.get("expires_at"), ctx.now())
             if new_state == doc["state"]:
-                return 0  # another process did it first
+                return  # another process did it first
             now2 = ctx.now()
             update = {"state": new_state, "updated_at": now2}
             if new_state == "live":
@@ -1135,11 +1137,10 @@ async def materialise_due(ctx: Context) -> int:
             else:
                 update.update(deleted_at=now2, deleted_reason="expired")
             # scheduled -> deleted (expired before it was published) is invisible: no sequence number
-            seq = await _reserve(ctx, 1, s) if "live" in (new_state, doc["state"]) else 0
+            seq = await _reserve(ctx, 1, txn) if "live" in (new_state, doc["state"]) else 0
             if seq:
                 update["seq"] = seq
-            await coll.update_one({"_id": item_id, "state": doc["state"]}, {"$set": update}, session=s)
-            return seq
+            await coll.update_one({"_id": item_id, "state": doc["state"]}, {"$set": update}, session=txn)
 
         await _in_transaction(ctx, None, work)
         done += 1

@@ -222,7 +222,7 @@ def register_visibility(ref_kind: str, may_see: VisibilityCheck) -> None:
 
 
 async def attach(ctx: Context, principal: Principal, file_ids: list[str], *, ref_kind: str, ref_id: str,
-                 session=None) -> None:
+                 txn=None) -> None:
     """Record that a resource references these files; each must exist and be the caller's upload.
 
     A file already attached to this very resource passes too (an organiser editing a colleague's
@@ -234,10 +234,10 @@ async def attach(ctx: Context, principal: Principal, file_ids: list[str], *, ref
     if not ids:
         return
     mine = {d["_id"] async for d in ctx.db[FILES].find(
-        {"_id": {"$in": ids}, "uploader_id": principal.member_id}, {"_id": 1}, session=session)}
+        {"_id": {"$in": ids}, "uploader_id": principal.member_id}, {"_id": 1}, session=txn)}
     # by the indexed (ref_kind, ref_id) only: adding `file_id: {$in}` makes SecantusDB scan the collection
     already = {d["file_id"] async for d in ctx.db[REFS].find(
-        {"ref_kind": ref_kind, "ref_id": ref_id}, {"file_id": 1}, session=session)} & set(ids)
+        {"ref_kind": ref_kind, "ref_id": ref_id}, {"file_id": 1}, session=txn)} & set(ids)
     missing = [i for i in ids if i not in mine and i not in already]
     if missing:
         raise ApiError(422, "file_not_found", f"No such file of yours: {', '.join(missing)}.",
@@ -246,12 +246,12 @@ async def attach(ctx: Context, principal: Principal, file_ids: list[str], *, ref
         await ctx.db[REFS].update_one(
             {"_id": f"{ref_kind}:{ref_id}:{file_id}"},
             {"$set": {"file_id": file_id, "ref_kind": ref_kind, "ref_id": ref_id}},
-            upsert=True, session=session)
+            upsert=True, session=txn)
 
 
-async def detach(ctx: Context, *, ref_kind: str, ref_id: str, session=None) -> None:
+async def detach(ctx: Context, *, ref_kind: str, ref_id: str, txn=None) -> None:
     """Forget every file reference of this resource."""
-    await ctx.db[REFS].delete_many({"ref_kind": ref_kind, "ref_id": ref_id}, session=session)
+    await ctx.db[REFS].delete_many({"ref_kind": ref_kind, "ref_id": ref_id}, session=txn)
 
 
 async def _may_read(ctx: Context, principal: Principal, doc: dict) -> bool:

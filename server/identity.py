@@ -23,7 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from server import members, ratelimit, wechat
 from server.context import Context
-from server.db import indexes
+from server.db import indexes, transaction
 from server.errors import ApiError
 from server.ids import new_id
 from server.scope import Principal
@@ -99,31 +99,30 @@ async def bind(ctx: Context, signer: TokenSigner, bind_token: str, invite_code: 
     openid = claims["sub"]
     code_hash = sha256_hex(invite_code.strip().upper())
 
-    async def consume_and_bind(session) -> dict:
+    async def consume_and_bind(txn) -> dict:
         now = ctx.now()
-        await _claim_bind_token(ctx, claims, session)
+        await _claim_bind_token(ctx, claims, txn)
         used = await ctx.db[members.INVITES].update_one(
             {"_id": code_hash, "used_at": None, "expires_at": {"$gt": now}},
-            {"$set": {"used_at": now}}, session=session)
-        invite = await ctx.db[members.INVITES].find_one({"_id": code_hash}, session=session) \
+            {"$set": {"used_at": now}}, session=txn)
+        invite = await ctx.db[members.INVITES].find_one({"_id": code_hash}, session=txn) \
             if used.modified_count == 1 else None
         if invite is None:
             raise ApiError(422, "invite_code_invalid", "The invite code is wrong, used or expired.",
                            errors=[{"field": "invite_code", "message": "wrong, used or expired"}])
         member = await ctx.db[members.COLLECTION].find_one(
-            {"_id": invite["member_id"], "active": True}, session=session)
+            {"_id": invite["member_id"], "active": True}, session=txn)
         if member is None or not await _issuer_may_still_act(ctx, invite, member):
             raise ApiError(422, "invite_code_invalid", "The invite code is wrong, used or expired.")
         # One WeChat identity per member and one member per identity: the invite decides.
         await ctx.db[IDENTITIES].delete_many(
-            {"$or": [{"member_id": member["_id"]}, {"_id": openid}]}, session=session)
+            {"$or": [{"member_id": member["_id"]}, {"_id": openid}]}, session=txn)
         await ctx.db[IDENTITIES].insert_one(
             {"_id": openid, "member_id": member["_id"], "unionid": claims.get("unionid"), "bound_at": now},
-            session=session)
+            session=txn)
         return member
 
-    async with ctx.client.start_session() as session:
-        member = await session.with_transaction(consume_and_bind)
+    member = await transaction(ctx, consume_and_bind)
     return await issue_session(ctx, signer, member)
 
 
@@ -140,12 +139,12 @@ async def _issuer_may_still_act(ctx: Context, invite: dict, member: dict) -> boo
     return True
 
 
-async def _claim_bind_token(ctx: Context, claims: dict, session) -> None:
+async def _claim_bind_token(ctx: Context, claims: dict, txn) -> None:
     """401 when this bind token was already used. Inside the bind's transaction: a bind that fails
     (a mistyped invite code) leaves the token usable."""
     try:
         await ctx.db[USED_BIND_TOKENS].insert_one(
-            {"_id": claims["jti"], "expires_at": datetime.fromtimestamp(claims["exp"], UTC)}, session=session)
+            {"_id": claims["jti"], "expires_at": datetime.fromtimestamp(claims["exp"], UTC)}, session=txn)
     except DuplicateKeyError:
         raise _unauthenticated("This bind token was already used; sign in with WeChat again.") from None
 

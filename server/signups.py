@@ -48,7 +48,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from server import members
 from server.context import Context
-from server.db import indexes
+from server.db import indexes, transaction
 from server.errors import ApiError, conflict
 from server.ids import new_id
 
@@ -92,12 +92,11 @@ def _lock(ctx: Context, activity_id: str) -> asyncio.Lock:
 
 async def in_transaction(ctx: Context, activity_id: str,
                          work: Callable[[AsyncClientSession], Awaitable[Any]]) -> Any:
-    """Run `work(session)` in a transaction, queued behind others on this activity in this process."""
+    """Run `work(txn)` in a transaction (server/db.py), queued behind others on this activity in this process."""
     async with _lock(ctx, activity_id):
         for attempt in range(3):
             try:
-                async with ctx.client.start_session() as session:
-                    return await session.with_transaction(work)
+                return await transaction(ctx, work)
             except DuplicateKeyError:
                 # Another process inserted this member's sign-up and committed first: run again,
                 # the next snapshot sees it.
@@ -106,7 +105,7 @@ async def in_transaction(ctx: Context, activity_id: str,
     raise AssertionError("unreachable")
 
 
-async def _bump(ctx: Context, session: AsyncClientSession, act: dict, inc: dict[str, int],
+async def _bump(ctx: Context, txn: AsyncClientSession, act: dict, inc: dict[str, int],
                 set_: dict | None = None) -> None:
     """Move the activity's counters from the values this transaction read (see _Stale)."""
     guard = {"_id": act["_id"], "confirmed_count": act["confirmed_count"], "waitlist_count": act["waitlist_count"],
@@ -114,16 +113,16 @@ async def _bump(ctx: Context, session: AsyncClientSession, act: dict, inc: dict[
     update: dict[str, Any] = {"$inc": inc} if inc else {}
     if set_:
         update["$set"] = set_
-    result = await ctx.db[ACTIVITIES].update_one(guard, update, session=session)
+    result = await ctx.db[ACTIVITIES].update_one(guard, update, session=txn)
     if result.matched_count != 1:
         raise _Stale()
 
 
-async def position(ctx: Context, signup: dict, session: AsyncClientSession | None = None) -> int:
+async def position(ctx: Context, signup: dict, txn: AsyncClientSession | None = None) -> int:
     """1 + the waitlisted sign-ups of the activity with a smaller seq (see the module docstring)."""
     ahead = await ctx.db[COLLECTION].count_documents(
         {"activity_id": signup["activity_id"], "status": "waitlisted", "seq": {"$lt": signup["seq"]}},
-        session=session)
+        session=txn)
     return ahead + 1
 
 
@@ -184,7 +183,7 @@ async def _drain(ctx: Context, activity_id: str, queue: _Queue) -> None:
             batch, queue.items = queue.items[:MAX_BATCH], queue.items[MAX_BATCH:]
             try:
                 results = await in_transaction(ctx, activity_id,
-                                               lambda session, b=batch: _join_batch(ctx, session, activity_id, b))
+                                               lambda txn, b=batch: _join_batch(ctx, txn, activity_id, b))
             except Exception as exc:  # the database failed: every request of this batch hears it
                 results = [exc] * len(batch)
             for request, result in zip(batch, results, strict=True):
@@ -202,16 +201,16 @@ async def _drain(ctx: Context, activity_id: str, queue: _Queue) -> None:
                 request.future.set_exception(ApiError(503, "service_unavailable", "The server is stopping."))
 
 
-async def _join_batch(ctx: Context, session: AsyncClientSession, activity_id: str,
+async def _join_batch(ctx: Context, txn: AsyncClientSession, activity_id: str,
                       batch: list[_Request]) -> list[tuple[dict, bool, int | None] | ApiError]:
     """One transaction for a batch of sign-ups; a refusal is that request's result, not the batch's."""
     coll = ctx.db[COLLECTION]
-    act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=session)
+    act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=txn)
     mine = {d["member_id"]: d for d in await coll.find(
         {"activity_id": activity_id, "member_id": {"$in": list({r.member_id for r in batch})}},
-        session=session).to_list()}
+        session=txn).to_list()}
     records = {d["_id"]: d for d in await ctx.db[members.COLLECTION].find(
-        {"_id": {"$in": list({r.member_id for r in batch})}}, session=session).to_list()}
+        {"_id": {"$in": list({r.member_id for r in batch})}}, session=txn).to_list()}
     positions: dict[str, int | None] = {}
     inserts: list[dict] = []
     reuses: list[dict] = []
@@ -228,7 +227,7 @@ async def _join_batch(ctx: Context, session: AsyncClientSession, activity_id: st
             existing = mine.get(request.member_id)
             if existing is not None and existing["status"] in ACTIVE:
                 if request.member_id not in positions:  # a sign-up from before this batch
-                    positions[request.member_id] = (await position(ctx, existing, session)
+                    positions[request.member_id] = (await position(ctx, existing, txn)
                                                     if existing["status"] == "waitlisted" else None)
                 results.append((existing, False, positions[request.member_id]))
                 continue
@@ -259,16 +258,16 @@ async def _join_batch(ctx: Context, session: AsyncClientSession, activity_id: st
         except ApiError as refusal:
             results.append(refusal)
     if inserts or reuses:
-        await _bump(ctx, session, act, {"confirmed_count": confirmed - act["confirmed_count"],
+        await _bump(ctx, txn, act, {"confirmed_count": confirmed - act["confirmed_count"],
                                         "waitlist_count": waiting - act["waitlist_count"],
                                         "waitlist_seq": seq - act.get("waitlist_seq", 0)})
         if inserts:
-            await coll.insert_many(inserts, session=session)
+            await coll.insert_many(inserts, session=txn)
         for doc in reuses:
             changed = {k: doc[k] for k in ("answers", "signed_up_at", "cancelled_at", "checked_in_at", "attendance",
                                            "status", "seq", "confirmed_at")}
             done = await coll.update_one({"_id": doc["_id"], "status": "cancelled"}, {"$set": changed},
-                                         session=session)
+                                         session=txn)
             if done.modified_count != 1:
                 raise _Stale()
     return results
@@ -282,15 +281,15 @@ async def leave(ctx: Context, activity_id: str, member_id: str,
     idempotent: a client retrying after a lost answer gets 204 again); none at all is 404 signup_not_found.
     """
 
-    async def work(session: AsyncClientSession) -> list[str]:
+    async def work(txn: AsyncClientSession) -> list[str]:
         coll = ctx.db[COLLECTION]
         # (Filter on the unique pair only: SecantusDB plans `status: {$in}` beside it as a scan.)
-        mine = await coll.find_one({"activity_id": activity_id, "member_id": member_id}, session=session)
+        mine = await coll.find_one({"activity_id": activity_id, "member_id": member_id}, session=txn)
         if mine is None:
             raise ApiError(404, "signup_not_found", "You have not signed up for this activity.")
         if mine["status"] not in ACTIVE:  # already cancelled: a retried DELETE answers 204 again
             return []
-        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=session)
+        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=txn)
         now = now_ms(ctx)
         if act["status"] == "cancelled":
             raise conflict("activity_cancelled", "This activity has been cancelled.")
@@ -299,33 +298,33 @@ async def leave(ctx: Context, activity_id: str, member_id: str,
         if mine.get("checked_in_at"):  # attendance is evidence: it is not withdrawn by leaving
             raise conflict("cancel_deadline_passed", "You have checked in; the sign-up can no longer be cancelled.")
         await coll.update_one({"_id": mine["_id"], "status": mine["status"]},
-                              {"$set": {"status": "cancelled", "seq": None, "cancelled_at": now}}, session=session)
+                              {"$set": {"status": "cancelled", "seq": None, "cancelled_at": now}}, session=txn)
         if mine["status"] == "waitlisted":
-            await _bump(ctx, session, act, {"waitlist_count": -1})
+            await _bump(ctx, txn, act, {"waitlist_count": -1})
             return []
-        promoted = await _promote(ctx, session, act, 1, now)
+        promoted = await _promote(ctx, txn, act, 1, now)
         if promoted:
-            await _bump(ctx, session, act, {"waitlist_count": -len(promoted)})
-            await notify_promoted(session, act, promoted)
+            await _bump(ctx, txn, act, {"waitlist_count": -len(promoted)})
+            await notify_promoted(txn, act, promoted)
         else:
-            await _bump(ctx, session, act, {"confirmed_count": -1})
+            await _bump(ctx, txn, act, {"confirmed_count": -1})
         return promoted
 
     return await in_transaction(ctx, activity_id, work)
 
 
-async def _promote(ctx: Context, session: AsyncClientSession, act: dict, places: int, now: datetime) -> list[str]:
+async def _promote(ctx: Context, txn: AsyncClientSession, act: dict, places: int, now: datetime) -> list[str]:
     """Confirm the `places` earliest waitlisted sign-ups (smallest seq); return their member ids."""
     if places <= 0 or act["waitlist_count"] <= 0:
         return []
     coll = ctx.db[COLLECTION]
     chosen = await coll.find({"activity_id": act["_id"], "status": "waitlisted"}, {"member_id": 1},
-                             session=session).sort("seq", ASCENDING).limit(places).to_list()
+                             session=txn).sort("seq", ASCENDING).limit(places).to_list()
     if not chosen:
         return []
     result = await coll.update_many({"_id": {"$in": [c["_id"] for c in chosen]}, "status": "waitlisted"},
                                     {"$set": {"status": "confirmed", "seq": None, "confirmed_at": now,
-                                              "promoted_at": now}}, session=session)
+                                              "promoted_at": now}}, session=txn)
     if result.modified_count != len(chosen):
         raise _Stale()
     return [c["member_id"] for c in chosen]
@@ -341,8 +340,8 @@ async def apply_changes(ctx: Context, activity_id: str, changes: dict,
     confirmed count is refused with 409 capacity_below_confirmed.
     """
 
-    async def work(session: AsyncClientSession) -> tuple[dict, list[str]]:
-        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=session)
+    async def work(txn: AsyncClientSession) -> tuple[dict, list[str]]:
+        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=txn)
         if act["status"] == "cancelled":
             raise conflict("activity_cancelled", "This activity has been cancelled.")
         check(act)
@@ -351,12 +350,12 @@ async def apply_changes(ctx: Context, activity_id: str, changes: dict,
             raise conflict("capacity_below_confirmed",
                            f"{act['confirmed_count']} members are confirmed; the capacity cannot go below that.")
         now = now_ms(ctx)
-        promoted = await _promote(ctx, session, act, capacity - act["confirmed_count"], now)
-        await _bump(ctx, session, act, {"confirmed_count": len(promoted), "waitlist_count": -len(promoted)},
+        promoted = await _promote(ctx, txn, act, capacity - act["confirmed_count"], now)
+        await _bump(ctx, txn, act, {"confirmed_count": len(promoted), "waitlist_count": -len(promoted)},
                     {**changes, "updated_at": now})
         new = {**act, **changes, "updated_at": now, "confirmed_count": act["confirmed_count"] + len(promoted),
                "waitlist_count": act["waitlist_count"] - len(promoted)}
-        await after(session, new, promoted)
+        await after(txn, new, promoted)
         return new, promoted
 
     return await in_transaction(ctx, activity_id, work)
@@ -366,17 +365,17 @@ async def cancel_activity(ctx: Context, activity_id: str, reason: str,
                           after: Callable[[AsyncClientSession, dict, list[str]], Awaitable[None]]) -> tuple[dict, bool]:
     """Cancel the activity; `after` gets every member still signed up. (activity, changed?)"""
 
-    async def work(session: AsyncClientSession) -> tuple[dict, bool]:
-        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=session)
+    async def work(txn: AsyncClientSession) -> tuple[dict, bool]:
+        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=txn)
         if act["status"] == "cancelled":
             return act, False
         now = now_ms(ctx)
         signed = await ctx.db[COLLECTION].find({"activity_id": activity_id, "status": {"$in": list(ACTIVE)}},
-                                               {"member_id": 1}, session=session).to_list()
+                                               {"member_id": 1}, session=txn).to_list()
         update = {"status": "cancelled", "cancelled_at": now, "cancel_reason": reason, "updated_at": now}
-        await _bump(ctx, session, act, {}, update)
+        await _bump(ctx, txn, act, {}, update)
         new = {**act, **update}
-        await after(session, new, [s["member_id"] for s in signed])
+        await after(txn, new, [s["member_id"] for s in signed])
         return new, True
 
     return await in_transaction(ctx, activity_id, work)

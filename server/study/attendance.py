@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from server import audit, feeds
 from server.context import Context
-from server.db import indexes, update_then_get
+from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, forbidden, not_found
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
@@ -100,11 +100,11 @@ async def set_status(ctx: Context, session: dict, member: dict, status: str, *, 
 
 
 async def _with_retry(ctx: Context, work) -> Any:
-    """One transaction (sessions.in_transaction), run again when a concurrent check-in's insert of the
-    same attendance record made it fail with a duplicate key."""
+    """One transaction, run again when a concurrent check-in's insert of the same attendance record made it
+    fail with a duplicate key."""
     for _ in range(ATTEMPTS):
         try:
-            return await sessions.in_transaction(ctx, work)
+            return await transaction(ctx, work)
         except DuplicateKeyError:
             continue
     raise ApiError(409, "attendance_conflict", "The record changed meanwhile; try again.")
@@ -113,7 +113,7 @@ async def _with_retry(ctx: Context, work) -> Any:
 async def _tell(ctx: Context, member_id: str, session: dict, *, title: str, summary: str, ref_kind: str,
                 ref_id: str, txn) -> None:
     await feeds.notify(ctx, [member_id], title=title, summary=summary, ref_kind=ref_kind, ref_id=ref_id,
-                       org_id=session["org_id"], session=txn)
+                       org_id=session["org_id"], txn=txn)
 
 
 async def _member_in_session_org(ctx: Context, session: dict, member_id: str) -> dict:
@@ -138,7 +138,7 @@ async def mark(ctx: Context, principal: Principal, session_id: str, member_id: s
                            target_kind="study_attendance", target_id=f"{session_id}:{member_id}",
                            org_path=list(member["org_path"]), reason=reason,
                            changes={"session_id": session_id, "member_id": member_id, "before": old,
-                                    "after": status}, session=txn)
+                                    "after": status}, txn=txn)
         if old != status and member_id != principal.member_id:
             await _tell(ctx, member_id, session, title=f"出勤记录更新：{session['title']}",
                         summary=f"组织者将您的出勤记为「{STATUS_ZH[status]}」。原因：{reason}",
@@ -221,7 +221,7 @@ async def decide(ctx: Context, principal: Principal, request_id: str, approve: b
         decided = await update_then_get(
             ctx.db[REQUESTS], {"_id": request_id, "status": "pending"},
             {"$set": {"status": status, "note": note, "decided_at": ctx.now(), "decided_by": principal.member_id},
-             "$unset": {"pending_key": ""}}, session=txn)
+             "$unset": {"pending_key": ""}}, txn=txn)
         if decided is None:
             raise ApiError(409, "request_not_pending", "This request was already decided.")
         changes: dict[str, Any] = {"session_id": doc["session_id"], "member_id": doc["member_id"],
@@ -245,7 +245,7 @@ async def decide(ctx: Context, principal: Principal, request_id: str, approve: b
         await audit.record(ctx, actor_id=principal.member_id, action=f"study.request.{status}",
                            target_kind="study_request", target_id=request_id,
                            org_path=list(member["org_path"]) if member else session["org_path"],
-                           changes=changes, reason=note, session=txn)
+                           changes=changes, reason=note, txn=txn)
         kind = KIND_ZH[doc["kind"]]
         verdict = "已批准" if approve else "未批准"
         summary = f"您对「{session['title']}」的{kind}申请{verdict}。"

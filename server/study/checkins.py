@@ -29,7 +29,7 @@ from pymongo.errors import DuplicateKeyError
 
 from server import qr
 from server.context import Context
-from server.db import indexes
+from server.db import indexes, transaction
 from server.errors import ApiError, invalid
 from server.ids import new_id
 from server.pagination import page
@@ -211,8 +211,7 @@ async def log_self_study(ctx: Context, principal: Principal, track: str, minutes
         doc["day_total_minutes"] = await _take_minutes(ctx, counter, day.isoformat(), minutes, txn)
         await ctx.db[SELF_STUDY].insert_one(doc, session=txn)
 
-    async with ctx.client.start_session() as txn:
-        await txn.with_transaction(work)
+    await transaction(ctx, work)
     return doc
 
 

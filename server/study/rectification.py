@@ -26,7 +26,6 @@ uploader, and a refused file id leaves the warning unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -34,7 +33,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from server import audit, feeds, files, orgs
 from server.context import Context
-from server.db import indexes, update_then_get
+from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, forbidden, invalid, not_found
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
@@ -152,12 +151,12 @@ async def _create(ctx: Context, principal: Principal, org_id: str, found: list[d
                                target_kind="study_warning", target_id=doc["_id"], org_path=doc["org_path"],
                                changes={"period": doc["period"], "track": doc["track"],
                                         "member_id": doc["member_id"], "org_id": doc["org_id"]},
-                               reason=doc["reason"], session=txn)
+                               reason=doc["reason"], txn=txn)
         return len(docs)
 
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
-            return await _transaction(ctx, work)
+            return await transaction(ctx, work)
         except (DuplicateKeyError, BulkWriteError) as exc:
             duplicate = isinstance(exc, DuplicateKeyError) or all(
                 e.get("code") == 11000 for e in exc.details.get("writeErrors", []))
@@ -167,11 +166,6 @@ async def _create(ctx: Context, principal: Principal, org_id: str, found: list[d
 
 
 # -- notices ----------------------------------------------------------------------------------------
-
-async def _transaction(ctx: Context, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    async with ctx.client.start_session() as txn:
-        return await txn.with_transaction(work)
-
 
 async def _notify_pending(ctx: Context, principal: Principal, org_id: str, period: str) -> None:
     """Tell the people concerned by this period's warnings in the org's subtree not yet notified."""
@@ -187,11 +181,10 @@ async def _notify_pending(ctx: Context, principal: Principal, org_id: str, perio
     member_ids = sorted(by_member)
     for start in range(0, len(member_ids), NOTICE_BATCH):
         batch = {m: by_member[m] for m in member_ids[start:start + NOTICE_BATCH]}
-        await _transaction(ctx, lambda txn, batch=batch: _tell_members(ctx, batch, period, txn))
+        await transaction(ctx, lambda txn, batch=batch: _tell_members(ctx, batch, period, txn))
     branch_warnings = [w for w in pending if not w.get("member_id")]
     if branch_warnings:
-        await _transaction(ctx, lambda txn: _tell_organisers(ctx, principal, branch_warnings, period, txn))
-    await feeds.committed(ctx)
+        await transaction(ctx, lambda txn: _tell_organisers(ctx, principal, branch_warnings, period, txn))
 
 
 async def _claim(ctx: Context, warnings: list[dict], txn) -> set[str]:
@@ -214,7 +207,7 @@ async def _tell_members(ctx: Context, by_member: dict[str, list[dict]], period: 
             continue
         await feeds.notify(ctx, [member_id], title=f"学习提醒：{period} 有 {len(mine)} 项未达到要求",
                            summary="；".join(w["reason"] for w in mine) + "。请及时补学。",
-                           ref_kind="study_progress", ref_id=period, org_id=mine[0]["org_id"], session=txn)
+                           ref_kind="study_progress", ref_id=period, org_id=mine[0]["org_id"], txn=txn)
 
 
 def _common_org(paths: list[list[str]]) -> str:
@@ -247,7 +240,7 @@ async def _tell_organisers(ctx: Context, principal: Principal, warnings: list[di
         where = _common_org([w["org_path"] for w in theirs])
         await feeds.notify(ctx, [person["_id"]], title=f"支部学习预警：{period} 有 {len(theirs)} 项未达到要求",
                            summary="；".join(w["reason"] for w in theirs) + "。请组织整改。",
-                           ref_kind="study_warnings", ref_id=where, org_id=where, session=txn)
+                           ref_kind="study_warnings", ref_id=where, org_id=where, txn=txn)
 
 
 async def list_warnings(ctx: Context, principal: Principal, org_id: str | None, status: str | None,
@@ -297,17 +290,17 @@ async def _step(ctx: Context, principal: Principal, warning_id: str, *, minimum:
         step = {"status": to, "at": now, "by": principal.member_id, "note": note, "file_ids": file_ids}
         new = await update_then_get(
             ctx.db[COLLECTION], {"_id": warning_id, "status": frm},
-            {"$set": {"status": to, "updated_at": now}, "$push": {"history": step}}, session=txn)
+            {"$set": {"status": to, "updated_at": now}, "$push": {"history": step}}, txn=txn)
         if new is None:
             raise ApiError(409, code, f"This warning is not {frm}.")
         # Each file must be the caller's upload (422 file_not_found otherwise, and nothing above is kept).
-        await files.attach(ctx, principal, file_ids, ref_kind=FILE_REF, ref_id=warning_id, session=txn)
+        await files.attach(ctx, principal, file_ids, ref_kind=FILE_REF, ref_id=warning_id, txn=txn)
         await audit.record(ctx, actor_id=principal.member_id, action=f"study.warning.{to}",
                            target_kind="study_warning", target_id=warning_id, org_path=doc["org_path"],
-                           reason=note, changes={"before": frm, "after": to, "file_ids": file_ids}, session=txn)
+                           reason=note, changes={"before": frm, "after": to, "file_ids": file_ids}, txn=txn)
         return new
 
-    return await _transaction(ctx, work)
+    return await transaction(ctx, work)
 
 
 async def rectify(ctx: Context, principal: Principal, warning_id: str, note: str, file_ids: list[str]) -> dict:

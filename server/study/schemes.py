@@ -13,7 +13,7 @@ from pymongo import ASCENDING, IndexModel
 
 from server import audit, orgs
 from server.context import Context
-from server.db import indexes
+from server.db import indexes, transaction
 from server.errors import invalid
 from server.scope import Principal
 
@@ -76,11 +76,6 @@ async def get(ctx: Context, principal: Principal, org_id: str) -> dict:
     return scheme_out(org["_id"], await effective(ctx, orgs.full_path(org)))
 
 
-async def _in_transaction(ctx: Context, work) -> None:
-    async with ctx.client.start_session() as txn:
-        await txn.with_transaction(work)
-
-
 async def put(ctx: Context, principal: Principal, org_id: str, body: dict) -> dict:
     """Store the org's own scheme and its audit entry in one transaction (both or neither)."""
     org = await orgs.require_role(ctx, principal, org_id, "admin")
@@ -94,11 +89,11 @@ async def put(ctx: Context, principal: Principal, org_id: str, body: dict) -> di
                "updated_at": ctx.now(), "updated_by": principal.member_id}
         await ctx.db[COLLECTION].update_one({"_id": org["_id"]}, {"$set": doc}, upsert=True, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.scheme.put", target_kind="org",
-                           target_id=org["_id"], org_path=orgs.full_path(org), session=txn,
+                           target_id=org["_id"], org_path=orgs.full_path(org), txn=txn,
                            changes={"before": before and {"name": before["name"], "tracks": before["tracks"]},
                                     "after": {"name": body["name"], "tracks": body["tracks"]}})
 
-    await _in_transaction(ctx, work)
+    await transaction(ctx, work)
     return scheme_out(org["_id"], {"org_id": org["_id"], "name": body["name"], "tracks": body["tracks"]})
 
 
@@ -113,7 +108,7 @@ async def delete(ctx: Context, principal: Principal, org_id: str) -> None:
             return
         await ctx.db[COLLECTION].delete_one({"_id": org["_id"]}, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.scheme.delete", target_kind="org",
-                           target_id=org["_id"], org_path=orgs.full_path(org), session=txn,
+                           target_id=org["_id"], org_path=orgs.full_path(org), txn=txn,
                            changes={"before": {"name": before["name"], "tracks": before["tracks"]}})
 
-    await _in_transaction(ctx, work)
+    await transaction(ctx, work)

@@ -20,7 +20,6 @@ failure between the two steps is repaired by the next touch. A cancelled session
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +28,7 @@ from pymongo.errors import PyMongoError
 
 from server import audit, feeds, orgs, qr
 from server.context import Context
-from server.db import indexes, update_then_get
+from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, invalid, not_found
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
@@ -174,15 +173,7 @@ async def publish_feed(ctx: Context, session: dict, txn) -> None:
         ctx, kind=FEED_KIND, ref_id=session["_id"], org_id=session["org_id"],
         title=f"【已取消】{session['title']}" if cancelled else session["title"],
         summary=feed_summary(ctx, session), published_at=session["created_at"],
-        member_ids=feed_audience(session), expires_at=session["ends_at"] if cancelled else None, session=txn)
-
-
-async def in_transaction(ctx: Context, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run `work(txn)` in one transaction (retried on write conflicts); feed changes are known at once after."""
-    async with ctx.client.start_session() as txn:
-        result = await txn.with_transaction(work)
-    await feeds.committed(ctx)
-    return result
+        member_ids=feed_audience(session), expires_at=session["ends_at"] if cancelled else None, txn=txn)
 
 
 async def _refresh_feed(ctx: Context, session: dict) -> dict:
@@ -197,7 +188,7 @@ async def _refresh_feed(ctx: Context, session: dict) -> dict:
         return current
 
     try:
-        return await in_transaction(ctx, work) or session
+        return await transaction(ctx, work) or session
     except PyMongoError as exc:  # the flag stays set: the next touch tries again
         log.warning("re-publishing the feed item of study session %s failed: %s", session["_id"], exc)
         return session
@@ -321,7 +312,7 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
         await ctx.db[COLLECTION].insert_one(session, session=txn)
         await publish_feed(ctx, session, txn)
 
-    await in_transaction(ctx, work)
+    await transaction(ctx, work)
     return session
 
 
@@ -350,7 +341,7 @@ async def update(ctx: Context, principal: Principal, session_id: str, changes: d
         new = await update_then_get(
             ctx.db[COLLECTION], {"_id": session_id, "status": "scheduled",
                                  **({"attendees_fixed": False} if "attendees" in changes else {})},
-            {"$set": update}, session=txn)
+            {"$set": update}, txn=txn)
         if new is None:
             raise ApiError(409, "session_changed", "The session changed meanwhile (cancelled or opened); reload it.")
         if "starts_at" in update or "ends_at" in update:
@@ -358,11 +349,11 @@ async def update(ctx: Context, principal: Principal, session_id: str, changes: d
                 "starts_at": new["starts_at"], "minutes": _minutes(new)}}, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.session.update",
                            target_kind="study_session", target_id=session_id, org_path=session["org_path"],
-                           changes={"fields": sorted(changes)}, session=txn)
+                           changes={"fields": sorted(changes)}, txn=txn)
         await publish_feed(ctx, new, txn)
         return new
 
-    new = await in_transaction(ctx, work)
+    new = await transaction(ctx, work)
     if "starts_at" in update or "ends_at" in update:
         # As for a cancellation: a check-in that read the old times may insert after the transaction's
         # snapshot; sweep again now it has committed (later ones correct themselves after their insert).
@@ -393,17 +384,17 @@ async def cancel(ctx: Context, principal: Principal, session_id: str, reason: st
         new = await update_then_get(
             ctx.db[COLLECTION], {"_id": session_id, "status": "scheduled"},
             {"$set": {"status": "cancelled", "cancel_reason": reason, "cancelled_at": now,
-                      "cancelled_by": principal.member_id, "updated_at": now}}, session=txn)
+                      "cancelled_by": principal.member_id, "updated_at": now}}, txn=txn)
         if new is None:
             raise ApiError(409, "session_cancelled", "This session was cancelled.")
         await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {"cancelled": True}}, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.session.cancel",
                            target_kind="study_session", target_id=session_id, org_path=session["org_path"],
-                           reason=reason, session=txn)
+                           reason=reason, txn=txn)
         await publish_feed(ctx, new, txn)
         return new
 
-    cancelled = await in_transaction(ctx, work)
+    cancelled = await transaction(ctx, work)
     # A check-in that read the session before the cancellation may insert its record after the transaction's
     # snapshot: sweep again now it has committed. Any record inserted later is caught by the check-in itself,
     # which reads the session's status after its insert (checkins._follow_session).
