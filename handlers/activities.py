@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import msgspec
 
-from handlers import API
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.activities import (
@@ -181,18 +180,3 @@ class FeedbackHandler(APIHandler):
     @openapi.endpoint("Ratings and comments (organiser)", responses={200: FeedbackSummary}, errors=MANAGE_ERRORS)
     async def get(self, activity_id: str) -> None:
         self.respond(await activities.feedback_summary(self.ctx, self.me, activity_id))
-
-
-_ID = r"(?P<activity_id>[^/]+)"
-ROUTES = [
-    (rf"{API}/activities", ActivitiesHandler),
-    (rf"{API}/activities/{_ID}", ActivityHandler),
-    (rf"{API}/activities/{_ID}/publish", ActivityPublishHandler),
-    (rf"{API}/activities/{_ID}/cancel", ActivityCancelHandler),
-    (rf"{API}/activities/{_ID}/signups", SignupsHandler),
-    (rf"{API}/activities/{_ID}/signups/me", MySignupHandler),
-    (rf"{API}/activities/{_ID}/qr", ActivityQrHandler),
-    (rf"{API}/activities/{_ID}/qr/image", ActivityQrImageHandler),
-    (rf"{API}/activities/{_ID}/checkins", CheckinsHandler),
-    (rf"{API}/activities/{_ID}/feedback", FeedbackHandler),
-]

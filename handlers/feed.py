@@ -6,7 +6,6 @@ import hashlib
 
 import msgspec
 
-from handlers import API
 from handlers.base import APIHandler
 from schemas import openapi
 from schemas.feed import FeedPage, SyncOut
@@ -59,10 +58,3 @@ class FeedItemReadHandler(APIHandler):
             raise not_found("not_found", "feed item")
         await feeds.mark_read(self.ctx, self.me.member_id, item_id)
         self.no_content()
-
-
-ROUTES = [
-    (rf"{API}/feed", FeedHandler),
-    (rf"{API}/sync", SyncHandler),
-    (rf"{API}/feed/(?P<item_id>[^/]+)/read", FeedItemReadHandler),
-]
