@@ -23,7 +23,7 @@ from schemas.activities import (
     SignupIn,
     SignupOut,
 )
-from server import activities, spreadsheets
+from server import activities
 from server.errors import invalid
 
 NOT_FOUND = ("activity_not_found",)
@@ -114,17 +114,7 @@ class SignupsHandler(APIHandler):
         if wanted is None or wanted.lower() == "json":
             self.respond(data)
             return
-        fmt = spreadsheets.file_format(wanted)
-        tz = self.ctx.settings.tz
-        name = f"报名名单-{data['title']}"
-        if fmt == "csv":
-            rows = [row for group in activities.ROSTER_GROUPS for row in activities.roster_rows(data, group, tz)]
-            self.send_file(spreadsheets.to_csv(activities.ROSTER_HEADERS, rows), spreadsheets.CSV_MIME,
-                           f"{name}.csv")
-        else:
-            sheets = [(activities.STATUS_ZH[group], activities.ROSTER_HEADERS,
-                       activities.roster_rows(data, group, tz)) for group in activities.ROSTER_GROUPS]
-            self.send_file(spreadsheets.to_xlsx(sheets), spreadsheets.XLSX_MIME, f"{name}.xlsx")
+        self.send_file(*activities.roster_file(self.ctx, data, wanted))
 
 
 class MySignupHandler(APIHandler):

@@ -156,8 +156,8 @@ class CheckinsHandler(StudyHandler):
                       errors=CHECKIN_ERRORS)
     @idempotent
     async def post(self) -> None:
-        status, out = await study_checkins.check_in(self.ctx, self.me, self.decode_values(CheckinIn))
-        self.respond(out, status=status)
+        out, created = await study_checkins.check_in(self.ctx, self.me, self.decode_values(CheckinIn))
+        self.respond(out, status=201 if created else 200)
 
 
 class AttendanceHandler(StudyHandler):
