@@ -91,9 +91,12 @@ class APIHandler(tornado.web.RequestHandler):
 
     async def prepare(self) -> None:
         """When the headers have been read, before any of the body (`stream_request_body`); not at all
-        when Tornado refuses the request first (an unsupported method). Never refuses here (the body
-        would be left unread, see `__init_subclass__`): a body declared over the limit becomes
-        `refusal`, raised when the method starts."""
+        when Tornado refuses the request first (an unsupported method).
+
+        Refusing here leaves the body unread (see `__init_subclass__`), so a body declared over the
+        limit becomes `refusal`, raised when the method starts. The one refusal made here on purpose:
+        a handler with a large `body_limit` authenticates here when over 1 MiB is coming (401 before
+        the upload rather than after it)."""
         self._chunks: list[bytes] = []
         self._received = 0
         limit = self.body_limit or self.ctx.settings.json_body_limit
@@ -130,6 +133,7 @@ class APIHandler(tornado.web.RequestHandler):
             if method is not None and not getattr(method, "_authenticates", False):
                 setattr(cls, name, _authenticating(method))
 
+    #: The code of this handler's 413 (uploads answer file_too_large).
     too_large_code = "body_too_large"
 
     def data_received(self, chunk: bytes) -> None:
@@ -239,6 +243,8 @@ class APIHandler(tornado.web.RequestHandler):
     # -- output -------------------------------------------------------------------------------------
 
     def respond(self, payload: Any, status: int = 200) -> None:
+        """The JSON answer. It, `send_file` and `no_content` keep what they sent in `_sent`, which
+        `@idempotent` stores for a replay."""
         body = _encoder.encode(payload)
         self.set_status(status)
         self.write(body)
@@ -404,7 +410,8 @@ def problem(exc: BaseException | None, request_id: str | None, *, allow: str = "
 
     An ApiError says its own status, code, detail, field errors and headers; an unreachable database is
     503 database_unavailable (Retry-After: 2); Tornado's HTTPError keeps its status with a generic code
-    (a 405 carries `allow`, the route's methods); anything else is 500 internal_error, with no detail.
+    (a 405 carries `allow`, the route's methods); anything else is 500 internal_error with a generic
+    detail (never the exception's text).
     """
     headers: dict[str, str] = {}
     errors = None
