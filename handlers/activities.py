@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import msgspec
 
-from handlers import API
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.activities import (
@@ -24,7 +23,7 @@ from schemas.activities import (
     SignupIn,
     SignupOut,
 )
-from server import activities, spreadsheets
+from server import activities
 from server.errors import invalid
 
 NOT_FOUND = ("activity_not_found",)
@@ -115,17 +114,7 @@ class SignupsHandler(APIHandler):
         if wanted is None or wanted.lower() == "json":
             self.respond(data)
             return
-        fmt = spreadsheets.file_format(wanted)
-        tz = self.ctx.settings.tz
-        name = f"报名名单-{data['title']}"
-        if fmt == "csv":
-            rows = [row for group in activities.ROSTER_GROUPS for row in activities.roster_rows(data, group, tz)]
-            self.send_file(spreadsheets.to_csv(activities.ROSTER_HEADERS, rows), spreadsheets.CSV_MIME,
-                           f"{name}.csv")
-        else:
-            sheets = [(activities.STATUS_ZH[group], activities.ROSTER_HEADERS,
-                       activities.roster_rows(data, group, tz)) for group in activities.ROSTER_GROUPS]
-            self.send_file(spreadsheets.to_xlsx(sheets), spreadsheets.XLSX_MIME, f"{name}.xlsx")
+        self.send_file(*activities.roster_file(self.ctx, data, wanted))
 
 
 class MySignupHandler(APIHandler):
@@ -181,18 +170,3 @@ class FeedbackHandler(APIHandler):
     @openapi.endpoint("Ratings and comments (organiser)", responses={200: FeedbackSummary}, errors=MANAGE_ERRORS)
     async def get(self, activity_id: str) -> None:
         self.respond(await activities.feedback_summary(self.ctx, self.me, activity_id))
-
-
-_ID = r"(?P<activity_id>[^/]+)"
-ROUTES = [
-    (rf"{API}/activities", ActivitiesHandler),
-    (rf"{API}/activities/{_ID}", ActivityHandler),
-    (rf"{API}/activities/{_ID}/publish", ActivityPublishHandler),
-    (rf"{API}/activities/{_ID}/cancel", ActivityCancelHandler),
-    (rf"{API}/activities/{_ID}/signups", SignupsHandler),
-    (rf"{API}/activities/{_ID}/signups/me", MySignupHandler),
-    (rf"{API}/activities/{_ID}/qr", ActivityQrHandler),
-    (rf"{API}/activities/{_ID}/qr/image", ActivityQrImageHandler),
-    (rf"{API}/activities/{_ID}/checkins", CheckinsHandler),
-    (rf"{API}/activities/{_ID}/feedback", FeedbackHandler),
-]

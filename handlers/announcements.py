@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import msgspec
 
-from handlers import API
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.announcements import AnnouncementCreate, AnnouncementOut, AnnouncementPatch, ReceiptsOut
@@ -67,12 +66,3 @@ class AnnouncementReceiptsHandler(APIHandler):
                       responses={200: ReceiptsOut}, errors=("announcement_not_found", "forbidden"))
     async def get(self, announcement_id: str) -> None:
         self.respond(await announcements.receipts(self.ctx, self.me, announcement_id))
-
-
-ROUTES = [
-    (rf"{API}/announcements", AnnouncementsHandler),
-    (rf"{API}/announcements/(?P<announcement_id>[^/]+)", AnnouncementHandler),
-    (rf"{API}/announcements/(?P<announcement_id>[^/]+)/read", AnnouncementReadHandler),
-    (rf"{API}/announcements/(?P<announcement_id>[^/]+)/ack", AnnouncementAckHandler),
-    (rf"{API}/announcements/(?P<announcement_id>[^/]+)/receipts", AnnouncementReceiptsHandler),
-]

@@ -1,8 +1,18 @@
 """APIHandler: the one base for every endpoint.
 
-It reads the body under a size limit, authenticates in `prepare()`, decodes bodies with msgspec,
-renders JSON, and turns every failure into one RFC 9457 problem+json answer with a stable
-`code` (tracebacks are logged with the request id, never sent).
+It streams the body in under a size limit, authenticates at the start of each HTTP method (after
+the body has arrived), decodes bodies with msgspec, renders JSON, and turns every failure into one
+RFC 9457 problem+json answer with a stable `code` (tracebacks are logged with the request id, never
+sent). The answer to a failure is built by `problem()`, a pure function; `write_error`, the one
+place a problem is sent, sets its status and counts it.
+
+When Tornado calls each hook, for one request: `initialize` and `set_default_headers` when it builds
+the handler (the headers have been read); `prepare` next, before any of the body (the class streams
+its body); `data_received` zero or more times as the body arrives; then the HTTP method. A failure
+raised by `prepare` or the method ends in `log_exception` then `write_error` (`send_error` first
+clears the response and calls `set_default_headers` again); Tornado may fail a request before
+`prepare` runs (405 for a method it does not support). `on_finish` runs once the answer is sent;
+`on_connection_close` when the client goes away before that.
 """
 
 from __future__ import annotations
@@ -51,6 +61,8 @@ class APIHandler(tornado.web.RequestHandler):
     # -- set-up -----------------------------------------------------------------------------------
 
     def initialize(self) -> None:
+        """When the handler is built, before `prepare`: the request counts as in flight until `on_finish`
+        (or `on_connection_close`, for a request whose method never ran), so the shutdown drain waits for it."""
         self.ctx.inflight.add(self)
 
     @property
@@ -61,9 +73,16 @@ class APIHandler(tornado.web.RequestHandler):
     def signer(self) -> TokenSigner:
         return self.application.settings["signer"]
 
+    #: The client's X-Request-ID when sane, else a random one; chosen once per request.
+    request_id: str | None = None
+
     def set_default_headers(self) -> None:
-        incoming = self.request.headers.get("X-Request-ID", "")
-        self.request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
+        """When the handler is built, and again when `send_error` clears the response for a problem: the
+        request id is chosen the first time only, so the answer, the logs and a stored idempotent answer
+        all carry the same one."""
+        if self.request_id is None:
+            incoming = self.request.headers.get("X-Request-ID", "")
+            self.request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
         self.set_header("X-Request-ID", self.request_id)
         self.clear_header("Server")  # Tornado names itself and its version; nobody needs to know
         self.set_header("Content-Type", "application/json")
@@ -71,6 +90,13 @@ class APIHandler(tornado.web.RequestHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
 
     async def prepare(self) -> None:
+        """When the headers have been read, before any of the body (`stream_request_body`); not at all
+        when Tornado refuses the request first (an unsupported method).
+
+        Refusing here leaves the body unread (see `__init_subclass__`), so a body declared over the
+        limit becomes `refusal`, raised when the method starts. The one refusal made here on purpose:
+        a handler with a large `body_limit` authenticates here when over 1 MiB is coming (401 before
+        the upload rather than after it)."""
         self._chunks: list[bytes] = []
         self._received = 0
         limit = self.body_limit or self.ctx.settings.json_body_limit
@@ -107,9 +133,12 @@ class APIHandler(tornado.web.RequestHandler):
             if method is not None and not getattr(method, "_authenticates", False):
                 setattr(cls, name, _authenticating(method))
 
+    #: The code of this handler's 413 (uploads answer file_too_large).
     too_large_code = "body_too_large"
 
     def data_received(self, chunk: bytes) -> None:
+        """Zero or more times after `prepare`, as the body arrives: kept up to the limit, then dropped
+        (the method answers 413)."""
         self._received += len(chunk)
         if self.refusal is not None:
             return
@@ -214,6 +243,8 @@ class APIHandler(tornado.web.RequestHandler):
     # -- output -------------------------------------------------------------------------------------
 
     def respond(self, payload: Any, status: int = 200) -> None:
+        """The JSON answer. It, `send_file` and `no_content` keep what they sent in `_sent`, which
+        `@idempotent` stores for a replay."""
         body = _encoder.encode(payload)
         self.set_status(status)
         self.write(body)
@@ -242,38 +273,19 @@ class APIHandler(tornado.web.RequestHandler):
         self._sent = (204, b"", "")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Called by `send_error` after an exception escaped `prepare` or the method (once `log_exception`
+        has logged it), with the response cleared. Tornado passes 500 for anything but an HTTPError; the
+        status comes from the exception instead. The one place a problem is sent, so the one place it
+        is counted (a stored idempotent answer replayed is not sent from here, nor counted again)."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        problem, headers = self.problem_for(status_code, exc)
+        body, headers = problem(exc, self.request_id, allow=self.allowed_methods())
+        self.set_status(body["status"])
+        metrics.ERRORS.labels(body["code"]).inc()
         for name, value in headers.items():
             self.set_header(name, value)
         self.set_header("Content-Type", "application/problem+json")
         self.clear_header("Content-Disposition")
-        self.finish(_encoder.encode(problem))
-
-    def problem_for(self, status_code: int, exc: BaseException | None) -> tuple[dict, dict[str, str]]:
-        headers: dict[str, str] = {}
-        errors = None
-        if isinstance(exc, ApiError):
-            status, code, detail, errors, headers = exc.status, exc.code, exc.detail, exc.errors, exc.headers
-        elif isinstance(exc, UNAVAILABLE_ERRORS):
-            status, code, detail = 503, "database_unavailable", "The database is unavailable; try again shortly."
-            headers = {"Retry-After": "2"}
-        elif isinstance(exc, tornado.web.HTTPError):
-            status = exc.status_code
-            code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request",
-                    413: "body_too_large"}.get(status, "http_error")
-            detail = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-            if status == 405:
-                headers = {"Allow": self.allowed_methods()}
-        else:
-            status, code, detail = 500, "internal_error", "Something went wrong on our side."
-        self.set_status(status)
-        metrics.ERRORS.labels(code).inc()
-        problem = {"type": f"https://branchline.example/problems/{code}", "title": _title(status),
-                   "status": status, "detail": detail, "code": code, "request_id": self.request_id}
-        if errors:
-            problem["errors"] = errors
-        return problem, headers
+        self.finish(_encoder.encode(body))
 
     def allowed_methods(self) -> str:
         """The methods this route implements: the Allow header a 405 must carry (RFC 9110 §15.5.6)."""
@@ -281,6 +293,9 @@ class APIHandler(tornado.web.RequestHandler):
         return ", ".join(m for m in self.SUPPORTED_METHODS if getattr(type(self), m.lower()) is not unimplemented)
 
     def log_exception(self, typ, value, tb) -> None:
+        """Called by Tornado for an exception that escaped `prepare` or the method, before `write_error`:
+        refusals are not logged, an unreachable database is a warning, anything else an error with its
+        traceback and the request id the client is sent."""
         if isinstance(value, ApiError) or (isinstance(value, tornado.web.HTTPError) and value.status_code < 500):
             return
         if isinstance(value, UNAVAILABLE_ERRORS):
@@ -294,14 +309,18 @@ class APIHandler(tornado.web.RequestHandler):
     method_started = False
 
     def on_connection_close(self) -> None:
-        # A request whose body never arrived in full (the client went away, or the body timeout cut it
-        # off) never runs its method, so on_finish never comes: it leaves the in-flight set here. A
-        # method already running still ends in on_finish, and the shutdown drain waits for it.
+        """When the client goes away (or the body timeout cuts it off) before the answer is sent.
+
+        A request whose body never arrived in full never runs its method, so `on_finish` never comes:
+        it leaves the in-flight set here. A method already running still ends in `on_finish`, and the
+        shutdown drain waits for it."""
         if not self.method_started:
             self.ctx.inflight.discard(self)
         super().on_connection_close()
 
     def on_finish(self) -> None:
+        """Once the answer has been sent (after `write_error` too); may write nothing. Counts the request
+        by route, method and status."""
         self.ctx.inflight.discard(self)
         metrics.observe(self._route_name(), self.request.method or "", self.get_status(),
                         self.request.request_time())
@@ -361,9 +380,9 @@ def idempotent(method: Callable) -> Callable:
             return None
         try:
             await method(self, *args, **kwargs)
-        except ApiError as exc:
-            problem, _ = self.problem_for(exc.status, exc)
-            await held.complete(exc.status, _encoder.encode(problem), "application/problem+json")
+        except ApiError as exc:  # the refusal is stored as it will be sent; write_error sends and counts it
+            body, _ = problem(exc, self.request_id)
+            await held.complete(exc.status, _encoder.encode(body), "application/problem+json")
             raise
         except BaseException:
             await held.release()
@@ -384,6 +403,37 @@ class NotFoundHandler(APIHandler):
         raise ApiError(404, "not_found", "There is no such endpoint.")
 
     post = put = patch = delete = get
+
+
+def problem(exc: BaseException | None, request_id: str | None, *, allow: str = "") -> tuple[dict, dict[str, str]]:
+    """The problem+json body (RFC 9457) and the headers that answer `exc`; a pure function.
+
+    An ApiError says its own status, code, detail, field errors and headers; an unreachable database is
+    503 database_unavailable (Retry-After: 2); Tornado's HTTPError keeps its status with a generic code
+    (a 405 carries `allow`, the route's methods); anything else is 500 internal_error with a generic
+    detail (never the exception's text).
+    """
+    headers: dict[str, str] = {}
+    errors = None
+    if isinstance(exc, ApiError):
+        status, code, detail, errors, headers = exc.status, exc.code, exc.detail, exc.errors, exc.headers
+    elif isinstance(exc, UNAVAILABLE_ERRORS):
+        status, code, detail = 503, "database_unavailable", "The database is unavailable; try again shortly."
+        headers = {"Retry-After": "2"}
+    elif isinstance(exc, tornado.web.HTTPError):
+        status = exc.status_code
+        code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request",
+                413: "body_too_large"}.get(status, "http_error")
+        detail = _title(status)
+        if status == 405:
+            headers = {"Allow": allow}
+    else:
+        status, code, detail = 500, "internal_error", "Something went wrong on our side."
+    body = {"type": f"https://branchline.example/problems/{code}", "title": _title(status),
+            "status": status, "detail": detail, "code": code, "request_id": request_id}
+    if errors:
+        body["errors"] = errors
+    return body, headers
 
 
 def _title(status: int) -> str:

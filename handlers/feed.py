@@ -6,12 +6,10 @@ import hashlib
 
 import msgspec
 
-from handlers import API
 from handlers.base import APIHandler
 from schemas import openapi
 from schemas.feed import FeedPage, SyncOut
 from server import feeds
-from server.errors import not_found
 
 _encoder = msgspec.json.Encoder()
 
@@ -55,14 +53,5 @@ class FeedItemReadHandler(APIHandler):
     @openapi.endpoint("Mark any item of my feed read (idempotent)", responses={204: None},
                       errors=("not_found",))
     async def post(self, item_id: str) -> None:
-        if await feeds.get_visible_item(self.ctx, self.me, item_id) is None:
-            raise not_found("not_found", "feed item")
-        await feeds.mark_read(self.ctx, self.me.member_id, item_id)
+        await feeds.read_item(self.ctx, self.me, item_id)
         self.no_content()
-
-
-ROUTES = [
-    (rf"{API}/feed", FeedHandler),
-    (rf"{API}/sync", SyncHandler),
-    (rf"{API}/feed/(?P<item_id>[^/]+)/read", FeedItemReadHandler),
-]

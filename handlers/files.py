@@ -6,7 +6,6 @@ from urllib.parse import unquote
 
 from tornado.web import GZipContentEncoding
 
-from handlers import API
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.files import FileOut
@@ -122,9 +121,3 @@ class FileHandler(APIHandler):
         async for chunk in files.stream(path, start, end):
             self.write(chunk)
             await self.flush()
-
-
-ROUTES = [
-    (rf"{API}/files", FilesHandler),
-    (rf"{API}/files/(?P<file_id>[^/]+)", FileHandler),
-]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from handlers import API
 from handlers.base import APIHandler
 from schemas import openapi
 from schemas.identity import (
@@ -73,13 +72,3 @@ class MeHandler(APIHandler):
     @openapi.endpoint("The signed-in member, with roles", responses={200: MemberOut})
     async def get(self) -> None:
         self.respond(members.member_out(await members.get(self.ctx, self.me.member_id)))
-
-
-ROUTES = [
-    (rf"{API}/auth/wechat", WechatLoginHandler),
-    (rf"{API}/auth/bind", BindHandler),
-    (rf"{API}/auth/password", PasswordLoginHandler),
-    (rf"{API}/auth/refresh", RefreshHandler),
-    (rf"{API}/auth/logout", LogoutHandler),
-    (rf"{API}/me", MeHandler),
-]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from handlers import API
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.identity import InviteOut, PasswordChange
@@ -78,13 +77,3 @@ class MemberImportHandler(APIHandler):
         result = await member_import.run(self.ctx, self.me, org_id,
                                          self.request.headers.get("Content-Type", ""), self.body)
         self.respond(result)
-
-
-ROUTES = [
-    (rf"{API}/members", MembersHandler),
-    (rf"{API}/members/(?P<member_id>[^/]+)", MemberHandler),
-    (rf"{API}/members/(?P<member_id>[^/]+)/roles", MemberRolesHandler),
-    (rf"{API}/members/(?P<member_id>[^/]+)/password", MemberPasswordHandler),
-    (rf"{API}/members/(?P<member_id>[^/]+)/invite", MemberInviteHandler),
-    (rf"{API}/orgs/(?P<org_id>[^/]+)/members/import", MemberImportHandler),
-]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from handlers import API
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.orgs import OrgCreate, OrgOut, OrgPage
@@ -32,9 +31,3 @@ class OrgHandler(APIHandler):
     @openapi.endpoint("One organisation", responses={200: OrgOut}, errors=("not_found",))
     async def get(self, org_id: str) -> None:
         self.respond(orgs.org_out(await orgs.get_visible(self.ctx, self.me, org_id)))
-
-
-ROUTES = [
-    (rf"{API}/orgs", OrgsHandler),
-    (rf"{API}/orgs/(?P<org_id>[^/]+)", OrgHandler),
-]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import msgspec
 
-from handlers import API
 from handlers.base import APIHandler
 from schemas import openapi
 from schemas.activities import ProgrammeKey, ProgrammeOut, ProgrammePage, ProgrammePut
@@ -31,9 +30,3 @@ class ProgrammeHandler(APIHandler):
             raise invalid("key", "a-z, 0-9 and _, starting with a letter, at most 32 characters") from None
         doc = await programmes.put(self.ctx, self.me, key, self.decode_dict(ProgrammePut))
         self.respond(programmes.programme_out(doc))
-
-
-ROUTES = [
-    (rf"{API}/programmes", ProgrammesHandler),
-    (rf"{API}/programmes/(?P<key>[^/]+)", ProgrammeHandler),
-]

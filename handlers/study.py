@@ -8,7 +8,6 @@ from typing import Any
 
 import msgspec
 
-from handlers import API
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.study import (
@@ -151,8 +150,8 @@ class CheckinsHandler(StudyHandler):
                       errors=CHECKIN_ERRORS)
     @idempotent
     async def post(self) -> None:
-        status, out = await checkins.check_in(self.ctx, self.me, self.decode_values(CheckinIn))
-        self.respond(out, status=status)
+        out, created = await checkins.check_in(self.ctx, self.me, self.decode_values(CheckinIn))
+        self.respond(out, status=201 if created else 200)
 
 
 class AttendanceHandler(StudyHandler):
@@ -263,25 +262,3 @@ class ExportHandler(StudyHandler):
         body, mime, filename = await progress.export(self.ctx, self.me, org_id,
                                                            self.query("period", max_length=10), fmt, table)
         self.send_file(body, mime, filename)
-
-
-S = rf"{API}/study/sessions/(?P<session_id>[^/]+)"
-
-ROUTES = [
-    (rf"{API}/orgs/(?P<org_id>[^/]+)/study-scheme", SchemeHandler),
-    (rf"{API}/study/sessions", SessionsHandler),
-    (S, SessionHandler),
-    (rf"{S}/cancel", SessionCancelHandler),
-    (rf"{S}/qr", QrHandler),
-    (rf"{S}/qr/image", QrImageHandler),
-    (rf"{S}/attendance", AttendanceHandler),
-    (rf"{S}/attendance/(?P<member_id>[^/]+)", MarkHandler),
-    (rf"{API}/study/checkins", CheckinsHandler),
-    (rf"{API}/study/requests", RequestsHandler),
-    (rf"{API}/study/requests/(?P<request_id>[^/]+)/approve", RequestDecisionHandler),
-    (rf"{API}/study/requests/(?P<request_id>[^/]+)/reject", RequestRejectHandler),
-    (rf"{API}/study/self-study", SelfStudyHandler),
-    (rf"{API}/me/study/progress", ProgressHandler),
-    (rf"{API}/orgs/(?P<org_id>[^/]+)/study/compliance", ComplianceHandler),
-    (rf"{API}/orgs/(?P<org_id>[^/]+)/study/export", ExportHandler),
-]

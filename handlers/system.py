@@ -55,11 +55,3 @@ class OpenAPIHandler(APIHandler):
             document = msgspec.json.encode(openapi.build(self.application.settings["routes"]))
             self.application.settings["openapi_document"] = document
         self.write(document)
-
-
-ROUTES = [
-    (r"/healthz", HealthHandler),
-    (r"/readyz", ReadyHandler),
-    (r"/metrics", MetricsHandler),
-    (r"/openapi.json", OpenAPIHandler),
-]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from handlers import API
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.study import CloseIn, RectifyIn, ScanOut, WarningOut, WarningPage
@@ -50,11 +49,3 @@ class CloseHandler(APIHandler):
     async def post(self, warning_id: str) -> None:
         body = self.decode(CloseIn)
         self.respond(rectification.warning_out(await rectification.close(self.ctx, self.me, warning_id, body.note)))
-
-
-ROUTES = [
-    (rf"{API}/orgs/(?P<org_id>[^/]+)/warnings/scan", ScanHandler),
-    (rf"{API}/warnings", WarningsHandler),
-    (rf"{API}/warnings/(?P<warning_id>[^/]+)/rectify", RectifyHandler),
-    (rf"{API}/warnings/(?P<warning_id>[^/]+)/close", CloseHandler),
-]

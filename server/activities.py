@@ -19,7 +19,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from server import audit, feeds, files, members, orgs, programmes, qr, signups
+from server import audit, feeds, files, members, orgs, programmes, qr, signups, spreadsheets
 from server.context import Context
 from server.db import indexes, transaction
 from server.errors import ApiError, conflict, invalid
@@ -382,6 +382,19 @@ def roster_rows(data: dict, group: str, tz) -> list[list[Any]]:
     return [[e["name"], e["phone_masked"], STATUS_ZH[e["status"]], e["position"] or "",
              local(e["signed_up_at"]), local(e["confirmed_at"]), local(e["cancelled_at"]),
              local(e["checked_in_at"]), ATTENDANCE_ZH[e["attendance"]]] for e in data[group]]
+
+
+def roster_file(ctx: Context, data: dict, wanted: str) -> tuple[bytes, str, str]:
+    """A `roster` as a file with Chinese headers → (body, media type, filename): csv, one table, or xlsx, a
+    sheet per group. `wanted` is the `format` query value (csv or xlsx, else 422)."""
+    fmt = spreadsheets.file_format(wanted)
+    tz = ctx.settings.tz
+    name = f"报名名单-{data['title']}"
+    if fmt == "csv":
+        rows = [row for group in ROSTER_GROUPS for row in roster_rows(data, group, tz)]
+        return spreadsheets.to_csv(ROSTER_HEADERS, rows), spreadsheets.CSV_MIME, f"{name}.csv"
+    sheets = [(STATUS_ZH[group], ROSTER_HEADERS, roster_rows(data, group, tz)) for group in ROSTER_GROUPS]
+    return spreadsheets.to_xlsx(sheets), spreadsheets.XLSX_MIME, f"{name}.xlsx"
 
 
 # -- on the day -----------------------------------------------------------------------------------

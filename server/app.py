@@ -1,15 +1,29 @@
-"""Application factory and the per-process lifecycle (open client, create indexes, serve, drain, close)."""
+"""What the application serves (ROUTES), the application factory, and the per-process lifecycle
+(open client, create indexes, serve, drain, close)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 
 import tornado.httpserver
 import tornado.web
 
-from handlers import all_routes
+from handlers import (
+    activities,
+    announcements,
+    feed,
+    files,
+    identity,
+    members,
+    orgs,
+    programmes,
+    study,
+    system,
+    warnings,
+)
 from handlers.base import NotFoundHandler
 from server.clock import Clock
 from server.config import Settings
@@ -27,16 +41,107 @@ log = logging.getLogger("branchline")
 DRAIN_LIMIT = 1024 * 1024 * 1024
 
 
+def _route(path: str, handler: type[tornado.web.RequestHandler]) -> tuple[str, type]:
+    """A path as OpenAPI writes it, each `{name}` one path segment, as the regex Tornado matches."""
+    return re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path), handler
+
+
+#: Every path the API serves and the handler that answers it; anything else is NotFoundHandler's 404.
+#: /openapi.json lists the paths in this order (one group per handler module, alphabetical).
+ROUTES = [_route(path, handler) for path, handler in [
+    # Activities (群心驿站, API.md §6): sign-ups with a waitlist, the roster, QR check-in, feedback
+    ("/api/v1/activities", activities.ActivitiesHandler),
+    ("/api/v1/activities/{activity_id}", activities.ActivityHandler),
+    ("/api/v1/activities/{activity_id}/publish", activities.ActivityPublishHandler),
+    ("/api/v1/activities/{activity_id}/cancel", activities.ActivityCancelHandler),
+    ("/api/v1/activities/{activity_id}/signups", activities.SignupsHandler),
+    ("/api/v1/activities/{activity_id}/signups/me", activities.MySignupHandler),
+    ("/api/v1/activities/{activity_id}/qr", activities.ActivityQrHandler),
+    ("/api/v1/activities/{activity_id}/qr/image", activities.ActivityQrImageHandler),
+    ("/api/v1/activities/{activity_id}/checkins", activities.CheckinsHandler),
+    ("/api/v1/activities/{activity_id}/feedback", activities.FeedbackHandler),
+
+    # Announcements (API.md §7): read receipts and acknowledgements
+    ("/api/v1/announcements", announcements.AnnouncementsHandler),
+    ("/api/v1/announcements/{announcement_id}", announcements.AnnouncementHandler),
+    ("/api/v1/announcements/{announcement_id}/read", announcements.AnnouncementReadHandler),
+    ("/api/v1/announcements/{announcement_id}/ack", announcements.AnnouncementAckHandler),
+    ("/api/v1/announcements/{announcement_id}/receipts", announcements.AnnouncementReceiptsHandler),
+
+    # The personal feed and its sync (API.md §7)
+    ("/api/v1/feed", feed.FeedHandler),
+    ("/api/v1/sync", feed.SyncHandler),
+    ("/api/v1/feed/{item_id}/read", feed.FeedItemReadHandler),
+
+    # Files (API.md §8): upload, download with Range
+    ("/api/v1/files", files.FilesHandler),
+    ("/api/v1/files/{file_id}", files.FileHandler),
+
+    # Sign-in (API.md §3): WeChat, password, refresh, and the signed-in member
+    ("/api/v1/auth/wechat", identity.WechatLoginHandler),
+    ("/api/v1/auth/bind", identity.BindHandler),
+    ("/api/v1/auth/password", identity.PasswordLoginHandler),
+    ("/api/v1/auth/refresh", identity.RefreshHandler),
+    ("/api/v1/auth/logout", identity.LogoutHandler),
+    ("/api/v1/me", identity.MeHandler),
+
+    # Members (API.md §3–4), and importing them into an org
+    ("/api/v1/members", members.MembersHandler),
+    ("/api/v1/members/{member_id}", members.MemberHandler),
+    ("/api/v1/members/{member_id}/roles", members.MemberRolesHandler),
+    ("/api/v1/members/{member_id}/password", members.MemberPasswordHandler),
+    ("/api/v1/members/{member_id}/invite", members.MemberInviteHandler),
+    ("/api/v1/orgs/{org_id}/members/import", members.MemberImportHandler),
+
+    # Organisations (API.md §4)
+    ("/api/v1/orgs", orgs.OrgsHandler),
+    ("/api/v1/orgs/{org_id}", orgs.OrgHandler),
+
+    # Programmes (群心驿站, API.md §6): who may sign up
+    ("/api/v1/programmes", programmes.ProgrammesHandler),
+    ("/api/v1/programmes/{key}", programmes.ProgrammeHandler),
+
+    # Study (API.md §5): schemes, sessions, QR check-in, attendance, requests, self-study, progress
+    ("/api/v1/orgs/{org_id}/study-scheme", study.SchemeHandler),
+    ("/api/v1/study/sessions", study.SessionsHandler),
+    ("/api/v1/study/sessions/{session_id}", study.SessionHandler),
+    ("/api/v1/study/sessions/{session_id}/cancel", study.SessionCancelHandler),
+    ("/api/v1/study/sessions/{session_id}/qr", study.QrHandler),
+    ("/api/v1/study/sessions/{session_id}/qr/image", study.QrImageHandler),
+    ("/api/v1/study/sessions/{session_id}/attendance", study.AttendanceHandler),
+    ("/api/v1/study/sessions/{session_id}/attendance/{member_id}", study.MarkHandler),
+    ("/api/v1/study/checkins", study.CheckinsHandler),
+    ("/api/v1/study/requests", study.RequestsHandler),
+    ("/api/v1/study/requests/{request_id}/approve", study.RequestDecisionHandler),
+    ("/api/v1/study/requests/{request_id}/reject", study.RequestRejectHandler),
+    ("/api/v1/study/self-study", study.SelfStudyHandler),
+    ("/api/v1/me/study/progress", study.ProgressHandler),
+    ("/api/v1/orgs/{org_id}/study/compliance", study.ComplianceHandler),
+    ("/api/v1/orgs/{org_id}/study/export", study.ExportHandler),
+
+    # Operations: liveness, readiness, metrics, and this table as OpenAPI
+    ("/healthz", system.HealthHandler),
+    ("/readyz", system.ReadyHandler),
+    ("/metrics", system.MetricsHandler),
+    ("/openapi.json", system.OpenAPIHandler),
+
+    # Study warnings (API.md §5): scan a period, rectify (整改), close (销号)
+    ("/api/v1/orgs/{org_id}/warnings/scan", warnings.ScanHandler),
+    ("/api/v1/warnings", warnings.WarningsHandler),
+    ("/api/v1/warnings/{warning_id}/rectify", warnings.RectifyHandler),
+    ("/api/v1/warnings/{warning_id}/close", warnings.CloseHandler),
+]]
+
+
 def make_app(ctx: Context) -> tornado.web.Application:
-    routes = all_routes()
     from server import feeds  # per-process feed tasks: counter watcher, scheduled publication/expiry
 
     feeds.start(ctx)
     return tornado.web.Application(
-        routes,
+        ROUTES,
         ctx=ctx,
         signer=TokenSigner(ctx.settings),
-        routes=routes,
+        routes=ROUTES,  # for /openapi.json
         default_handler_class=NotFoundHandler,
         compress_response=True,
         xsrf_cookies=False,

@@ -80,7 +80,7 @@ from pymongo.errors import DuplicateKeyError, InvalidOperation, PyMongoError
 
 from server.context import Context
 from server.db import indexes, on_commit, transaction
-from server.errors import ApiError, invalid
+from server.errors import ApiError, invalid, not_found
 from server.ids import new_id
 from server.scope import Principal
 
@@ -488,6 +488,13 @@ async def get_visible_item(ctx: Context, principal: Principal, item_id: str) -> 
     if doc is None or not _sees(principal, doc) or not _on_air(doc, ctx.now()):
         return None
     return doc
+
+
+async def read_item(ctx: Context, principal: Principal, item_id: str) -> None:
+    """The member marks an item of their feed read (idempotent); not_found for one that is not on it."""
+    if await get_visible_item(ctx, principal, item_id) is None:
+        raise not_found("not_found", "feed item")
+    await mark_read(ctx, principal.member_id, item_id)
 
 
 def _on_air(doc: dict, now: datetime) -> bool:

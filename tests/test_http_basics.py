@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from openapi_spec_validator import validate
 
-from handlers import all_routes
 from schemas.openapi import _openapi_path
+from server.app import ROUTES
 
 
 def test_health_and_ready(api):
@@ -76,10 +78,28 @@ def test_metrics_are_prometheus_text(api):
     assert b"branchline_http_requests_total" in metrics.content
 
 
+def _errors_counted(api, code: str) -> float:
+    text = api.anonymous().get("/metrics").content.decode()
+    match = re.search(rf'^branchline_errors_total{{code="{code}"}} (\S+)$', text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_a_refused_idempotent_post_is_counted_once(api):
+    member = api.member(api.root_org_id, "计数")
+    before = _errors_counted(api, "forbidden")
+    body = {"name": "x", "kind": "branch", "parent_id": api.root_org_id}
+    refused = member.post("/orgs", json=body, headers={"Idempotency-Key": "count-once-1"})
+    assert refused.status == 403 and refused.code == "forbidden"
+    assert _errors_counted(api, "forbidden") == before + 1
+    replayed = member.post("/orgs", json=body, headers={"Idempotency-Key": "count-once-1"})
+    assert replayed.headers["Idempotent-Replayed"] == "true" and replayed.json == refused.json
+    assert _errors_counted(api, "forbidden") == before + 1  # a replay sends the stored answer
+
+
 def test_openapi_is_valid_and_covers_every_route(api):
     document = api.anonymous().get("/openapi.json").json
     validate(document)
-    for pattern, handler in all_routes():
+    for pattern, handler in ROUTES:
         path, _ = _openapi_path(pattern)
         assert path in document["paths"], f"{path} missing from OpenAPI"
         for method in ("get", "post", "put", "patch", "delete"):
@@ -147,3 +167,20 @@ def test_unexpected_errors_are_500_without_traceback_and_logged_with_the_request
     assert b"hunter2" not in response.content and b"Traceback" not in response.content
     assert response.json["request_id"] == "req-explode-1"
     assert any("req-explode-1" in record.getMessage() for record in caplog.records)
+
+
+def test_an_error_answer_carries_the_request_id_it_was_logged_with(api, caplog):
+    from handlers.base import APIHandler
+
+    class Exploding(APIHandler):
+        auth_required = False
+
+        async def get(self) -> None:
+            raise RuntimeError("boom")
+
+    api.app.wildcard_router.add_rules([(r"/api/v1/explode-unnamed", Exploding)])
+    with caplog.at_level("ERROR", logger="branchline.http"):
+        response = api.anonymous().get("/explode-unnamed")  # no X-Request-ID: the server chooses one
+    request_id = response.headers["X-Request-ID"]
+    assert response.status == 500 and response.json["request_id"] == request_id
+    assert any(request_id in record.getMessage() for record in caplog.records)

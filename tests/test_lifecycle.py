@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import httpx
 import psutil
 import pytest
 
+from server.db import INDEXED_MODULES
 from server.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,3 +212,10 @@ def test_processes_must_be_positive(tmp_path, value):
                             capture_output=True, text=True, timeout=30,
                             env={**os.environ, "BRANCHLINE_DATA_DIR": str(tmp_path)})
     assert result.returncode != 0
+
+
+def test_start_up_declares_the_indexes_of_every_module_that_has_some():
+    root = Path(__file__).resolve().parent.parent
+    declaring = {".".join(path.relative_to(root).with_suffix("").parts) for path in (root / "server").rglob("*.py")
+                 if re.search(r"^indexes\(", path.read_text(encoding="utf-8"), re.MULTILINE)}
+    assert declaring == set(INDEXED_MODULES)

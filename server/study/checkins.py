@@ -7,7 +7,7 @@ session asks for "geo", a location fix inside the fence (422 location_required /
 A fix's accuracy is the client's own claim: one less precise than the fence is wide cannot place anyone
 inside it, so it is refused (422 location_inaccurate) rather than allowed to widen the fence by its
 accuracy. The record is then inserted under the unique (session, member) index: however many requests
-race, one insert wins (201) and the rest read the winner (200 already_checked_in). Every attempt,
+race, one insert wins (created) and the rest read the winner (already_checked_in). Every attempt,
 accepted or refused, is appended to the event log with its source and method.
 
 Offline scans carry `client_time`: the rules above are applied at `client_time` instead of now, provided the
@@ -100,7 +100,8 @@ def _check_rules(session: dict, principal: Principal, body: dict, now: datetime)
     return at, offline
 
 
-async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[int, dict]:
+async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[dict, bool]:
+    """→ (the attendance answer, created?): False when the member had already checked in."""
     now = sessions.utc(ctx.now())
     session_id = body["session_id"]
     session: dict | None = None
@@ -124,14 +125,14 @@ async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[int,
                                                            "member_id": principal.member_id})
                 if record is not None and record["status"] in attendance.ATTENDED:
                     await _log(ctx, session, session_id, principal, method, "already_checked_in", log)
-                    return 200, _already(record)
+                    return _already(record), False
             raise
-        status, out = await _record(ctx, principal, session, at, offline, method, body, now)
+        out, created = await _record(ctx, principal, session, at, offline, method, body, now)
     except ApiError as exc:
         await _log(ctx, session, session_id, principal, method, exc.code, log)
         raise
     await _log(ctx, session, session_id, principal, method, out["result"], log, status=out["status"])
-    return status, out
+    return out, created
 
 
 async def _log(ctx: Context, session: dict | None, session_id: str, principal: Principal, method: str,
@@ -142,7 +143,7 @@ async def _log(ctx: Context, session: dict | None, session_id: str, principal: P
 
 
 async def _record(ctx: Context, principal: Principal, session: dict, at: datetime, offline: bool, method: str,
-                  body: dict, now: datetime) -> tuple[int, dict]:
+                  body: dict, now: datetime) -> tuple[dict, bool]:
     status = "late" if at > session["late_after"] else "present"
     checkin = {"status": status, "checked_in_at": at, "received_at": now, "source": "member", "method": method,
                "offline": offline, "device_id": body.get("device_id"), "reason": None, "updated_at": now}
@@ -156,15 +157,15 @@ async def _record(ctx: Context, principal: Principal, session: dict, at: datetim
         pass
     else:
         await _follow_session(ctx, session, record)
-        return 201, {"result": "ok", **attendance.attendance_out(record)}
+        return {"result": "ok", **attendance.attendance_out(record)}, True
     key = {"session_id": session["_id"], "member_id": principal.member_id}
     # An earlier leave/absent mark is superseded by really turning up; a present/late record stands.
     upgraded = await ctx.db[ATTENDANCE].update_one({**key, "status": {"$in": ["leave", "absent"]}},
                                                    {"$set": checkin})
     first = await ctx.db[ATTENDANCE].find_one(key)
     if upgraded.modified_count:
-        return 201, {"result": "ok", **attendance.attendance_out(first)}
-    return 200, _already(first)
+        return {"result": "ok", **attendance.attendance_out(first)}, True
+    return _already(first), False
 
 
 async def _follow_session(ctx: Context, session: dict, record: dict) -> None:
