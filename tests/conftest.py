@@ -2,29 +2,40 @@
 
 One SecantusDB (`--storage-path :memory:`) serves the whole session, or BRANCHLINE_MONGO_URI
 when set; each test gets its own database. The API and a fake WeChat run in one background
-event loop; tests talk to them over HTTP with httpx. `api.clock` moves the server's time.
+event loop; tests talk to them over HTTP with httpx. `api.clock` moves the server's time; a test's server
+keeps its files under the test's tmp_path, and `@pytest.mark.settings(field=value)` changes its settings.
+`start_server` runs `python -m server` in processes of its own on the same database server.
+
+The fixtures and the classes they yield live here; the helpers tests build worlds with are in builders.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from datetime import date
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
+from pymongo import MongoClient
 from tornado.netutil import bind_sockets
 
 from server.app import make_app, make_context, start_http
 from server.bootstrap import ensure_admin
 from server.config import Settings
 from server.db import create_indexes
-from server.embedded import EmbeddedDatabase
+from server.embedded import EmbeddedDatabase, free_port
 from server.security import TokenSigner
 from tests.fake_wechat import make_fake_wechat
 
@@ -229,10 +240,16 @@ class Api:
         return asyncio.run(main())
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "settings(**fields): settings of the test's server beyond the defaults")
+
+
 @pytest.fixture
-def settings_overrides() -> dict:
-    """Override in a test module to change the server's settings."""
-    return {}
+def settings_overrides(request, tmp_path) -> dict:
+    """Each test's server keeps its files in the test's own directory; `@pytest.mark.settings(...)` on a
+    test (or a module's `pytestmark`) changes more."""
+    mark = request.node.get_closest_marker("settings")
+    return {"data_dir": tmp_path, **(mark.kwargs if mark else {})}
 
 
 @pytest.fixture
@@ -274,5 +291,76 @@ def api(loop_thread, mongo_uri, fake_wechat, settings_overrides):
     loop_thread.run(stop())
 
 
-def today() -> str:
-    return date.today().isoformat()
+# -- `python -m server` in its own processes, on the session's database ------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCESS_SECRET = "process-test-secret-0123456789-0123456789-abcdef"
+PROCESS_ADMIN_PHONE = "13600000000"
+PROCESS_ADMIN_PASSWORD = "process-admin-password"
+
+
+class SharedDatabaseServer:
+    """`python -m server` as a subprocess on the session's database server, with its own database name."""
+
+    def __init__(self, mongo_uri: str, data_dir: Path, db_name: str, processes: int = 1) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.mongo_uri, self.db_name = mongo_uri, db_name
+        env = {**os.environ, "BRANCHLINE_JWT_SECRET": PROCESS_SECRET, "BRANCHLINE_DB_NAME": db_name,
+               "BRANCHLINE_BOOTSTRAP_ADMIN_PHONE": PROCESS_ADMIN_PHONE,
+               "BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD": PROCESS_ADMIN_PASSWORD, "BRANCHLINE_LOG_LEVEL": "WARNING"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "--processes", str(processes), "--mongo-uri", mongo_uri,
+             "--port", str(self.port), "--data-dir", str(data_dir)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("server did not start: " + self.process.stderr.read().decode(errors="replace"))
+            time.sleep(0.1)
+        self.signer = TokenSigner(Settings(jwt_secret=PROCESS_SECRET))
+
+    def api_pids(self) -> list[int]:
+        master = psutil.Process(self.process.pid)
+        return [c.pid for c in master.children()] or [master.pid]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    # -- building a world through HTTP ------------------------------------------------------------
+
+    def admin(self) -> Client:
+        body = httpx.post(self.base_url + "/api/v1/auth/password",
+                          json={"phone": PROCESS_ADMIN_PHONE, "password": PROCESS_ADMIN_PASSWORD}).json()
+        return Client(self.base_url, body["access_token"], body["member"])
+
+    def as_member(self, member: dict) -> Client:
+        return Client(self.base_url, self.signer.issue(member["id"], datetime.now(UTC), 900), member)
+
+
+@pytest.fixture
+def start_server(mongo_uri, tmp_path):
+    """Start `python -m server` processes on one fresh database; all are stopped and the database dropped after."""
+    started: list[SharedDatabaseServer] = []
+    db_name = f"p_{uuid.uuid4().hex[:12]}"
+
+    def start(processes: int = 1) -> SharedDatabaseServer:
+        server = SharedDatabaseServer(mongo_uri, tmp_path / f"data{len(started)}", db_name, processes)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+    with MongoClient(mongo_uri) as client:
+        client.drop_database(db_name)

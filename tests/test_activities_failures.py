@@ -1,13 +1,13 @@
 """A sign-up, cancel or capacity change that fails half-way leaves counts and lists as they were
-(server/signups.py: one transaction per change), and every activity endpoint needs a signed-in caller."""
+(server/signups.py: one transaction per change); so does cancelling the activity, and feedback is written
+whole (with its flag on the sign-up) or not at all."""
 
 from __future__ import annotations
 
-import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure
 
-from tests.test_activities_flow import published
+from tests.builders import activity_checkin, advance, published
 
 
 def fail_writes(monkeypatch, collection: str, method: str) -> None:
@@ -76,13 +76,20 @@ def test_cancelling_the_activity_fails_whole_or_not_at_all(api, monkeypatch):
     assert organiser.ok("POST", f"/activities/{act['id']}/cancel")["status"] == "cancelled"
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/programmes"), ("PUT", "/programmes/unity"), ("POST", "/activities"), ("GET", "/activities"),
-    ("GET", "/activities/x"), ("PATCH", "/activities/x"), ("POST", "/activities/x/publish"),
-    ("POST", "/activities/x/cancel"), ("POST", "/activities/x/signups"), ("GET", "/activities/x/signups"),
-    ("DELETE", "/activities/x/signups/me"), ("GET", "/activities/x/qr"), ("GET", "/activities/x/qr/image"),
-    ("POST", "/activities/x/checkins"),
-    ("POST", "/activities/x/feedback"), ("GET", "/activities/x/feedback")])
-def test_every_endpoint_needs_a_signed_in_caller(api, method, path):
-    response = api.anonymous().request(method, path, json={})
-    assert response.status == 401 and response.code == "unauthenticated"
+def test_feedback_and_its_flag_are_written_whole_or_not_at_all(api, monkeypatch):
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    member = api.member(branch["id"])
+    act = published(api, organiser, branch["id"])
+    path = f"/activities/{act['id']}"
+    member.ok("POST", path + "/signups", 201)
+    advance(api, organiser, member, days=2)
+    activity_checkin(organiser, member, path)
+    with monkeypatch.context() as patch:
+        fail_writes(patch, "activity_signups", "update_one")  # the flag, after the feedback was written
+        assert member.post(path + "/feedback", json={"rating": 5}).status == 500
+    assert api.run(api.db["activity_feedback"].count_documents({"activity_id": act["id"]})) == 0
+    assert "feedback_given" not in member.ok("GET", path)["my_signup"]
+    assert member.ok("POST", path + "/feedback", 201, json={"rating": 5, "comment": "好"})["rating"] == 5
+    assert member.ok("GET", path)["my_signup"]["feedback_given"] is True
+    assert member.post(path + "/feedback", json={"rating": 4}).code == "feedback_exists"

@@ -1,50 +1,17 @@
 """群心驿站 activities through HTTP (API.md §6): programmes and eligibility, the life of an activity, every
-refusal code, promotion on cancel and on capacity change, scope, roster files, check-in and feedback."""
+refusal code, promotion on cancel and on capacity change, lists, roster files, check-in and feedback.
+Answers carry the caller's own sign-up, no-shows show on every read, leaving twice is quiet, parameterless
+actions refuse body fields. Who may see and do what: test_activities_access.py."""
 
 from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from openpyxl import load_workbook
 
 from server import qr
-from tests.test_files import png
-
-
-@pytest.fixture
-def settings_overrides(tmp_path):
-    return {"data_dir": tmp_path}
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-def activity_body(api, org_id: str, *, programme: str = "unity", capacity: int = 10, waitlist: bool = False,
-                  opens: timedelta = timedelta(hours=-1), closes: timedelta = timedelta(days=1),
-                  starts: timedelta = timedelta(days=2), hours: float = 2, **extra) -> dict:
-    now = api.clock.now()
-    body = {"programme": programme, "org_id": org_id, "title": "读书会", "description": "一起读书",
-            "starts_at": iso(now + starts), "ends_at": iso(now + starts + timedelta(hours=hours)),
-            "signup_opens_at": iso(now + opens), "signup_closes_at": iso(now + closes),
-            "capacity": capacity, "waitlist": waitlist}
-    body.update(extra)
-    return body
-
-
-def published(api, organiser, org_id: str, **kw) -> dict:
-    act = organiser.ok("POST", "/activities", 201, json=activity_body(api, org_id, **kw))
-    return organiser.ok("POST", f"/activities/{act['id']}/publish")
-
-
-def advance(api, *clients, **delta) -> None:
-    """Move the server's clock and give every client a fresh access token (they live 15 minutes)."""
-    api.clock.advance(**delta)
-    for client in (*clients, api.admin):
-        token = api.signer.issue(client.id, api.clock.now(), 900)
-        client.http.headers["Authorization"] = f"Bearer {token}"
+from tests.builders import activity_body, activity_checkin, advance, iso, png, published
 
 
 def notices(api, member_id: str, activity_id: str) -> list[dict]:
@@ -220,6 +187,40 @@ def test_idempotency_key_on_create_and_sign_up(api):
     assert member.post(path, json={"answers": {"a": "b"}, "x": 1}).status == 422
 
 
+def test_organiser_actions_answer_with_the_callers_own_sign_up(api):
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    draft = organiser.ok("POST", "/activities", 201, json=activity_body(api, branch["id"]))
+    path = f"/activities/{draft['id']}"
+    assert draft["my_signup"] is None
+    assert organiser.ok("POST", path + "/publish")["my_signup"] is None
+    assert organiser.ok("POST", path + "/signups", 201) == {"status": "confirmed"}
+    assert organiser.ok("PATCH", path, json={"title": "新标题"})["my_signup"] == {"status": "confirmed"}
+    assert organiser.ok("POST", path + "/publish")["my_signup"] == {"status": "confirmed"}
+    cancelled = organiser.ok("POST", path + "/cancel")
+    assert cancelled["status"] == "cancelled" and cancelled["my_signup"] == {"status": "confirmed"}
+    assert cancelled["confirmed_count"] == 1
+
+
+def test_parameterless_actions_refuse_unknown_body_fields(api):
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    draft = organiser.ok("POST", "/activities", 201, json=activity_body(api, branch["id"]))
+    path = f"/activities/{draft['id']}"
+    refused = organiser.post(path + "/publish", json={"notify": True})
+    assert refused.status == 422 and refused.code == "invalid_request"
+    assert organiser.ok("GET", path)["status"] == "draft"
+    assert organiser.ok("POST", path + "/publish", json={})["status"] == "published"
+    assert organiser.post(path + "/cancel", json={"reason": "x", "silent": True}).status == 422
+    member = api.member(branch["id"])
+    for body in ({"answers": {}, "extra": 1}, {"answers": {str(i): "v" for i in range(21)}},
+                 {"answers": {"k" * 65: "v"}}, {"answers": {"note": "字" * 1001}}, {"answers": {"": "v"}},
+                 {"answers": {"note": 5}}):
+        response = member.post(path + "/signups", json=body)
+        assert response.status == 422 and response.code == "invalid_request", body
+    assert organiser.ok("GET", path)["confirmed_count"] == 0
+
+
 # -- the life of an activity ----------------------------------------------------------------------
 
 def test_full_life_of_an_activity(api):
@@ -326,6 +327,67 @@ def test_no_shows_are_marked_after_the_end_and_check_in_closes(api):
     assert stayed_home.post(path + "/feedback", json={"rating": 1}).code == "not_attended"
 
 
+def test_no_shows_show_in_lists_and_for_members_promoted_after_the_end(api):
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    came, absent, waiting = (api.member(branch["id"], n) for n in ("来了", "没来", "候补"))
+    act = published(api, organiser, branch["id"], capacity=2, waitlist=True)
+    path = f"/activities/{act['id']}"
+    for who in (came, absent, waiting):
+        who.ok("POST", path + "/signups", 201)
+    advance(api, organiser, came, absent, waiting, days=2, minutes=5)
+    activity_checkin(organiser, came, path)
+    advance(api, organiser, came, absent, waiting, hours=2)
+    # the list is the first read after the end: it already tells the no-show
+    [listed] = absent.ok("GET", "/activities")["items"]
+    assert listed["my_signup"] == {"status": "confirmed", "attendance": "no_show"}
+    assert came.ok("GET", "/activities")["items"][0]["my_signup"]["attendance"] == "present"
+    assert api.run(api.db["activity_signups"].find_one({"member_id": absent.id}))["attendance"] == "no_show"
+    # a member confirmed after the end (capacity raised) did not come either
+    raised = organiser.ok("PATCH", path, json={"capacity": 3})
+    assert raised["confirmed_count"] == 3
+    assert waiting.ok("GET", path)["my_signup"] == {"status": "confirmed", "attendance": "no_show"}
+    assert api.run(api.db["activity_signups"].find_one({"member_id": waiting.id}))["attendance"] == "no_show"
+    roster = organiser.ok("GET", path + "/signups")
+    assert roster["counts"]["present"] == 1 and roster["counts"]["no_show"] == 2
+    assert {e["name"]: e["attendance"] for e in roster["confirmed"]} == {
+        "来了": "present", "没来": "no_show", "候补": "no_show"}
+
+
+def test_moving_the_end_later_takes_back_no_shows_until_the_new_end(api):
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    late = api.member(branch["id"], "迟到")
+    act = published(api, organiser, branch["id"])
+    path = f"/activities/{act['id']}"
+    late.ok("POST", path + "/signups", 201)
+    advance(api, organiser, late, days=2, hours=2, minutes=1)  # a minute after the end
+    assert late.ok("GET", path)["my_signup"]["attendance"] == "no_show"
+    # the organiser extends the activity by an hour: it is not over, nobody is a no-show yet
+    organiser.ok("PATCH", path, json={"ends_at": iso(api.clock.now() + timedelta(hours=1))})
+    assert late.ok("GET", path)["my_signup"] == {"status": "confirmed"}
+    assert organiser.ok("GET", path + "/signups")["counts"]["no_show"] == 0
+    assert activity_checkin(organiser, late, path)["status"] == "present"
+    advance(api, organiser, late, hours=1, minutes=1)
+    assert late.ok("GET", path)["my_signup"]["attendance"] == "present"
+    assert organiser.ok("GET", path + "/signups")["counts"] == {
+        "confirmed": 1, "waitlisted": 0, "cancelled": 0, "present": 1, "no_show": 0}
+
+
+def test_check_in_answers_are_shaped_as_for_study_sessions(api):
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    member = api.member(branch["id"])
+    act = published(api, organiser, branch["id"])
+    path = f"/activities/{act['id']}"
+    member.ok("POST", path + "/signups", 201)
+    advance(api, organiser, member, days=2)
+    first = activity_checkin(organiser, member, path)
+    assert first["result"] == "ok" and first["status"] == "present" and first["checked_in_at"].endswith("Z")
+    again = activity_checkin(organiser, member, path, 200)
+    assert again == {"result": "already_checked_in", "status": "present", "checked_in_at": first["checked_in_at"]}
+
+
 def test_roster_files_have_chinese_headers(api):
     branch = api.org("一支部")
     organiser = api.organiser(branch["id"])
@@ -403,6 +465,24 @@ def test_every_sign_up_refusal_code(api):
                      organiser.post(path + "/publish"), organiser.patch(path, json={"capacity": 5}),
                      member.post(path + "/checkins", json={"qr_token": "1.x"}), organiser.get(path + "/qr")):
         assert response.status == 409 and response.code == "activity_cancelled", response
+
+
+def test_leaving_again_answers_204_and_changes_nothing(api):
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    first, second, third = (api.member(branch["id"]) for _ in range(3))
+    act = published(api, organiser, branch["id"], capacity=1, waitlist=True)
+    path = f"/activities/{act['id']}"
+    for who in (first, second, third):
+        who.ok("POST", path + "/signups", 201)
+    first.ok("DELETE", path + "/signups/me", 204)
+    again = first.delete(path + "/signups/me")  # a retry after a lost answer
+    assert again.status == 204 and again.content == b""
+    seen = organiser.ok("GET", path)
+    assert (seen["confirmed_count"], seen["waitlist_count"]) == (1, 1)  # nobody else was promoted or dropped
+    assert second.ok("GET", path)["my_signup"] == {"status": "confirmed"}
+    assert third.ok("GET", path)["my_signup"] == {"status": "waitlisted", "position": 1}
+    assert api.member(branch["id"]).delete(path + "/signups/me").code == "signup_not_found"
 
 
 def test_cancelling_an_activity_tells_every_signed_up_member(api):
@@ -488,33 +568,26 @@ def test_promotion_when_capacity_rises_and_refusal_when_it_falls_below_confirmed
     assert api.run(api.db["audit_log"].count_documents({"target_id": act["id"], "action": "activity.update"})) == 3
 
 
-# -- scope ----------------------------------------------------------------------------------------
-
-def test_scope_ancestors_and_subtree_but_never_a_sibling_branch(api):
-    committee = api.org("机关党委二级", kind="committee")
-    branch_a = api.org("甲支部", parent_id=committee["id"])
-    branch_b = api.org("乙支部", parent_id=committee["id"])
-    group_a = api.org("甲小组", kind="group", parent_id=branch_a["id"])
-    organiser_a = api.organiser(branch_a["id"])
-    act = published(api, organiser_a, branch_a["id"])
-    top = published(api, api.organiser(committee["id"]), committee["id"])
-    in_group = api.member(group_a["id"])
-    in_b = api.member(branch_b["id"])
-    above = api.member(committee["id"])
+def test_turning_the_waitlist_off_keeps_who_is_waiting_and_refuses_newcomers(api):
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    act = published(api, organiser, branch["id"], capacity=1, waitlist=True)
     path = f"/activities/{act['id']}"
-    assert in_group.ok("GET", path)["id"] == act["id"]  # an ancestor's activity
-    assert above.ok("GET", path)["id"] == act["id"]  # an activity of the subtree
-    assert in_b.get(path).code == "activity_not_found"
-    assert in_b.post(path + "/signups").code == "activity_not_found"
-    assert [a["id"] for a in in_b.ok("GET", "/activities")["items"]] == [top["id"]]
-    assert {a["id"] for a in in_group.ok("GET", "/activities")["items"]} == {act["id"], top["id"]}
-    assert in_b.ok("GET", f"/activities?org_id={branch_a['id']}")["items"] == []
-    # an organiser of B cannot manage A's activity, and does not learn it exists
-    assert api.organiser(branch_b["id"]).get(path + "/signups").code == "activity_not_found"
-    # an organiser of A manages it; the member of A's group may not
-    assert organiser_a.ok("GET", path + "/signups")["counts"]["confirmed"] == 0
-    assert in_group.get(path + "/signups").code == "forbidden"
+    first, second, third, late = (api.member(branch["id"]) for _ in range(4))
+    for who in (first, second, third):
+        who.ok("POST", path + "/signups", 201)
+    assert organiser.ok("PATCH", path, json={"waitlist": False})["waitlist_count"] == 2
+    refused = late.post(path + "/signups")
+    assert refused.status == 409 and refused.code == "activity_full"
+    assert third.ok("GET", path)["my_signup"] == {"status": "waitlisted", "position": 2}
+    first.ok("DELETE", path + "/signups/me", 204)  # the place still goes to the earliest waiting
+    assert second.ok("GET", path)["my_signup"] == {"status": "confirmed"}
+    assert third.ok("GET", path)["my_signup"] == {"status": "waitlisted", "position": 1}
+    seen = organiser.ok("GET", path)
+    assert (seen["confirmed_count"], seen["waitlist_count"], seen["waitlist"]) == (1, 1, False)
 
+
+# -- lists, covers and the feed -------------------------------------------------------------------
 
 def test_list_filters_and_pages(api):
     branch = api.org("一支部")

@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-
-def iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+from tests.builders import iso, two_branches, wait_until
 
 
 def server_now(api) -> datetime:
     return api.clock.now()
-
-
-def world(api):
-    """Two branches under one general branch; an organiser and members in branch A, a member in B."""
-    general = api.org("机关总支", "general_branch")
-    a = api.org("第一支部", "branch", general["id"])
-    b = api.org("第二支部", "branch", general["id"])
-    return {"general": general, "a": a, "b": b, "org_a": api.organiser(a["id"], "张书记"),
-            "m1": api.member(a["id"], "李明"), "m2": api.member(a["id"], "王芳", gender="female"),
-            "mb": api.member(b["id"], "赵强")}
-
-
-def wait_until(check, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def feed_ids(client) -> list[str]:
@@ -38,7 +17,7 @@ def feed_ids(client) -> list[str]:
 
 
 def test_publish_read_ack_receipts(api):
-    w = world(api)
+    w = two_branches(api)
     created = w["org_a"].ok("POST", "/announcements", 201, json={
         "org_id": w["a"]["id"], "title": "支部大会通知", "body": "周五下午三点召开支部党员大会。", "must_read": True})
     assert created["version"] == 1 and created["read"] is False and created["acked"] is False
@@ -72,7 +51,7 @@ def test_publish_read_ack_receipts(api):
 
 
 def test_scheduled_announcement_appears_on_time_and_expires(api):
-    w = world(api)
+    w = two_branches(api)
     m1 = w["m1"]
     token = m1.ok("GET", "/sync")["next_since"]
     now = server_now(api)
@@ -106,7 +85,7 @@ def test_scheduled_announcement_appears_on_time_and_expires(api):
 
 
 def test_edit_bumps_version_and_retraction_deletes(api):
-    w = world(api)
+    w = two_branches(api)
     m1, org_a = w["m1"], w["org_a"]
     aid = org_a.ok("POST", "/announcements", 201, json={
         "org_id": w["a"]["id"], "title": "初稿", "body": "内容"})["id"]
@@ -151,7 +130,7 @@ def test_edit_bumps_version_and_retraction_deletes(api):
 
 
 def test_create_refusals_and_idempotency(api):
-    w = world(api)
+    w = two_branches(api)
     org_a, a_id = w["org_a"], w["a"]["id"]
     body = {"org_id": a_id, "title": "通知", "body": "内容"}
     assert w["m1"].post("/announcements", json=body).code == "forbidden"
@@ -177,7 +156,7 @@ def test_create_refusals_and_idempotency(api):
 
 
 def test_branch_b_never_sees_branch_a(api):
-    w = world(api)
+    w = two_branches(api)
     mb = w["mb"]
     token = mb.ok("GET", "/sync")["next_since"]
     aid = w["org_a"].ok("POST", "/announcements", 201, json={

@@ -32,6 +32,7 @@ from pymongo import MongoClient
 from server.config import Settings
 from server.embedded import EmbeddedDatabase, free_port
 from server.security import TokenSigner
+from tests.builders import whole_feed
 from tests.conftest import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -505,16 +506,6 @@ class Mirror:
             if body is not None and not body["changes"] and not body["has_more"]:
                 return
         raise AssertionError("sync did not settle")
-
-
-def whole_feed(member: Client) -> dict[str, int]:
-    out, before = {}, None
-    while True:
-        page = member.ok("GET", "/feed?limit=100" + (f"&before={before}" if before else ""))
-        out.update({i["id"]: i["version"] for i in page["items"]})
-        before = page["next_before"]
-        if not before:
-            return out
 
 
 def test_announcements_survive_a_database_kill_while_members_long_poll(deployment):

@@ -34,8 +34,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.builders import iso
 from tests.conftest import Api, Client
-from tests.test_study_support import iso
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 MAX_EXAMPLES = 12  # random cases per operation, after the coverage cases

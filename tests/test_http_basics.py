@@ -1,13 +1,16 @@
-"""HTTP basics every endpoint shares: problem+json, request ids, size limits, health, OpenAPI."""
+"""HTTP basics every endpoint shares: problem+json, request ids, size limits, health, OpenAPI; a stalled
+body is cut off, an aborted one leaves nothing in flight, and no response names the server software."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
 from openapi_spec_validator import validate
 
 from schemas.openapi import _openapi_path
-from server.app import ROUTES
+from server.app import ROUTES, drain
+from tests.builders import no_partial_uploads, open_request, text_file, wait_until
 
 
 def test_health_and_ready(api):
@@ -184,3 +187,49 @@ def test_an_error_answer_carries_the_request_id_it_was_logged_with(api, caplog):
     request_id = response.headers["X-Request-ID"]
     assert response.status == 500 and response.json["request_id"] == request_id
     assert any(request_id in record.getMessage() for record in caplog.records)
+
+
+def nothing_in_flight(api) -> bool:
+    return wait_until(lambda: not api.ctx.inflight, timeout=10)
+
+
+# -- slow and aborted bodies, and no Server header --------------------------------------------------
+
+# A short body timeout for the stalled sender; a long grace period, so a drain that waits for a
+# request that will never finish is told apart from one that has nothing to wait for.
+@pytest.mark.settings(body_timeout_seconds=1.0, shutdown_grace_seconds=300.0)
+def test_a_stalled_body_is_cut_off_after_the_body_timeout(api):
+    owner = api.member(api.org("一支部")["id"])
+    sock = open_request(api.port, owner.token, "/files", 1000, b"x" * 10)
+    try:  # the body timeout is 1 s; without one the server would wait for ever (the socket gives up at 30 s)
+        answer = sock.recv(1024)
+    except ConnectionResetError:
+        answer = b""
+    finally:
+        sock.close()
+    assert answer == b""  # closed without an answer: the client never finished its request
+    assert nothing_in_flight(api)
+    assert no_partial_uploads(api)
+
+
+@pytest.mark.settings(body_timeout_seconds=1.0, shutdown_grace_seconds=300.0)
+def test_aborted_requests_leave_nothing_in_flight_so_shutdown_does_not_wait(api):
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    for path in ("/files", "/announcements"):
+        sock = open_request(api.port, organiser.token, path, 5000, b'{"org_id": ')
+        sock.close()
+    assert nothing_in_flight(api)
+    assert no_partial_uploads(api)
+    # The drain (what SIGTERM runs) has nothing to wait for: it returns well inside the 300 s grace period.
+    api.run(drain(api.server, api.ctx), timeout=30)
+
+
+def test_no_response_names_the_server_software(api):
+    owner = api.member(api.org("一支部")["id"])
+    doc = text_file(owner)
+    responses = [api.anonymous().get("/healthz"), api.anonymous().get("/nowhere"), api.anonymous().get("/me"),
+                 owner.get("/me"), owner.get(f"/files/{doc['id']}"), owner.get(f"/files/{doc['id']}",
+                                                                               headers={"Range": "bytes=1-2"})]
+    for response in responses:
+        assert "Server" not in response.headers, response

@@ -17,6 +17,7 @@ import pytest
 
 from server.db import INDEXED_MODULES
 from server.embedded import free_port
+from tests.builders import open_request
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = {"phone": "13800000001", "password": "lifecycle-password"}
@@ -181,6 +182,17 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, fake_wechat):
     assert result["response"].status_code == 200 and result["response"].json()["status"] == "bind_required"
     assert server.process.wait(20) == 0
     assert gone(processes)
+
+
+def test_sigterm_after_an_aborted_upload_has_nothing_left_to_wait_for(tmp_path):
+    server = ServerProcess(tmp_path)
+    try:
+        open_request(server.port, server.login()["access_token"], "/files", 5000, b"abc").close()
+        assert server.stop() == 0
+        log = server.process.stderr.read().decode()
+    finally:
+        server.process.kill()
+    assert "still running after the grace period" not in log, log
 
 
 def test_create_admin_from_the_shell(tmp_path, mongo_uri):

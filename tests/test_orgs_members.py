@@ -1,10 +1,22 @@
-"""Organisations and members as an admin, an organiser and a member would use them."""
+"""Organisations and members as an admin, an organiser and a member would use them: nobody acts on a member
+who holds a role they lack (edits, invites, passwords, roles, imports), and one phone is one member however
+it is written."""
 
 from __future__ import annotations
 
 import io
 
+import pytest
 from openpyxl import Workbook
+
+from tests.builders import member_record, sign_in
+from tests.conftest import ADMIN_PASSWORD
+
+# Behind a proxy the client address comes from X-Real-Ip: `sign_in` plays callers at many addresses
+# (the other tests send no such header, so their address is the socket's, as without a proxy).
+pytestmark = pytest.mark.settings(trust_proxy=True)
+
+CSV = {"Content-Type": "text/csv"}
 
 
 def test_org_tree_keeps_ancestor_paths(api):
@@ -144,3 +156,134 @@ def test_import_cannot_take_over_a_member_outside_scope(api):
                           headers={"Content-Type": "text/csv"})
     assert result["created"] == 0 and result["updated"] == 0 and len(result["errors"]) == 1
     assert api.run(api.db.members.find_one({"_id": outsider.id}))["org_id"] == branch_b["id"]
+
+
+# -- nobody acts on a member who holds a role they lack ------------------------------------------
+
+@pytest.fixture
+def takeover(api):
+    """Branch A, whose members include the root's second administrator, and A's own staff."""
+    a = api.org("甲支部")
+    boss = api.member(a["id"], "总管理员", roles=[{"role": "admin", "org_id": api.root_org_id}])
+    api.admin.ok("PUT", f"/members/{boss.id}/password", 204, json={"password": "boss-password-1"})
+    return {"a": a, "boss": boss, "organiser": api.organiser(a["id"], "甲书记"),
+            "admin_a": api.org_admin(a["id"], "甲管理员"), "member": api.member(a["id"], "甲党员")}
+
+
+def test_organiser_cannot_invite_edit_or_deactivate_the_root_admin_of_their_branch(api, takeover):
+    organiser, boss = takeover["organiser"], takeover["boss"]
+    before = member_record(api, boss.id)
+    attempts = [
+        ("POST", f"/members/{boss.id}/invite", None),
+        ("PATCH", f"/members/{boss.id}", {"active": False}),
+        ("PATCH", f"/members/{boss.id}", {"phone": "13700000066"}),
+        ("PATCH", f"/members/{boss.id}", {"name": "改名"}),
+    ]
+    for method, path, body in attempts:
+        response = organiser.request(method, path, json=body)
+        assert response.status == 403 and response.code == "forbidden", (method, path, response)
+    assert member_record(api, boss.id) == before
+    assert api.run(api.db.invites.count_documents({"member_id": boss.id})) == 0
+    # The admin still works, and the organiser still manages the plain members of A.
+    assert boss.ok("GET", "/me")["roles"] == [{"role": "admin", "org_id": api.root_org_id}]
+    assert sign_in(api, before["phone"], "boss-password-1").status == 200
+    assert organiser.post(f"/members/{takeover['member'].id}/invite").status == 201
+    assert organiser.ok("PATCH", f"/members/{takeover['member'].id}", json={"name": "新名"})["name"] == "新名"
+
+
+def test_branch_admin_cannot_reset_the_password_or_strip_the_roles_of_a_root_admin(api, takeover):
+    admin_a, boss = takeover["admin_a"], takeover["boss"]
+    reset = admin_a.put(f"/members/{boss.id}/password", json={"password": "taken-over-123"})
+    assert reset.status == 403 and reset.code == "forbidden"
+    stripped = admin_a.put(f"/members/{boss.id}/roles", json={"roles": []})
+    assert stripped.status == 403 and stripped.code == "forbidden"
+    phone = member_record(api, boss.id)["phone"]
+    assert sign_in(api, phone, "taken-over-123").status == 401
+    assert sign_in(api, phone, "boss-password-1").json["member"]["roles"] == [
+        {"role": "admin", "org_id": api.root_org_id}]
+    # Over the plain members of A the branch admin keeps every power.
+    member = takeover["member"]
+    admin_a.ok("PUT", f"/members/{member.id}/password", 204, json={"password": "member-pass-123"})
+    granted = admin_a.ok("PUT", f"/members/{member.id}/roles",
+                         json={"roles": [{"role": "organiser", "org_id": takeover["a"]["id"]}]})
+    assert granted["roles"] == [{"role": "organiser", "org_id": takeover["a"]["id"]}]
+
+
+def test_import_cannot_overwrite_a_member_holding_a_role_the_importer_lacks(api, takeover):
+    organiser, boss = takeover["organiser"], takeover["boss"]
+    before = member_record(api, boss.id)
+    plain = member_record(api, takeover["member"].id)
+    body = ("name,phone,gender,birth_date,party_status\n"
+            f"冒名,{before['phone']},female,2000-01-01,none\n"
+            f"甲党员改,{plain['phone']},male,1990-01-01,full\n").encode()
+    result = organiser.ok("POST", f"/orgs/{takeover['a']['id']}/members/import", content=body, headers=CSV)
+    assert result["created"] == 0 and result["updated"] == 1
+    assert [e["row"] for e in result["errors"]] == [2] and "forbidden" in result["errors"][0]["message"]
+    assert member_record(api, boss.id) == before
+    assert member_record(api, plain["_id"])["name"] == "甲党员改"
+
+
+def test_roles_held_higher_up_protect_a_member_from_organisers_below(api):
+    a = api.org("甲支部")
+    group = api.org("甲小组", "group", a["id"])
+    secretary = api.member(group["id"], "支部书记", roles=[{"role": "organiser", "org_id": a["id"]}])
+    group_leader = api.organiser(group["id"], "组长")
+    refused = group_leader.patch(f"/members/{secretary.id}", json={"active": False})
+    assert refused.status == 403 and refused.code == "forbidden"
+    # The same role on the same org, or on an org above, is enough.
+    peer = api.organiser(a["id"], "副书记")
+    assert peer.ok("PATCH", f"/members/{secretary.id}", json={"name": "书记"})["name"] == "书记"
+    # A member the caller cannot see stays invisible (404), whatever roles they hold.
+    outsider = api.member(api.org("乙支部")["id"], "乙管理员", roles=[{"role": "admin", "org_id": api.root_org_id}])
+    assert group_leader.patch(f"/members/{outsider.id}", json={"name": "x"}).status == 404
+
+
+def test_an_invite_made_before_the_member_became_admin_cannot_take_them_over(api, takeover):
+    organiser, member = takeover["organiser"], takeover["member"]
+    code = organiser.ok("POST", f"/members/{member.id}/invite", 201)["invite_code"]
+    api.admin.ok("PUT", f"/members/{member.id}/roles", json={"roles": [{"role": "admin", "org_id": api.root_org_id}]})
+    anon = api.anonymous()
+    token = anon.ok("POST", "/auth/wechat", json={"code": "ok:openid-of-the-organiser"})["bind_token"]
+    late = anon.post("/auth/bind", json={"bind_token": token, "invite_code": code})
+    assert late.status == 422 and late.code == "invite_code_invalid"
+    assert api.run(api.db.wechat_identities.count_documents({"member_id": member.id})) == 0
+    # An invite from someone who may act on the new admin still binds.
+    fresh = api.admin.ok("POST", f"/members/{member.id}/invite", 201)["invite_code"]
+    assert anon.ok("POST", "/auth/bind", json={"bind_token": token, "invite_code": fresh})["member"]["id"] == member.id
+
+
+# -- one phone, one member, however it is written -------------------------------------------------
+
+def new_member(phone: str, org_id: str) -> dict:
+    return {"name": "新人", "phone": phone, "org_id": org_id, "gender": "male",
+            "birth_date": "1990-01-01", "party_status": "full"}
+
+
+def test_a_phone_with_a_trailing_newline_cannot_duplicate_a_member(api):
+    branch = api.org("支部")
+    admin = api.admin
+    admin.ok("POST", "/members", 201, json=new_member("13800000001", branch["id"]))
+    for variant in ("13800000001\n", "13800000001\r\n", "\n13800000001", "1380000\n0001"):
+        response = admin.post("/members", json=new_member(variant, branch["id"]))
+        assert response.status in (409, 422), (variant, response)
+    assert api.run(api.db.members.count_documents({"phone": {"$regex": "13800000001"}})) == 1
+
+    other = admin.ok("POST", "/members", 201, json=new_member("13800000002", branch["id"]))
+    moved = admin.patch(f"/members/{other['id']}", json={"phone": "13800000001\n"})
+    assert moved.status in (409, 422) and member_record(api, other["id"])["phone"] == "13800000002"
+
+
+def test_phones_are_stored_in_one_form(api):
+    branch = api.org("支部")
+    admin = api.admin
+    spaced = admin.ok("POST", "/members", 201, json=new_member("138 0000 0003", branch["id"]))
+    assert member_record(api, spaced["id"])["phone"] == "13800000003"
+    dashed = admin.post("/members", json=new_member("138-0000-0003", branch["id"]))
+    assert dashed.status == 409 and dashed.code == "phone_taken"
+    imported = admin.ok("POST", f"/orgs/{branch['id']}/members/import", headers=CSV, content=(
+        "name,phone,gender,birth_date,party_status\n"
+        "导入,138 0000 0003,male,1990-01-01,full\n").encode())
+    assert imported == {"created": 0, "updated": 1, "errors": []}
+    # Staff sign in with the phone written as they like.
+    assert admin.ok("GET", "/me")
+    assert sign_in(api, "138-0000-0000", ADMIN_PASSWORD).status == 200

@@ -1,11 +1,11 @@
 """Concurrency: one attendance record per (session, member) however many check-ins race, and the
-self-study daily cap under concurrent posts."""
+self-study daily cap under concurrent posts; check-ins racing a cancellation or a move of their session."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.test_study_support import count, new_session, qr_token, world
+from tests.builders import count, iso, new_session, parse, qr_token, study_world
 
 
 def _post(token: str, path: str, body: dict, key: str | None = None):
@@ -17,7 +17,7 @@ def _post(token: str, path: str, body: dict, key: str | None = None):
 
 
 def test_fifty_simultaneous_check_ins_by_one_member_make_one_record(api):
-    w = world(api, members=1)
+    w = study_world(api, members=1)
     member = w.members[0]
     sid = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))["id"]
     token = qr_token(w.organiser, sid)
@@ -33,7 +33,7 @@ def test_fifty_simultaneous_check_ins_by_one_member_make_one_record(api):
 
 
 def test_two_hundred_members_checking_in_at_once_get_one_record_each(api):
-    w = world(api, members=0)
+    w = study_world(api, members=0)
     crowd = api.many_members(w.branch["id"], 200)
     sid = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))["id"]
     token = qr_token(w.organiser, sid)
@@ -48,7 +48,7 @@ def test_two_hundred_members_checking_in_at_once_get_one_record_each(api):
 
 
 def test_daily_cap_holds_under_concurrent_posts(api):
-    w = world(api, members=1)
+    w = study_world(api, members=1)
     member = w.members[0]
     today = api.clock.now().astimezone(api.ctx.settings.tz).date().isoformat()
     body = {"track": "self_study", "minutes": 60, "material": "《习近平谈治国理政》第四卷", "date": today}
@@ -59,3 +59,46 @@ def test_daily_cap_holds_under_concurrent_posts(api):
     total = api.run(api.db["study_self_study"].aggregate([{"$match": {"member_id": member.id}},
                                                          {"$group": {"_id": None, "m": {"$sum": "$minutes"}}}]))
     assert api.run(total.to_list())[0]["m"] == 240
+
+
+def test_check_ins_racing_a_cancellation_never_count(api):
+    w = study_world(api, members=0)
+    crowd = api.many_members(w.branch["id"], 120, gender="male")
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
+    sid = session["id"]
+    token = qr_token(w.organiser, sid)
+    calls = [lambda http, m=m: http.post("/study/checkins", json={"session_id": sid, "qr_token": token},
+                                         headers={"Authorization": f"Bearer {m.token}"}) for m in crowd]
+    def cancel(http):
+        return http.post(f"/study/sessions/{sid}/cancel", json={"reason": "临时取消"},
+                         headers={"Authorization": f"Bearer {w.organiser.token}"})
+
+    responses = api.concurrently(calls[:60] + [cancel] + calls[60:])
+    assert responses[60].status == 200
+    assert {r.status for r in responses} <= {200, 201, 409}
+    # Whatever got in before or during the cancellation is marked cancelled and counts for nobody.
+    assert count(api, "study_attendance", {"session_id": sid, "cancelled": {"$ne": True}}) == 0
+    period = parse(session["starts_at"]).astimezone(api.ctx.settings.tz).strftime("%Y-%m")
+    report = w.organiser.ok("GET", f"/orgs/{w.branch['id']}/study/compliance?period={period}")
+    assert all(t["done_count"] == 0 for m in report["members"] for t in m["tracks"] if t["key"] == "group_meeting")
+
+
+def test_check_ins_racing_a_move_follow_the_session_to_its_new_time(api):
+    w = study_world(api, members=0)
+    crowd = api.many_members(w.branch["id"], 120, gender="male")
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
+    sid = session["id"]
+    token = qr_token(w.organiser, sid)
+    later = parse(session["starts_at"]) + timedelta(minutes=20)
+    calls = [lambda http, m=m: http.post("/study/checkins", json={"session_id": sid, "qr_token": token},
+                                         headers={"Authorization": f"Bearer {m.token}"}) for m in crowd]
+
+    def move(http):
+        return http.patch(f"/study/sessions/{sid}", json={"starts_at": iso(later),
+                                                          "ends_at": iso(later + timedelta(hours=2))},
+                          headers={"Authorization": f"Bearer {w.organiser.token}"})
+
+    responses = api.concurrently(calls[:60] + [move] + calls[60:])
+    assert responses[60].status == 200
+    records = api.run(api.db["study_attendance"].find({"session_id": sid}).to_list())
+    assert records and all(r["starts_at"] == parse(iso(later)) and r["minutes"] == 120 for r in records)

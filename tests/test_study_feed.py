@@ -7,16 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from tests.test_announcements import wait_until
-from tests.test_feed import sync_all
-from tests.test_study_support import advance, count, iso, move_to, new_session, remember, world
-
-
-@pytest.fixture
-def settings_overrides(tmp_path):
-    return {"data_dir": tmp_path}  # uploads are stored
+from tests.builders import advance, count, iso, move_to, new_session, remember, study_world, sync_all, wait_until
 
 
 def feed(client) -> list[dict]:
@@ -58,7 +49,7 @@ def upload(client, text: str) -> str:
 
 def test_a_session_reaches_its_attendees_feed_and_sync_with_versions_and_cancellation(api):
     move_to(api, datetime(2026, 3, 2, 1, 0, tzinfo=UTC))  # 09:00 in Shanghai
-    w = world(api, members=3)
+    w = study_world(api, members=3)
     first, second, third = w.members
     sync = {c.id: Syncer(c) for c in (first, second, w.outsider)}
 
@@ -113,7 +104,7 @@ def test_a_session_reaches_its_attendees_feed_and_sync_with_versions_and_cancell
 
 def test_the_feed_follows_the_attendee_list_fixed_when_check_in_opens(api):
     move_to(api, datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
-    w = world(api, members=1)
+    w = study_world(api, members=1)
     first = w.members[0]
     session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(hours=1))
     sid = session["id"]
@@ -137,7 +128,7 @@ def test_the_feed_follows_the_attendee_list_fixed_when_check_in_opens(api):
 
 def test_a_decided_request_is_a_notice_for_the_requester_only(api):
     move_to(api, datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
-    w = world(api, members=3)
+    w = study_world(api, members=3)
     first, second, third = w.members
     sid = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(days=1), title="党课")["id"]
     watcher = Syncer(first)
@@ -176,7 +167,7 @@ def test_a_decided_request_is_a_notice_for_the_requester_only(api):
 
 def test_a_scan_tells_members_behind_and_the_organisers_of_a_branch_behind(api):
     move_to(api, datetime(2025, 11, 20, 4, 0, tzinfo=UTC))
-    w = world(api, members=2)
+    w = study_world(api, members=2)
     first, second = w.members
     committee = api.organiser(api.root_org_id, "组织委员")  # organiser of the root: of every branch
     remember(api, committee)
@@ -217,7 +208,7 @@ def test_a_scan_tells_members_behind_and_the_organisers_of_a_branch_behind(api):
 
 def test_rectification_files_are_checked_and_readable_by_organisers_only(api):
     move_to(api, datetime(2025, 11, 20, 4, 0, tzinfo=UTC))
-    w = world(api, members=1)
+    w = study_world(api, members=1)
     member = w.members[0]
     api.admin.ok("POST", f"/orgs/{w.branch['id']}/warnings/scan?period=2025-11")
     warning = next(x for x in w.organiser.ok("GET", f"/warnings?org_id={w.branch['id']}&limit=100")["items"]
@@ -253,7 +244,7 @@ def test_rectification_files_are_checked_and_readable_by_organisers_only(api):
 
 def test_concurrent_scans_tell_each_person_once_and_a_missed_notice_is_sent_by_the_next_scan(api):
     move_to(api, datetime(2025, 11, 20, 4, 0, tzinfo=UTC))
-    w = world(api, members=6)
+    w = study_world(api, members=6)
     auth = {"Authorization": api.admin.http.headers["Authorization"]}
     path = f"/orgs/{w.branch['id']}/warnings/scan?period=2025-11"
     answers = api.concurrently([lambda http: http.post(path, headers=auth) for _ in range(4)])

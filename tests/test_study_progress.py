@@ -1,20 +1,17 @@
 """Self-study, progress per member and compliance per org for month, quarter and year (boundaries in the
-org time zone), and warnings: created once per period, rectified, closed, audited."""
+org time zone), and warnings: created once per period, rectified, closed, audited. A self-study entry or a
+scan that fails in the database (provoked with a unique index, not by mocking our code) writes nothing."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import ASCENDING
 
-from tests.test_study_support import count, iso, move_to, remember, world
+from tests.builders import break_audit, count, iso, mend_audit, move_to, remember, study_world
 
 UTC = UTC
-
-
-@pytest.fixture
-def settings_overrides(tmp_path):
-    return {"data_dir": tmp_path}  # rectification files are stored
 
 
 def _session(api, organiser, org_id, starts: datetime, track: str, title: str = "会") -> str:
@@ -40,7 +37,7 @@ def _tracks(progress: dict) -> dict:
 def year_2025(api):
     """A branch (with a group below it) living in November 2025, with attendance and self-study."""
     move_to(api, datetime(2025, 11, 20, 4, 0, tzinfo=UTC))  # 12:00 in Shanghai
-    w = world(api, members=2)
+    w = study_world(api, members=2)
     first, second = w.members
     group = api.org("第一党小组", "group", w.branch["id"])
     third = api.member(group["id"], "小组党员")
@@ -70,7 +67,7 @@ def year_2025(api):
 
 
 def test_self_study_rules(api):
-    w = world(api, members=1)
+    w = study_world(api, members=1)
     member = w.members[0]
     today = api.clock.now().astimezone(api.ctx.settings.tz).date()
     made = member.ok("POST", "/study/self-study", 201, json={"track": "self_study", "minutes": 200,
@@ -93,6 +90,24 @@ def test_self_study_rules(api):
     rest = member.ok("GET", f"/study/self-study?cursor={mine['next_cursor']}")
     assert len(rest["items"]) == 1
     assert w.outsider.ok("GET", "/study/self-study")["items"] == []  # only one's own records
+
+
+def test_a_failed_self_study_entry_does_not_use_up_the_day(api):
+    w = study_world(api, members=1)
+    member = w.members[0]
+    today = api.clock.now().astimezone(api.ctx.settings.tz).date().isoformat()
+
+    async def block():
+        coll = api.db["study_self_study"]
+        await coll.insert_one({"_id": "blocker", "material": "坏材料", "member_id": "nobody", "date": "2000-01-01"})
+        await coll.create_index([("material", ASCENDING)], unique=True, name="block",
+                                partialFilterExpression={"material": "坏材料"})
+    api.run(block())
+    body = {"track": "self_study", "minutes": 240, "material": "坏材料", "date": today}
+    assert member.post("/study/self-study", json=body).status == 500
+    assert count(api, "study_self_study", {"member_id": member.id}) == 0
+    made = member.ok("POST", "/study/self-study", 201, json={**body, "material": "《党章》"})
+    assert made["minutes"] == 240 and made["day_total_minutes"] == 240
 
 
 def test_progress_for_month_quarter_and_year(api, year_2025):
@@ -212,3 +227,51 @@ def test_warnings_created_once_rectified_and_closed(api, year_2025):
     assert api.admin.ok("POST", f"/orgs/{branch}/warnings/scan?period=2025-11")["created"] == 0
     assert count(api, "audit_log", {"target_id": wid}) == 3
     assert count(api, "audit_log", {"action": "study.warning.create"}) == 5 + year["created"]
+
+
+def test_a_scan_of_a_period_that_has_not_begun_is_refused(api):
+    move_to(api, datetime(2026, 3, 10, 4, tzinfo=UTC))
+    w = study_world(api, members=1)
+    branch = w.branch["id"]
+    for period in ("2026-04", "2026-Q2", "2027"):
+        refused = api.admin.post(f"/orgs/{branch}/warnings/scan?period={period}")
+        assert refused.status == 422 and refused.code == "invalid_request", period
+        assert refused.json["errors"][0]["field"] == "period"
+    assert count(api, "study_warnings", {}) == 0
+    # The running period and past ones may be scanned.
+    assert api.admin.ok("POST", f"/orgs/{branch}/warnings/scan?period=2026-03")["created"] > 0
+    assert api.admin.ok("POST", f"/orgs/{branch}/warnings/scan?period=2026-02")["created"] > 0
+
+
+def test_a_failed_scan_creates_no_warning_without_its_audit_entry(api):
+    move_to(api, datetime(2026, 3, 10, 4, tzinfo=UTC))
+    w = study_world(api, members=3)
+    branch = w.branch["id"]
+    break_audit(api, "study.warning.create")
+    failed = api.admin.post(f"/orgs/{branch}/warnings/scan?period=2026-02")
+    assert failed.status == 500
+    assert count(api, "study_warnings", {}) == 0  # nothing half-written
+    mend_audit(api)
+    scan = api.admin.ok("POST", f"/orgs/{branch}/warnings/scan?period=2026-02")
+    assert scan["created"] > 0
+    assert count(api, "study_warnings", {}) == scan["created"]
+    assert count(api, "audit_log", {"action": "study.warning.create"}) == scan["created"]
+    listed = w.organiser.ok("GET", f"/warnings?org_id={branch}&limit=100")
+    assert listed["next_cursor"] is None and len(listed["items"]) == scan["created"]
+    for item in listed["items"]:
+        assert {"id", "org_id", "member_id", "period", "track", "reason", "status"} <= set(item)
+        assert item["status"] == "open" and item["period"] == "2026-02"
+    assert api.admin.ok("POST", f"/orgs/{branch}/warnings/scan?period=2026-02")["created"] == 0
+
+
+def test_concurrent_scans_create_each_warning_once(api):
+    move_to(api, datetime(2026, 3, 10, 4, tzinfo=UTC))
+    w = study_world(api, members=5)
+    branch = w.branch["id"]
+    headers = {"Authorization": f"Bearer {api.admin.token}"}
+    results = api.concurrently([lambda http: http.post(f"/orgs/{branch}/warnings/scan?period=2026-02",
+                                                       headers=headers) for _ in range(4)])
+    assert all(r.status == 200 for r in results), [(r.status, r.json) for r in results]
+    total = count(api, "study_warnings", {"period": "2026-02"})
+    assert sum(r.json["created"] for r in results) == total > 0
+    assert count(api, "audit_log", {"action": "study.warning.create"}) == total

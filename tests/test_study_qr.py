@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.test_study_support import advance, checkin, iso, move_to, new_session, parse, world
+from tests.builders import advance, checkin, iso, move_to, new_session, parse, study_world
 
 
 def _open_session(api, w, **fields):
@@ -14,7 +14,7 @@ def _open_session(api, w, **fields):
 
 
 def test_token_lives_one_window_plus_the_grace_window(api):
-    w = world(api, members=3)
+    w = study_world(api, members=3)
     first, second, third = w.members
     sid = _open_session(api, w)["id"]
     shown = w.organiser.ok("GET", f"/study/sessions/{sid}/qr")
@@ -37,7 +37,7 @@ def test_token_lives_one_window_plus_the_grace_window(api):
 
 
 def test_forged_tampered_and_foreign_tokens_are_invalid(api):
-    w = world(api, members=1)
+    w = study_world(api, members=1)
     member = w.members[0]
     sid = _open_session(api, w)["id"]
     other = _open_session(api, w, title="另一个会")["id"]
@@ -58,7 +58,7 @@ def test_forged_tampered_and_foreign_tokens_are_invalid(api):
 
 
 def test_qr_image_for_the_projector(api):
-    w = world(api, members=1)
+    w = study_world(api, members=1)
     sid = _open_session(api, w)["id"]
     svg = w.organiser.get(f"/study/sessions/{sid}/qr/image")
     assert svg.status == 200 and svg.headers["Content-Type"] == "image/svg+xml" and b"<svg" in svg.content
@@ -70,7 +70,7 @@ def test_qr_image_for_the_projector(api):
 
 
 def test_offline_check_ins(api):
-    w = world(api, members=4)
+    w = study_world(api, members=4)
     first, second, third, fourth = w.members
     session = _open_session(api, w)
     sid = session["id"]

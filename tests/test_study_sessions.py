@@ -1,5 +1,7 @@
 """Study sessions through HTTP as a member, an organiser and an outsider: schemes, the life of a session,
-every check-in refusal, the roster, manual marks, leave and make-up requests, exports."""
+every check-in refusal, the roster, manual marks, leave and make-up requests, exports; a failed scheme change
+leaves the scheme as it was (a real database failure, provoked with a unique index); created records answer
+what later reads return; every study list is bounded and scoped."""
 
 from __future__ import annotations
 
@@ -8,12 +10,24 @@ from datetime import timedelta
 
 from openpyxl import load_workbook
 
-from tests.test_study_support import checkin, count, iso, move_to, new_session, parse, qr_token, remember, world
+from tests.builders import (
+    break_audit,
+    checkin,
+    count,
+    iso,
+    mend_audit,
+    move_to,
+    new_session,
+    parse,
+    qr_token,
+    remember,
+    study_world,
+)
 
 # -- scheme -----------------------------------------------------------------------------------------
 
 def test_default_scheme_is_inherited_and_overridable_by_an_admin(api):
-    w = world(api, members=1)
+    w = study_world(api, members=1)
     group = api.org("第一党小组", "group", w.branch["id"])
     member = w.members[0]
     scheme = member.ok("GET", f"/orgs/{w.branch['id']}/study-scheme")
@@ -52,10 +66,34 @@ def test_default_scheme_is_inherited_and_overridable_by_an_admin(api):
     assert member.ok("GET", f"/orgs/{group['id']}/study-scheme")["is_default"]
 
 
+def test_a_failed_scheme_change_leaves_the_scheme_as_it_was(api):
+    w = study_world(api, members=1)
+    branch = w.branch["id"]
+    custom = {"name": "本支部方案", "tracks": [
+        {"key": "group_meeting", "name": "党小组会", "kind": "session", "period": "month", "min_count": 2,
+         "min_minutes": 0}]}
+    break_audit(api, "study.scheme.put")
+    assert api.admin.put(f"/orgs/{branch}/study-scheme", json=custom).status == 500
+    assert w.members[0].ok("GET", f"/orgs/{branch}/study-scheme")["is_default"]
+    mend_audit(api)
+    api.admin.ok("PUT", f"/orgs/{branch}/study-scheme", json=custom)
+    break_audit(api, "study.scheme.delete")
+    assert api.admin.delete(f"/orgs/{branch}/study-scheme").status == 500
+    assert w.members[0].ok("GET", f"/orgs/{branch}/study-scheme")["name"] == "本支部方案"
+    mend_audit(api)
+    api.admin.ok("DELETE", f"/orgs/{branch}/study-scheme", 204)
+    assert w.members[0].ok("GET", f"/orgs/{branch}/study-scheme")["is_default"]
+    assert count(api, "audit_log", {"action": "study.scheme.delete", "target_id": branch}) == 1
+    # Deleting again (nothing of its own) is quiet and audits nothing.
+    api.admin.ok("DELETE", f"/orgs/{branch}/study-scheme", 204)
+    assert count(api, "audit_log", {"action": "study.scheme.delete", "target_id": branch}) == 1
+    assert w.organiser.delete(f"/orgs/{branch}/study-scheme").code == "forbidden"
+
+
 # -- the life of a session --------------------------------------------------------------------------
 
 def test_whole_life_of_a_session(api):
-    w = world(api, members=3)
+    w = study_world(api, members=3)
     first, second, third = w.members
     session = new_session(api, w.organiser, w.branch["id"], agenda="学习党章")
     sid = session["id"]
@@ -150,7 +188,7 @@ def test_whole_life_of_a_session(api):
 
 
 def test_session_validation_and_window_overrides(api):
-    w = world(api, members=1)
+    w = study_world(api, members=1)
     starts = api.clock.now() + timedelta(hours=2)
     base = {"org_id": w.branch["id"], "track": "group_meeting", "title": "会", "starts_at": iso(starts),
             "ends_at": iso(starts + timedelta(hours=1))}
@@ -183,7 +221,7 @@ def test_session_validation_and_window_overrides(api):
 
 
 def test_geofence_rules(api):
-    w = world(api, members=2)
+    w = study_world(api, members=2)
     here = {"name": "党员活动室", "lat": 39.9087, "lng": 116.3975, "radius_m": 100}
     session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10),
                           methods=["qr", "geo"], location=here)
@@ -217,8 +255,28 @@ def test_geofence_rules(api):
     assert count(api, "study_checkin_events", {"session_id": plain["id"], "location": {"$exists": True}}) == 0
 
 
+def test_a_fix_less_precise_than_the_fence_proves_nothing(api):
+    w = study_world(api, members=3)
+    vague, near, far = w.members
+    here = {"name": "党员活动室", "lat": 39.9087, "lng": 116.3975, "radius_m": 100}
+    sid = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10),
+                      methods=["qr", "geo"], location=here)["id"]
+    token = qr_token(w.organiser, sid)
+    four_km_north = 39.9087 + 4000 / 111_195
+    refused = checkin(vague, sid, token, location={"lat": four_km_north, "lng": 116.3975, "accuracy": 5000})
+    assert refused.status == 422 and refused.code == "location_inaccurate", refused
+    # A precise fix decides: inside the fence passes, outside it does not.
+    outside = checkin(far, sid, token, location={"lat": 39.9087 + 150 / 111_195, "lng": 116.3975, "accuracy": 20})
+    assert outside.status == 422 and outside.code == "outside_geofence", outside
+    assert checkin(near, sid, token, location={"lat": 39.9088, "lng": 116.3976, "accuracy": 30}).status == 201
+    assert api.run(api.db["study_attendance"].count_documents({"session_id": sid})) == 1
+    spec = api.anonymous().ok("GET", "/openapi.json")
+    assert "location_inaccurate" in spec["paths"]["/api/v1/study/checkins"]["post"]["responses"]["422"][
+        "description"]
+
+
 def test_idempotency_key_replays_a_check_in(api):
-    w = world(api, members=1)
+    w = study_world(api, members=1)
     session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
     body = {"session_id": session["id"], "qr_token": qr_token(w.organiser, session["id"])}
     member = w.members[0]
@@ -233,7 +291,7 @@ def test_idempotency_key_replays_a_check_in(api):
 # -- leave and make-up requests ---------------------------------------------------------------------
 
 def test_leave_and_makeup_requests_change_attendance(api):
-    w = world(api, members=3)
+    w = study_world(api, members=3)
     first, second, third = w.members
     session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(hours=2))
     sid = session["id"]
@@ -275,10 +333,37 @@ def test_leave_and_makeup_requests_change_attendance(api):
     assert count(api, "audit_log", {"action": "study.request.rejected"}) == 1
 
 
+def test_approving_a_leave_never_undoes_a_real_check_in(api):
+    w = study_world(api, members=2)
+    first, second = w.members
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(hours=2))
+    sid = session["id"]
+    leave = first.ok("POST", "/study/requests", 201, json={"session_id": sid, "kind": "leave", "reason": "可能出差"})
+    assert set(leave) >= {"id", "status"} and leave["status"] == "pending"
+    makeup = second.ok("POST", "/study/requests", 201, json={"session_id": sid, "kind": "makeup", "reason": "x"})
+    # Plans changed: both came and scanned (the second one late); the requests are decided afterwards.
+    move_to(api, parse(session["starts_at"]) - timedelta(minutes=5))
+    assert checkin(first, sid, qr_token(w.organiser, sid)).json["status"] == "present"
+    move_to(api, parse(session["starts_at"]) + timedelta(minutes=5))
+    assert checkin(second, sid, qr_token(w.organiser, sid)).json["status"] == "late"
+    approved = w.organiser.ok("POST", f"/study/requests/{leave['id']}/approve", json={"note": "同意"})
+    assert approved["status"] == "approved"
+    w.organiser.ok("POST", f"/study/requests/{makeup['id']}/approve")
+    roster = w.organiser.ok("GET", f"/study/sessions/{sid}/attendance")
+    assert [e["member_id"] for e in roster["present"]] == [first.id]
+    assert [e["member_id"] for e in roster["late"]] == [second.id]
+    assert roster["present"][0]["source"] == "member" and roster["present"][0]["checked_in_at"]
+    assert first.ok("GET", f"/study/sessions/{sid}")["my_attendance"]["status"] == "present"
+    # The decision is still audited, and says the record was kept.
+    entry = api.run(api.db["audit_log"].find_one({"action": "study.request.approved", "target_id": leave["id"]}))
+    assert entry["changes"]["before"] == "present" and entry["changes"]["after"] == "present"
+    assert count(api, "study_checkin_events", {"session_id": sid, "source": "request"}) == 0
+
+
 # -- exports ----------------------------------------------------------------------------------------
 
 def test_export_csv_and_xlsx_with_chinese_headers(api):
-    w = world(api, members=2)
+    w = study_world(api, members=2)
     session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10), title="=危险标题")
     sid = session["id"]
     checkin(w.members[0], sid, qr_token(w.organiser, sid))
@@ -304,7 +389,7 @@ def test_export_csv_and_xlsx_with_chinese_headers(api):
 
 
 def test_moving_a_session_moves_its_default_window_and_a_real_check_in_supersedes_a_mark(api):
-    w = world(api, members=2)
+    w = study_world(api, members=2)
     first, second = w.members
     session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(hours=3))
     sid = session["id"]
@@ -330,3 +415,52 @@ def test_moving_a_session_moves_its_default_window_and_a_real_check_in_supersede
     roster = w.organiser.ok("GET", f"/study/sessions/{sid}/attendance")
     assert roster["counts"] == {"present": 2, "late": 0, "leave": 0, "absent": 0}
     assert count(api, "study_attendance", {"session_id": sid}) == 2
+
+
+# -- contract shapes and scope --------------------------------------------------------------------
+
+def test_created_records_answer_what_later_reads_return(api):
+    w = study_world(api, members=1)
+    member = w.members[0]
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(hours=2))
+    made = member.ok("POST", "/study/requests", 201, json={"session_id": session["id"], "kind": "leave",
+                                                            "reason": "出差"})
+    assert made["status"] == "pending" and made["created_at"].endswith("Z")
+    assert member.ok("GET", "/study/requests")["items"] == [made]  # same time, to the millisecond
+    today = api.clock.now().astimezone(api.ctx.settings.tz).date().isoformat()
+    entry = member.ok("POST", "/study/self-study", 201, json={"track": "self_study", "minutes": 30,
+                                                              "material": "《党章》", "date": today})
+    assert member.ok("GET", "/study/self-study")["items"] == [entry]
+
+
+def test_list_limits_and_scope_of_every_study_list(api):
+    w = study_world(api, members=1)
+    member = w.members[0]
+    for path in ("/study/sessions", "/study/requests", "/study/self-study", "/warnings"):
+        for limit in (0, 101, "x"):
+            refused = w.organiser.get(f"{path}?limit={limit}")
+            assert refused.status == 422 and refused.code == "invalid_request", (path, limit)
+        assert set(w.organiser.ok("GET", f"{path}?limit=100")) == {"items", "next_cursor"}
+    # Another branch's organiser sees none of this branch's sessions, requests or warnings.
+    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(hours=2))
+    request = member.ok("POST", "/study/requests", 201, json={"session_id": session["id"], "kind": "leave",
+                                                               "reason": "x"})
+    outsider = w.outsider_organiser
+    assert outsider.ok("GET", "/study/sessions")["items"] == []
+    assert outsider.ok("GET", f"/study/requests?session_id={session['id']}")["items"] == []
+    assert outsider.post(f"/study/requests/{request['id']}/reject", json={}).code == "request_not_found"
+    assert outsider.get(f"/study/sessions?org_id={w.branch['id']}").code == "not_found"
+    assert outsider.get(f"/warnings?org_id={w.branch['id']}").code == "not_found"
+    assert outsider.post(f"/study/sessions/{session['id']}/cancel", json={"reason": "x"}).code \
+        == "session_not_found"
+    # A member: 403 on organiser actions for a session they can see; their own records only.
+    assert member.post(f"/study/sessions/{session['id']}/cancel", json={"reason": "x"}).code == "forbidden"
+    assert member.get(f"/orgs/{w.branch['id']}/study/compliance").code == "forbidden"
+    assert member.get(f"/warnings?org_id={w.branch['id']}").code == "forbidden"
+    assert member.post(f"/study/requests/{request['id']}/approve", json={"surprise": 1}).code \
+        == "invalid_request"
+    # Admin-only steps refuse an organiser.
+    assert w.organiser.put(f"/orgs/{w.branch['id']}/study-scheme", json={"name": "x", "tracks": [
+        {"key": "a", "name": "a", "kind": "session", "period": "month", "min_count": 1,
+         "min_minutes": 0}]}).code == "forbidden"
+    assert w.organiser.post(f"/orgs/{w.branch['id']}/warnings/scan?period=2026-01").code == "forbidden"

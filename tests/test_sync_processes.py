@@ -4,101 +4,18 @@ API processes), and a long-poll on one process woken by a publish made through a
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
-import psutil
-import pytest
-from pymongo import MongoClient
 
-from server.config import Settings
-from server.embedded import free_port
-from server.security import TokenSigner
-from tests.conftest import Client
-
-ROOT = Path(__file__).resolve().parent.parent
-SECRET = "process-test-secret-0123456789-0123456789-abcdef"
-ADMIN_PHONE = "13600000000"
-ADMIN_PASSWORD = "process-admin-password"
+from tests.builders import whole_feed
+from tests.conftest import Client, SharedDatabaseServer
 
 
-class ServerProcess:
-    """`python -m server` as a subprocess on the session's database server, with its own database name."""
-
-    def __init__(self, mongo_uri: str, data_dir: Path, db_name: str, processes: int = 1) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.mongo_uri, self.db_name = mongo_uri, db_name
-        env = {**os.environ, "BRANCHLINE_JWT_SECRET": SECRET, "BRANCHLINE_DB_NAME": db_name,
-               "BRANCHLINE_BOOTSTRAP_ADMIN_PHONE": ADMIN_PHONE, "BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
-               "BRANCHLINE_LOG_LEVEL": "WARNING"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--processes", str(processes), "--mongo-uri", mongo_uri,
-             "--port", str(self.port), "--data-dir", str(data_dir)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start: " + self.process.stderr.read().decode(errors="replace"))
-            time.sleep(0.1)
-        self.signer = TokenSigner(Settings(jwt_secret=SECRET))
-
-    def api_pids(self) -> list[int]:
-        master = psutil.Process(self.process.pid)
-        return [c.pid for c in master.children()] or [master.pid]
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    # -- building a world through HTTP ------------------------------------------------------------
-
-    def admin(self) -> Client:
-        body = httpx.post(self.base_url + "/api/v1/auth/password",
-                          json={"phone": ADMIN_PHONE, "password": ADMIN_PASSWORD}).json()
-        return Client(self.base_url, body["access_token"], body["member"])
-
-    def as_member(self, member: dict) -> Client:
-        return Client(self.base_url, self.signer.issue(member["id"], datetime.now(UTC), 900), member)
-
-
-@pytest.fixture
-def start_server(mongo_uri, tmp_path):
-    """Start `python -m server` processes on one fresh database; all are stopped and the database dropped after."""
-    started: list[ServerProcess] = []
-    db_name = f"p_{uuid.uuid4().hex[:12]}"
-
-    def start(processes: int = 1) -> ServerProcess:
-        server = ServerProcess(mongo_uri, tmp_path / f"data{len(started)}", db_name, processes)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-    with MongoClient(mongo_uri) as client:
-        client.drop_database(db_name)
-
-
-def make_world(server: ServerProcess, readers: int = 1):
+def make_world(server: SharedDatabaseServer, readers: int = 1):
     admin = server.admin()
     root = admin.member["org_id"]
     org = admin.ok("POST", "/orgs", 201, json={"name": "第一支部", "kind": "branch", "parent_id": root})
@@ -113,20 +30,6 @@ def make_world(server: ServerProcess, readers: int = 1):
 
     organisers = [member(f"书记{i}", [{"role": "organiser", "org_id": org["id"]}]) for i in range(3)]
     return org, organisers, [member(f"党员{i}") for i in range(readers)]
-
-
-def whole_feed(client: Client, unread: list | None = None) -> dict[str, int]:
-    """Every item of the member's feed (id → version); `unread` collects the ids not read."""
-    out: dict[str, int] = {}
-    before = None
-    while True:
-        page = client.ok("GET", "/feed?limit=100" + (f"&before={before}" if before else ""))
-        out.update({i["id"]: i["version"] for i in page["items"]})
-        if unread is not None:
-            unread.extend(i["id"] for i in page["items"] if not i["read"])
-        before = page["next_before"]
-        if not before:
-            return out
 
 
 async def _writer(base_url: str, token: str, org_id: str, seed: int, ops: int) -> int:
@@ -160,7 +63,7 @@ async def _writer(base_url: str, token: str, org_id: str, seed: int, ops: int) -
     return done
 
 
-def _consistency(server: ServerProcess, writers: int = 4, ops: int = 25) -> None:
+def _consistency(server: SharedDatabaseServer, writers: int = 4, ops: int = 25) -> None:
     org, organisers, (reader,) = make_world(server)
     # something to snapshot before the storm
     for i in range(5):
