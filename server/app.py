@@ -29,9 +29,10 @@ DRAIN_LIMIT = 1024 * 1024 * 1024
 
 def make_app(ctx: Context) -> tornado.web.Application:
     routes = all_routes()
-    from server import feeds  # per-process feed tasks: counter watcher, scheduled publication/expiry
+    # per-process feed tasks: counter watcher, scheduled publication/expiry
+    from server.feed import background as feed_background
 
-    feeds.start(ctx)
+    feed_background.start(ctx)
     return tornado.web.Application(
         routes,
         ctx=ctx,

@@ -7,7 +7,9 @@ import threading
 import time
 from datetime import timedelta
 
-from server import feeds
+from server.feed import background as feed_background
+from server.feed import store as feed_store
+from server.feed import writing as feed_writing
 from tests.test_announcements import wait_until, world
 
 
@@ -122,12 +124,12 @@ def test_other_kinds_notices_and_member_audiences(api):
     m1, m2, mb = w["m1"], w["m2"], w["mb"]
     tokens = {c.id: sync_all(c)[1] for c in (m1, m2, mb)}
     now = api.clock.now()
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
                                title="志愿服务", summary="周六上午社区志愿服务", published_at=now))
-    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
                                title="专题学习", summary="第三季度专题学习", published_at=now,
                                member_ids=[m1.id, m2.id]))
-    api.run(feeds.notify(api.ctx, [m1.id], title="已从候补转为报名成功", summary="志愿服务：你已确认参加",
+    api.run(feed_writing.notify(api.ctx, [m1.id], title="已从候补转为报名成功", summary="志愿服务：你已确认参加",
                          ref_kind="activity", ref_id="act1", org_id=w["general"]["id"]))
 
     def kinds(client):
@@ -144,17 +146,17 @@ def test_other_kinds_notices_and_member_audiences(api):
     assert [i["read"] for i in m1.ok("GET", "/feed")["items"] if i["kind"] == "notice"] == [True]
 
     # the same content again records nothing; a change bumps the version
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
                                title="志愿服务", summary="周六上午社区志愿服务", published_at=now))
     assert kinds(mb) == []
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
                                title="志愿服务（改期）", summary="改到周日", published_at=now))
     changes, tokens[mb.id] = sync_all(mb, tokens[mb.id])
     assert [(c["item"]["title"], c["item"]["version"]) for c in changes] == [("志愿服务（改期）", 2)]
 
     # m2 leaves the session's attendees: a delete for m2 only
     away = tokens[m2.id]
-    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
                                title="专题学习", summary="第三季度专题学习", published_at=now, member_ids=[m1.id]))
     assert kinds(m2) == [("delete", "study_session:ss1"), ("upsert", "activity")]  # and the rename
     changes, tokens[m1.id] = sync_all(m1, tokens[m1.id])
@@ -165,18 +167,18 @@ def test_other_kinds_notices_and_member_audiences(api):
     assert sorted(c["item"]["kind"] for c in fresh if c["op"] == "upsert") == ["activity"] and len(fresh) == 1
 
     # later edits of the session send m2 nothing more (one delete per removal), also when m2 was away
-    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
                                title="专题学习（改）", summary="第三季度专题学习", published_at=now,
                                member_ids=[m1.id]))
     assert kinds(m2) == []
     assert [c["op"] for c in sync_all(m2, away)[0] if "ss1" in c.get("id", "")] == ["delete"]
     # from the whole org to named attendees: the others lose it, once
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
                                title="读书会", summary="全支部", published_at=now))
     assert ("upsert", "activity") in kinds(m2)
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
                                title="读书会", summary="限定人员", published_at=now, member_ids=[m1.id]))
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
                                title="读书会（改）", summary="限定人员", published_at=now, member_ids=[m1.id]))
     assert kinds(m2) == [("delete", "activity:act2")]
     m1_changes, tokens[m1.id] = sync_all(m1, tokens[m1.id])
@@ -184,7 +186,7 @@ def test_other_kinds_notices_and_member_audiences(api):
             and c["item"]["ref_id"] == "act2"] == [("upsert", 3)] and len(m1_changes) == 2
 
     # retraction (an activity cancelled) reaches everyone who had it
-    api.run(feeds.retract_item(api.ctx, kind="activity", ref_id="act1"))
+    api.run(feed_writing.retract_item(api.ctx, kind="activity", ref_id="act1"))
     assert kinds(mb) == [("delete", "activity:act1")]
     assert ("delete", "activity:act1") in kinds(m1)
 
@@ -214,20 +216,20 @@ def test_old_tokens_answer_410_after_tombstones_are_purged(api):
     org_a.delete(f"/announcements/{aid}")
     now = api.clock.now()
     for attendees in ([m1.id, w["m2"].id], [m1.id]):  # m2 loses a session: a removal record
-        api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+        api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
                                    summary="x", published_at=now, member_ids=attendees))
-    assert api.run(api.db[feeds.REMOVALS].count_documents({})) == 1
+    assert api.run(api.db[feed_store.REMOVALS].count_documents({})) == 1
     _, fresh_token = sync_all(m1, old_token)
-    api.clock.advance(days=feeds.TOMBSTONE_DAYS + 1)
+    api.clock.advance(days=feed_background.TOMBSTONE_DAYS + 1)
     m1 = api.as_member(m1.member)
     assert wait_until(lambda: m1.get(f"/sync?since={old_token}").code == "sync_token_expired")
     assert m1.ok("GET", f"/sync?since={fresh_token}")["changes"] == []  # it already had the tombstone
     assert m1.ok("GET", "/sync")["has_more"] is False  # starting again works
     # later the tombstone itself goes
-    api.clock.advance(seconds=feeds.PURGE_EVERY_SECONDS + feeds.PURGE_GRACE.total_seconds() + 1)
-    assert wait_until(lambda: api.run(api.db[feeds.ITEMS].count_documents({"_id": f"announcement:{aid}"})) == 0)
+    api.clock.advance(seconds=feed_background.PURGE_EVERY_SECONDS + feed_background.PURGE_GRACE.total_seconds() + 1)
+    assert wait_until(lambda: api.run(api.db[feed_store.ITEMS].count_documents({"_id": f"announcement:{aid}"})) == 0)
     # the purge deletes removal records right after the items: wait for that too, not assume it
-    assert wait_until(lambda: api.run(api.db[feeds.REMOVALS].count_documents({})) == 0)
+    assert wait_until(lambda: api.run(api.db[feed_store.REMOVALS].count_documents({})) == 0)
 
 
 def test_long_poll_wakes_on_publish(api):

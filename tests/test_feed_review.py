@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from server import feeds
+from server.feed import sequence as feed_sequence
+from server.feed import store as feed_store
+from server.feed import writing as feed_writing
 from tests.test_announcements import world
 from tests.test_feed import publish, sync_all
 
@@ -91,14 +93,14 @@ def test_many_concurrent_reads_and_acks_of_one_member_count_once(api):
     org_a, m1 = w["org_a"], w["m1"]
     aid = publish(api, org_a, w["a"]["id"], "同时阅读")
     _, token = sync_all(m1)
-    before = api.run(api.db[feeds.COUNTER].find_one({"_id": "seq"}))["value"]
+    before = api.run(api.db[feed_store.COUNTER].find_one({"_id": "seq"}))["value"]
     headers = _auth(m1)
     calls = [lambda http: http.post(f"/announcements/{aid}/read", headers=headers) for _ in range(15)]
     calls += [lambda http: http.post(f"/announcements/{aid}/ack", headers=headers) for _ in range(15)]
     answers = api.concurrently(calls)
     assert [r.status for r in answers] == [204] * 30, [(r.status, r.json) for r in answers if r.status != 204]
-    assert api.run(api.db[feeds.READS].count_documents({"member_id": m1.id})) == 1
-    after = api.run(api.db[feeds.COUNTER].find_one({"_id": "seq"}))["value"]
+    assert api.run(api.db[feed_store.READS].count_documents({"member_id": m1.id})) == 1
+    after = api.run(api.db[feed_store.COUNTER].find_one({"_id": "seq"}))["value"]
     assert after == before + 1  # one read, one sequence number
     receipts = org_a.ok("GET", f"/announcements/{aid}/receipts")
     assert receipts["read"] == 1 and receipts["acked"] == 1
@@ -129,7 +131,7 @@ def test_feed_sync_schedule_and_files_never_scan_a_growing_collection(api):
     w = world(api)
     org_a, m1 = w["org_a"], w["m1"]
     api.run(api.db.command("profile", 2))
-    feeds.state(api.ctx).expiry_checked = None  # the scheduler's first look after a start, profiled too
+    feed_sequence.state(api.ctx).expiry_checked = None  # the scheduler's first look after a start, profiled too
     try:
         now = api.clock.now()
         fid = upload(org_a, PDF, "application/pdf", "a.pdf").json["id"]
@@ -138,7 +140,7 @@ def test_feed_sync_schedule_and_files_never_scan_a_growing_collection(api):
         publish(api, org_a, w["a"]["id"], "定时", publish_at=iso(now + timedelta(minutes=1)))
         publish(api, org_a, w["a"]["id"], "将过期", expires_at=iso(now + timedelta(minutes=2)))
         gone = publish(api, org_a, w["a"]["id"], "撤回")
-        api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+        api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
                                    summary="x", published_at=now, member_ids=[m1.id, w["m2"].id]))
         _, token = sync_all(m1, limit=2)
         m1.ok("GET", "/feed?limit=1")
@@ -146,7 +148,7 @@ def test_feed_sync_schedule_and_files_never_scan_a_growing_collection(api):
         m1.post(f"/announcements/{aid}/read")
         org_a.ok("GET", f"/announcements/{aid}/receipts")
         org_a.delete(f"/announcements/{gone}")
-        api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+        api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
                                    summary="x", published_at=now, member_ids=[m1.id]))
         _, token = sync_all(m1, token, limit=2)
         api.clock.advance(minutes=3)
@@ -158,7 +160,7 @@ def test_feed_sync_schedule_and_files_never_scan_a_growing_collection(api):
         assert m1.get(f"/files/{fid}").status in (200, 404)
     finally:
         api.run(api.db.command("profile", 0))
-    watched = {feeds.ITEMS, feeds.REMOVALS, feeds.READS, "file_refs", "files", "announcements"}
+    watched = {feed_store.ITEMS, feed_store.REMOVALS, feed_store.READS, "file_refs", "files", "announcements"}
     entries = api.run(api.db["system.profile"].find({"op": "query"}).to_list())
     checked, scans = 0, []
     for entry in entries:
@@ -170,7 +172,7 @@ def test_feed_sync_schedule_and_files_never_scan_a_growing_collection(api):
         used = _operators(command.get("filter", {}))
         # measured on SecantusDB at 20,000 documents: these take 0.3-0.7 s (a whole-collection
         # scan) where the same lookups on indexed keys alone take 1-10 ms
-        if used & set(SCANNING) or (collection == feeds.REMOVALS and "$in" in used) or (
+        if used & set(SCANNING) or (collection == feed_store.REMOVALS and "$in" in used) or (
                 collection == "file_refs" and "$in" in used):
             scans.append((collection, command["filter"]))
         expiry = command.get("filter", {}).get("expires_at")
@@ -233,11 +235,11 @@ def test_a_move_deletes_an_item_the_old_branch_lost_to_a_list_of_names_meanwhile
     w = world(api)
     m1 = w["m1"]
     now = api.clock.now()
-    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+    api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
                                summary="x", published_at=now))
     changes, token = sync_all(m1)
     assert [c["item"]["id"] for c in changes] == ["study_session:s1"]
-    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+    api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
                                summary="x", published_at=now, member_ids=[w["m2"].id]))
     api.admin.ok("PATCH", f"/members/{m1.id}", json={"org_id": w["b"]["id"]})
     moved = api.as_member({**m1.member, "org_id": w["b"]["id"]})
