@@ -8,7 +8,7 @@ Prints, measured in one run against `python -m server` on a real SecantusDB:
   the principal from the short principal cache;
 - 1,000 long-polls held open at once: the API process's peak RSS while they wait (goal < 200 MB),
   then one publish, and how fast all 1,000 answer with the change (woken polls share one read of
-  what changed, server/feeds.py `_window`).
+  what changed, server/feed/sync.py `_window`).
 
     .venv/bin/python -m bench.bench_sync [--members 200] [--requests 6000] [--concurrency 50] [--polls 1000]
 """

@@ -9,7 +9,9 @@ import msgspec
 from handlers.base import APIHandler
 from schemas import openapi
 from schemas.feed import FeedPage, SyncOut
-from server import feeds
+from server.feed import reading as feed_reading
+from server.feed import sync as feed_sync
+from server.feed import writing as feed_writing
 
 _encoder = msgspec.json.Encoder()
 
@@ -21,7 +23,7 @@ class FeedHandler(APIHandler):
                       errors=("invalid_request",))
     async def get(self) -> None:
         limit = self.query_int("limit", 20, 1, 100)
-        page = await feeds.feed_page(self.ctx, self.me, limit, self.query_token("before", "cursor"))
+        page = await feed_reading.feed_page(self.ctx, self.me, limit, self.query_token("before", "cursor"))
         body = _encoder.encode(page)
         self.set_header("Etag", f'W/"f{hashlib.sha1(body).hexdigest()[:24]}"')
         if self.check_etag_header():
@@ -37,10 +39,10 @@ class SyncHandler(APIHandler):
                              "timeout": "0..30 seconds to wait for a change"},
                       errors=("sync_token_expired", "invalid_request"))
     async def get(self) -> None:
-        limit = self.query_int("limit", feeds.MAX_LIMIT // 2, 1, feeds.MAX_LIMIT)
-        timeout = self.query_int("timeout", 0, 0, feeds.MAX_TIMEOUT)
+        limit = self.query_int("limit", feed_sync.MAX_LIMIT // 2, 1, feed_sync.MAX_LIMIT)
+        timeout = self.query_int("timeout", 0, 0, feed_sync.MAX_TIMEOUT)
         since = self.query_token("since", "sync token", max_length=2048, dots=True)
-        result = await feeds.sync_wait(self.ctx, self.me, since, limit, timeout)
+        result = await feed_sync.sync_wait(self.ctx, self.me, since, limit, timeout)
         if not result.changes and not result.has_more:
             self.set_header("Etag", result.etag())
             if self.check_etag_header():
@@ -53,5 +55,5 @@ class FeedItemReadHandler(APIHandler):
     @openapi.endpoint("Mark any item of my feed read (idempotent)", responses={204: None},
                       errors=("not_found",))
     async def post(self, item_id: str) -> None:
-        await feeds.read_item(self.ctx, self.me, item_id)
+        await feed_writing.read_item(self.ctx, self.me, item_id)
         self.no_content()

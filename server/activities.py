@@ -19,10 +19,11 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from server import audit, feeds, files, members, orgs, programmes, qr, signups, spreadsheets
+from server import audit, files, members, orgs, programmes, qr, signups, spreadsheets
 from server.context import Context
 from server.db import indexes, transaction
 from server.errors import ApiError, conflict, invalid
+from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.pagination import page
 from server.scope import Principal
@@ -511,7 +512,7 @@ def feed_summary(ctx: Context, act: dict) -> str:
 async def _publish_feed(ctx: Context, act: dict, txn: AsyncClientSession) -> None:
     """The activity's feed item for its org subtree, as the activity now is (cancelled: marked, expiring at the end)."""
     cancelled = act["status"] == "cancelled"
-    await feeds.publish_item(
+    await feed_writing.publish_item(
         ctx, kind=FEED_KIND, ref_id=act["_id"], org_id=act["org_id"],
         title=f"【已取消】{act['title']}" if cancelled else act["title"], summary=feed_summary(ctx, act),
         published_at=act["published_at"], expires_at=act["ends_at"] if cancelled else None, txn=txn)
@@ -534,5 +535,5 @@ async def _tell_cancelled(ctx: Context, txn: AsyncClientSession, act: dict, sign
 async def _notify(ctx: Context, member_ids: list[str], *, title: str, summary: str, act: dict,
                   txn: AsyncClientSession) -> None:
     """A notice in each member's feed, written in the caller's transaction (so it exists iff the change does)."""
-    await feeds.notify(ctx, member_ids, title=title, summary=summary, ref_kind="activity", ref_id=act["_id"],
+    await feed_writing.notify(ctx, member_ids, title=title, summary=summary, ref_kind="activity", ref_id=act["_id"],
                        org_id=act["org_id"], txn=txn)

@@ -2,7 +2,7 @@
 
 The audience is the active members whose `org_path` contains the announcement's `org_id`. An
 announcement, its file references and its feed item are written in one transaction (the feed
-write takes the next sync sequence number inside it, see server/feeds.py). Scheduled publication
+write takes the next sync sequence number inside it, see server/feed/sequence.py). Scheduled publication
 and expiry need no writes here: visibility is computed from `publish_at`/`expires_at` against
 `ctx.now()`, and the feed's background task turns them into sync changes on time.
 """
@@ -15,10 +15,12 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 
-from server import feeds, files, orgs
+from server import files, orgs
 from server.context import Context
 from server.db import indexes, transaction
 from server.errors import ApiError, forbidden, invalid, not_found
+from server.feed import store as feed_store
+from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
 from server.scope import Principal
@@ -66,7 +68,7 @@ def _check_times(publish_at: datetime, expires_at: datetime | None, now: datetim
 
 
 async def _receipt(ctx: Context, member_id: str, announcement_id: str) -> dict:
-    doc = await ctx.db[feeds.READS].find_one({"_id": f"{item_id(announcement_id)}|{member_id}"})
+    doc = await ctx.db[feed_store.READS].find_one({"_id": f"{item_id(announcement_id)}|{member_id}"})
     return {"read": doc is not None, "acked": bool(doc and doc.get("acked_at"))}
 
 
@@ -101,7 +103,7 @@ async def _write(ctx: Context, principal: Principal, announcement_id: str,
             await files.detach(ctx, ref_kind=REF_KIND, ref_id=announcement_id, txn=txn)
             await files.attach(ctx, principal, doc["file_ids"], ref_kind=REF_KIND, ref_id=announcement_id,
                                txn=txn)
-        await feeds.publish_announcement(ctx, doc, txn=txn)
+        await feed_writing.publish_announcement(ctx, doc, txn=txn)
         return doc
 
     return await transaction(ctx, work)
@@ -109,9 +111,9 @@ async def _write(ctx: Context, principal: Principal, announcement_id: str,
 
 async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     org = await orgs.require_role(ctx, principal, body["org_id"], "organiser")
-    now = feeds.to_ms(ctx.now())  # stored times are whole milliseconds (BSON); answer what is stored
-    publish_at = feeds.to_ms(body.get("publish_at")) or now
-    expires_at = feeds.to_ms(body.get("expires_at"))
+    now = feed_writing.to_ms(ctx.now())  # stored times are whole milliseconds (BSON); answer what is stored
+    publish_at = feed_writing.to_ms(body.get("publish_at")) or now
+    expires_at = feed_writing.to_ms(body.get("expires_at"))
     _check_times(publish_at, expires_at, now)
     new = {"_id": new_id(), "org_id": org["_id"], "org_path": orgs.full_path(org), "title": body["title"],
            "body": body["body"], "pinned": body.get("pinned", False), "must_read": body.get("must_read", False),
@@ -138,8 +140,8 @@ async def _for_organiser(ctx: Context, principal: Principal, announcement_id: st
 async def patch(ctx: Context, principal: Principal, announcement_id: str, changes: dict[str, Any]) -> dict:
     """Edit; every edit is a new version (and a sync upsert with that version)."""
     await _for_organiser(ctx, principal, announcement_id)
-    now = feeds.to_ms(ctx.now())
-    changes = {k: feeds.to_ms(v) if k in ("publish_at", "expires_at") else v for k, v in changes.items()}
+    now = feed_writing.to_ms(ctx.now())
+    changes = {k: feed_writing.to_ms(v) if k in ("publish_at", "expires_at") else v for k, v in changes.items()}
 
     def build(current: dict | None) -> dict:
         if current is None:
@@ -172,7 +174,7 @@ async def retract(ctx: Context, principal: Principal, announcement_id: str) -> N
         if result.matched_count == 0:
             raise _missing()
         await files.detach(ctx, ref_kind=REF_KIND, ref_id=doc["_id"], txn=txn)
-        await feeds.retract_item(ctx, kind="announcement", ref_id=doc["_id"], txn=txn)
+        await feed_writing.retract_item(ctx, kind="announcement", ref_id=doc["_id"], txn=txn)
 
     await transaction(ctx, work)
 
@@ -188,19 +190,19 @@ async def _for_audience(ctx: Context, principal: Principal, announcement_id: str
 
 async def mark_read(ctx: Context, principal: Principal, announcement_id: str) -> None:
     doc = await _for_audience(ctx, principal, announcement_id)
-    await feeds.mark_read(ctx, principal.member_id, item_id(doc["_id"]))
+    await feed_writing.mark_read(ctx, principal.member_id, item_id(doc["_id"]))
 
 
 async def acknowledge(ctx: Context, principal: Principal, announcement_id: str) -> None:
     """Acknowledge (确认已阅): implies read."""
     doc = await _for_audience(ctx, principal, announcement_id)
-    await feeds.mark_read(ctx, principal.member_id, item_id(doc["_id"]), ack=True)
+    await feed_writing.mark_read(ctx, principal.member_id, item_id(doc["_id"]), ack=True)
 
 
 async def receipts(ctx: Context, principal: Principal, announcement_id: str) -> dict:
     """Counts over the current audience (active members of the subtree) and who has not read it."""
     doc = await _for_organiser(ctx, principal, announcement_id)
-    marks = {d["member_id"]: d async for d in ctx.db[feeds.READS].find(
+    marks = {d["member_id"]: d async for d in ctx.db[feed_store.READS].find(
         {"item_id": item_id(doc["_id"])}, {"member_id": 1, "acked_at": 1})}
     audience = read = acked = 0
     unread: list[dict] = []

@@ -134,9 +134,10 @@ ROUTES = [_route(path, handler) for path, handler in [
 
 
 def make_app(ctx: Context) -> tornado.web.Application:
-    from server import feeds  # per-process feed tasks: counter watcher, scheduled publication/expiry
+    # per-process feed tasks: counter watcher, scheduled publication/expiry
+    from server.feed import background as feed_background
 
-    feeds.start(ctx)
+    feed_background.start(ctx)
     return tornado.web.Application(
         ROUTES,
         ctx=ctx,

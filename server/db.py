@@ -8,7 +8,7 @@ Durability: the client carries the write concern `{w: "majority", j: true}` and 
 "majority", so every write the API acknowledges (single writes and transaction commits alike, which
 inherit the client's concerns) is journaled, and on a replica set on a majority that survives a
 failover; reads, including those inside transactions, see only majority-committed data, never a
-write a failover may roll back (the feed counter relies on this: server/feeds.py). The embedded
+write a failover may roll back (the feed counter relies on this: server/feed/sequence.py). The embedded
 SecantusDB honours `j` only when started with `--sync-on-commit` (server/embedded.py).
 
 The unit of work
@@ -22,7 +22,7 @@ rolled back: it must have no effect outside the database except through `on_comm
 A hook runs once, after the commit succeeded, and only the hooks registered by the attempt that
 committed run; those of an attempt that was rolled back (retried or failed) are dropped with its
 writes. That is what keeps the process's knowledge of the database in step with what is in it:
-the feed position (server/feeds.py) is advanced by a hook, never by a caller remembering to.
+the feed position (server/feed/sequence.py) is advanced by a hook, never by a caller remembering to.
 Hooks run in the order they were registered; one that fails is logged and the others still run,
 since the work has committed and the caller must hear so.
 """
@@ -80,7 +80,7 @@ INDEXED_MODULES = (
     "server.activities",
     "server.announcements",
     "server.audit",
-    "server.feeds",
+    "server.feed.store",
     "server.files",
     "server.idempotency",
     "server.identity",

@@ -10,7 +10,10 @@ import threading
 import time
 from datetime import timedelta
 
-from server import feeds
+from server.feed import background as feed_background
+from server.feed import sequence as feed_sequence
+from server.feed import store as feed_store
+from server.feed import writing as feed_writing
 from tests.builders import PDF, iso, publish, sync_all, two_branches, upload, wait_until
 
 
@@ -108,12 +111,12 @@ def test_other_kinds_notices_and_member_audiences(api):
     m1, m2, mb = w["m1"], w["m2"], w["mb"]
     tokens = {c.id: sync_all(c)[1] for c in (m1, m2, mb)}
     now = api.clock.now()
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
                                title="志愿服务", summary="周六上午社区志愿服务", published_at=now))
-    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
                                title="专题学习", summary="第三季度专题学习", published_at=now,
                                member_ids=[m1.id, m2.id]))
-    api.run(feeds.notify(api.ctx, [m1.id], title="已从候补转为报名成功", summary="志愿服务：你已确认参加",
+    api.run(feed_writing.notify(api.ctx, [m1.id], title="已从候补转为报名成功", summary="志愿服务：你已确认参加",
                          ref_kind="activity", ref_id="act1", org_id=w["general"]["id"]))
 
     def kinds(client):
@@ -130,17 +133,17 @@ def test_other_kinds_notices_and_member_audiences(api):
     assert [i["read"] for i in m1.ok("GET", "/feed")["items"] if i["kind"] == "notice"] == [True]
 
     # the same content again records nothing; a change bumps the version
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
                                title="志愿服务", summary="周六上午社区志愿服务", published_at=now))
     assert kinds(mb) == []
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act1", org_id=w["general"]["id"],
                                title="志愿服务（改期）", summary="改到周日", published_at=now))
     changes, tokens[mb.id] = sync_all(mb, tokens[mb.id])
     assert [(c["item"]["title"], c["item"]["version"]) for c in changes] == [("志愿服务（改期）", 2)]
 
     # m2 leaves the session's attendees: a delete for m2 only
     away = tokens[m2.id]
-    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
                                title="专题学习", summary="第三季度专题学习", published_at=now, member_ids=[m1.id]))
     assert kinds(m2) == [("delete", "study_session:ss1"), ("upsert", "activity")]  # and the rename
     changes, tokens[m1.id] = sync_all(m1, tokens[m1.id])
@@ -151,18 +154,18 @@ def test_other_kinds_notices_and_member_audiences(api):
     assert sorted(c["item"]["kind"] for c in fresh if c["op"] == "upsert") == ["activity"] and len(fresh) == 1
 
     # later edits of the session send m2 nothing more (one delete per removal), also when m2 was away
-    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="ss1", org_id=w["a"]["id"],
                                title="专题学习（改）", summary="第三季度专题学习", published_at=now,
                                member_ids=[m1.id]))
     assert kinds(m2) == []
     assert [c["op"] for c in sync_all(m2, away)[0] if "ss1" in c.get("id", "")] == ["delete"]
     # from the whole org to named attendees: the others lose it, once
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
                                title="读书会", summary="全支部", published_at=now))
     assert ("upsert", "activity") in kinds(m2)
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
                                title="读书会", summary="限定人员", published_at=now, member_ids=[m1.id]))
-    api.run(feeds.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
+    api.run(feed_writing.publish_item(api.ctx, kind="activity", ref_id="act2", org_id=w["a"]["id"],
                                title="读书会（改）", summary="限定人员", published_at=now, member_ids=[m1.id]))
     assert kinds(m2) == [("delete", "activity:act2")]
     m1_changes, tokens[m1.id] = sync_all(m1, tokens[m1.id])
@@ -170,7 +173,7 @@ def test_other_kinds_notices_and_member_audiences(api):
             and c["item"]["ref_id"] == "act2"] == [("upsert", 3)] and len(m1_changes) == 2
 
     # retraction (an activity cancelled) reaches everyone who had it
-    api.run(feeds.retract_item(api.ctx, kind="activity", ref_id="act1"))
+    api.run(feed_writing.retract_item(api.ctx, kind="activity", ref_id="act1"))
     assert kinds(mb) == [("delete", "activity:act1")]
     assert ("delete", "activity:act1") in kinds(m1)
 
@@ -200,20 +203,20 @@ def test_old_tokens_answer_410_after_tombstones_are_purged(api):
     org_a.delete(f"/announcements/{aid}")
     now = api.clock.now()
     for attendees in ([m1.id, w["m2"].id], [m1.id]):  # m2 loses a session: a removal record
-        api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+        api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
                                    summary="x", published_at=now, member_ids=attendees))
-    assert api.run(api.db[feeds.REMOVALS].count_documents({})) == 1
+    assert api.run(api.db[feed_store.REMOVALS].count_documents({})) == 1
     _, fresh_token = sync_all(m1, old_token)
-    api.clock.advance(days=feeds.TOMBSTONE_DAYS + 1)
+    api.clock.advance(days=feed_background.TOMBSTONE_DAYS + 1)
     m1 = api.as_member(m1.member)
     assert wait_until(lambda: m1.get(f"/sync?since={old_token}").code == "sync_token_expired")
     assert m1.ok("GET", f"/sync?since={fresh_token}")["changes"] == []  # it already had the tombstone
     assert m1.ok("GET", "/sync")["has_more"] is False  # starting again works
     # later the tombstone itself goes
-    api.clock.advance(seconds=feeds.PURGE_EVERY_SECONDS + feeds.PURGE_GRACE.total_seconds() + 1)
-    assert wait_until(lambda: api.run(api.db[feeds.ITEMS].count_documents({"_id": f"announcement:{aid}"})) == 0)
+    api.clock.advance(seconds=feed_background.PURGE_EVERY_SECONDS + feed_background.PURGE_GRACE.total_seconds() + 1)
+    assert wait_until(lambda: api.run(api.db[feed_store.ITEMS].count_documents({"_id": f"announcement:{aid}"})) == 0)
     # the purge deletes removal records right after the items: wait for that too, not assume it
-    assert wait_until(lambda: api.run(api.db[feeds.REMOVALS].count_documents({})) == 0)
+    assert wait_until(lambda: api.run(api.db[feed_store.REMOVALS].count_documents({})) == 0)
 
 
 def test_long_poll_wakes_on_publish(api):
@@ -379,14 +382,14 @@ def test_many_concurrent_reads_and_acks_of_one_member_count_once(api):
     org_a, m1 = w["org_a"], w["m1"]
     aid = publish(api, org_a, w["a"]["id"], "同时阅读")
     _, token = sync_all(m1)
-    before = api.run(api.db[feeds.COUNTER].find_one({"_id": "seq"}))["value"]
+    before = api.run(api.db[feed_store.COUNTER].find_one({"_id": "seq"}))["value"]
     headers = _auth(m1)
     calls = [lambda http: http.post(f"/announcements/{aid}/read", headers=headers) for _ in range(15)]
     calls += [lambda http: http.post(f"/announcements/{aid}/ack", headers=headers) for _ in range(15)]
     answers = api.concurrently(calls)
     assert [r.status for r in answers] == [204] * 30, [(r.status, r.json) for r in answers if r.status != 204]
-    assert api.run(api.db[feeds.READS].count_documents({"member_id": m1.id})) == 1
-    after = api.run(api.db[feeds.COUNTER].find_one({"_id": "seq"}))["value"]
+    assert api.run(api.db[feed_store.READS].count_documents({"member_id": m1.id})) == 1
+    after = api.run(api.db[feed_store.COUNTER].find_one({"_id": "seq"}))["value"]
     assert after == before + 1  # one read, one sequence number
     receipts = org_a.ok("GET", f"/announcements/{aid}/receipts")
     assert receipts["read"] == 1 and receipts["acked"] == 1
@@ -412,7 +415,7 @@ def test_feed_sync_schedule_and_files_never_scan_a_growing_collection(api):
     w = two_branches(api)
     org_a, m1 = w["org_a"], w["m1"]
     api.run(api.db.command("profile", 2))
-    feeds.state(api.ctx).expiry_checked = None  # the scheduler's first look after a start, profiled too
+    feed_sequence.state(api.ctx).expiry_checked = None  # the scheduler's first look after a start, profiled too
     try:
         now = api.clock.now()
         fid = upload(org_a, PDF, "application/pdf", "a.pdf").json["id"]
@@ -421,7 +424,7 @@ def test_feed_sync_schedule_and_files_never_scan_a_growing_collection(api):
         publish(api, org_a, w["a"]["id"], "定时", publish_at=iso(now + timedelta(minutes=1)))
         publish(api, org_a, w["a"]["id"], "将过期", expires_at=iso(now + timedelta(minutes=2)))
         gone = publish(api, org_a, w["a"]["id"], "撤回")
-        api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+        api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
                                    summary="x", published_at=now, member_ids=[m1.id, w["m2"].id]))
         _, token = sync_all(m1, limit=2)
         m1.ok("GET", "/feed?limit=1")
@@ -429,7 +432,7 @@ def test_feed_sync_schedule_and_files_never_scan_a_growing_collection(api):
         m1.post(f"/announcements/{aid}/read")
         org_a.ok("GET", f"/announcements/{aid}/receipts")
         org_a.delete(f"/announcements/{gone}")
-        api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+        api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
                                    summary="x", published_at=now, member_ids=[m1.id]))
         _, token = sync_all(m1, token, limit=2)
         api.clock.advance(minutes=3)
@@ -441,7 +444,7 @@ def test_feed_sync_schedule_and_files_never_scan_a_growing_collection(api):
         assert m1.get(f"/files/{fid}").status in (200, 404)
     finally:
         api.run(api.db.command("profile", 0))
-    watched = {feeds.ITEMS, feeds.REMOVALS, feeds.READS, "file_refs", "files", "announcements"}
+    watched = {feed_store.ITEMS, feed_store.REMOVALS, feed_store.READS, "file_refs", "files", "announcements"}
     entries = api.run(api.db["system.profile"].find({"op": "query"}).to_list())
     checked, scans = 0, []
     for entry in entries:
@@ -453,7 +456,7 @@ def test_feed_sync_schedule_and_files_never_scan_a_growing_collection(api):
         used = _operators(command.get("filter", {}))
         # measured on SecantusDB at 20,000 documents: these take 0.3-0.7 s (a whole-collection
         # scan) where the same lookups on indexed keys alone take 1-10 ms
-        if used & set(SCANNING) or (collection == feeds.REMOVALS and "$in" in used) or (
+        if used & set(SCANNING) or (collection == feed_store.REMOVALS and "$in" in used) or (
                 collection == "file_refs" and "$in" in used):
             scans.append((collection, command["filter"]))
         expiry = command.get("filter", {}).get("expires_at")
@@ -510,11 +513,11 @@ def test_a_move_deletes_an_item_the_old_branch_lost_to_a_list_of_names_meanwhile
     w = two_branches(api)
     m1 = w["m1"]
     now = api.clock.now()
-    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+    api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
                                summary="x", published_at=now))
     changes, token = sync_all(m1)
     assert [c["item"]["id"] for c in changes] == ["study_session:s1"]
-    api.run(feeds.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
+    api.run(feed_writing.publish_item(api.ctx, kind="study_session", ref_id="s1", org_id=w["a"]["id"], title="学习",
                                summary="x", published_at=now, member_ids=[w["m2"].id]))
     api.admin.ok("PATCH", f"/members/{m1.id}", json={"org_id": w["b"]["id"]})
     moved = api.as_member({**m1.member, "org_id": w["b"]["id"]})

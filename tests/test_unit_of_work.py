@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from pymongo.errors import OperationFailure
 
-from server import feeds
 from server.db import on_commit, transaction
+from server.feed import sequence as feed_sequence
+from server.feed import store as feed_store
+from server.feed import writing as feed_writing
 
 PROBE = "uow_probe"
 
@@ -71,14 +73,14 @@ def test_the_feed_position_moves_on_commit_only(api):
     """A notice written in an aborted transaction moves neither the counter nor this process's position;
     one that commits has moved the position by the time its transaction returns, with nobody calling more."""
     ctx = api.ctx
-    st = feeds.state(ctx)
+    st = feed_sequence.state(ctx)
 
     async def counter() -> int:
-        doc = await ctx.db[feeds.COUNTER].find_one({"_id": "seq"})
+        doc = await ctx.db[feed_store.COUNTER].find_one({"_id": "seq"})
         return doc["value"] if doc else 0
 
     async def notice(txn) -> None:
-        await feeds.notify(ctx, ["m-uow"], title="t", summary="s", ref_kind="activity", ref_id="a-uow",
+        await feed_writing.notify(ctx, ["m-uow"], title="t", summary="s", ref_kind="activity", ref_id="a-uow",
                            org_id="o-uow", txn=txn)
 
     async def scenario():

@@ -5,7 +5,7 @@ server/study/sessions.py. Every change an organiser makes to someone's record go
 to the append-only check-in event log with its source (`organiser` or `request`).
 
 A decision on a leave or make-up request, and a manual mark, tell the member with a personal notice in their
-feed (server/feeds.py `notify`), written in the same transaction as the change, its event and its audit entry:
+feed (server/feed/writing.py `notify`), written in the same transaction as the change, its event and its audit entry:
 the notice exists if and only if the change does.
 """
 
@@ -16,10 +16,11 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from server import audit, feeds
+from server import audit
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, forbidden, not_found
+from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
 from server.pagination import page
@@ -112,7 +113,7 @@ async def _with_retry(ctx: Context, work) -> Any:
 
 async def _tell(ctx: Context, member_id: str, session: dict, *, title: str, summary: str, ref_kind: str,
                 ref_id: str, txn) -> None:
-    await feeds.notify(ctx, [member_id], title=title, summary=summary, ref_kind=ref_kind, ref_id=ref_id,
+    await feed_writing.notify(ctx, [member_id], title=title, summary=summary, ref_kind=ref_kind, ref_id=ref_id,
                        org_id=session["org_id"], txn=txn)
 
 

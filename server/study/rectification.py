@@ -10,7 +10,7 @@ Members are judged by the compliance rules of server/study/progress.py. A branch
 track when it held fewer sessions of that track (in its subtree, not cancelled, already begun) than the
 track requires.
 
-Notices (server/feeds.py `notify`): a scan tells each member behind their scheme with one notice listing what
+Notices (server/feed/writing.py `notify`): a scan tells each member behind their scheme with one notice listing what
 they lack (ref_kind "study_progress", ref_id the period, so the app opens their progress), and each organiser
 or admin holding a role on a branch found behind, or on one of its ancestors, with one notice listing the
 branches that concern them (ref_kind "study_warnings", ref_id the org whose warning list to open); the admin
@@ -31,10 +31,11 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from server import audit, feeds, files, orgs
+from server import audit, files, orgs
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, forbidden, invalid, not_found
+from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
 from server.pagination import page
@@ -205,7 +206,7 @@ async def _tell_members(ctx: Context, by_member: dict[str, list[dict]], period: 
         mine = [w for w in warnings if w["_id"] in claimed]
         if not mine:
             continue
-        await feeds.notify(ctx, [member_id], title=f"学习提醒：{period} 有 {len(mine)} 项未达到要求",
+        await feed_writing.notify(ctx, [member_id], title=f"学习提醒：{period} 有 {len(mine)} 项未达到要求",
                            summary="；".join(w["reason"] for w in mine) + "。请及时补学。",
                            ref_kind="study_progress", ref_id=period, org_id=mine[0]["org_id"], txn=txn)
 
@@ -238,7 +239,7 @@ async def _tell_organisers(ctx: Context, principal: Principal, warnings: list[di
         if not theirs:
             continue
         where = _common_org([w["org_path"] for w in theirs])
-        await feeds.notify(ctx, [person["_id"]], title=f"支部学习预警：{period} 有 {len(theirs)} 项未达到要求",
+        await feed_writing.notify(ctx, [person["_id"]], title=f"支部学习预警：{period} 有 {len(theirs)} 项未达到要求",
                            summary="；".join(w["reason"] for w in theirs) + "。请组织整改。",
                            ref_kind="study_warnings", ref_id=where, org_id=where, txn=txn)
 

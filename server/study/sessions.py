@@ -26,10 +26,11 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import PyMongoError
 
-from server import audit, feeds, orgs, qr
+from server import audit, orgs, qr
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, invalid, not_found
+from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
 from server.pagination import page
@@ -169,7 +170,7 @@ def feed_summary(ctx: Context, session: dict) -> str:
 async def publish_feed(ctx: Context, session: dict, txn) -> None:
     """Write the session's feed item as the session now is, inside the caller's transaction `txn`."""
     cancelled = session["status"] == "cancelled"
-    await feeds.publish_item(
+    await feed_writing.publish_item(
         ctx, kind=FEED_KIND, ref_id=session["_id"], org_id=session["org_id"],
         title=f"【已取消】{session['title']}" if cancelled else session["title"],
         summary=feed_summary(ctx, session), published_at=session["created_at"],
