@@ -130,6 +130,17 @@ def activity_checkin(organiser: Client, member: Client, path: str, status: int =
     return member.ok("POST", path + "/checkins", status, json={"qr_token": token})
 
 
+def started_with_a_signup(api: Api) -> tuple[Client, Client, str]:
+    """A branch's published activity two days on, with one confirmed member: (organiser, member, path)."""
+    branch = api.org("一支部")
+    organiser = api.organiser(branch["id"])
+    member = api.member(branch["id"])
+    path = f"/activities/{published(api, organiser, branch['id'])['id']}"
+    member.ok("POST", path + "/signups", 201)
+    advance(api, organiser, member, days=2)
+    return organiser, member, path
+
+
 # -- study sessions ---------------------------------------------------------------------------------
 
 def session_body(api: Api, org_id: str, *, start_in: timedelta = timedelta(hours=1),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure
 
-from tests.builders import activity_checkin, advance, published
+from tests.builders import activity_checkin, published, started_with_a_signup
 
 
 def fail_writes(monkeypatch, collection: str, method: str) -> None:
@@ -77,18 +77,12 @@ def test_cancelling_the_activity_fails_whole_or_not_at_all(api, monkeypatch):
 
 
 def test_feedback_and_its_flag_are_written_whole_or_not_at_all(api, monkeypatch):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
-    member = api.member(branch["id"])
-    act = published(api, organiser, branch["id"])
-    path = f"/activities/{act['id']}"
-    member.ok("POST", path + "/signups", 201)
-    advance(api, organiser, member, days=2)
+    organiser, member, path = started_with_a_signup(api)
     activity_checkin(organiser, member, path)
     with monkeypatch.context() as patch:
         fail_writes(patch, "activity_signups", "update_one")  # the flag, after the feedback was written
         assert member.post(path + "/feedback", json={"rating": 5}).status == 500
-    assert api.run(api.db["activity_feedback"].count_documents({"activity_id": act["id"]})) == 0
+    assert api.run(api.db["activity_feedback"].count_documents({"activity_id": path.rsplit("/", 1)[1]})) == 0
     assert "feedback_given" not in member.ok("GET", path)["my_signup"]
     assert member.ok("POST", path + "/feedback", 201, json={"rating": 5, "comment": "好"})["rating"] == 5
     assert member.ok("GET", path)["my_signup"]["feedback_given"] is True

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from openpyxl import load_workbook
 
 from server import qr
-from tests.builders import activity_body, activity_checkin, advance, iso, png, published
+from tests.builders import activity_body, activity_checkin, advance, iso, png, published, started_with_a_signup
 
 
 def notices(api, member_id: str, activity_id: str) -> list[dict]:
@@ -375,13 +375,7 @@ def test_moving_the_end_later_takes_back_no_shows_until_the_new_end(api):
 
 
 def test_check_in_answers_are_shaped_as_for_study_sessions(api):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
-    member = api.member(branch["id"])
-    act = published(api, organiser, branch["id"])
-    path = f"/activities/{act['id']}"
-    member.ok("POST", path + "/signups", 201)
-    advance(api, organiser, member, days=2)
+    organiser, member, path = started_with_a_signup(api)
     first = activity_checkin(organiser, member, path)
     assert first["result"] == "ok" and first["status"] == "present" and first["checked_in_at"].endswith("Z")
     again = activity_checkin(organiser, member, path, 200)
