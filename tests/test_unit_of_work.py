@@ -3,6 +3,8 @@ committed; never for a transaction that aborts or an attempt that was retried. T
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pymongo.errors import OperationFailure
 
@@ -101,3 +103,39 @@ def test_the_feed_position_moves_on_commit_only(api):
         assert latest == before + 1 == await counter()
 
     api.run(scenario())
+
+
+def test_a_counter_read_overtaken_by_a_commit_is_not_lost_history(api):
+    """The poller reads the counter while writers commit: a read that started before a commit returns
+    the older value after the commit's hook has moved the position. That is not the database losing
+    history, and must never start a new epoch (which answers every member's token 410)."""
+    ctx = api.ctx
+    st = feed_sequence.state(ctx)
+
+    async def notice(txn) -> None:
+        await feed_writing.notify(ctx, ["m-race"], title="t", summary="s", ref_kind="activity", ref_id="a-race",
+                                  org_id="o-race", txn=txn)
+
+    async def scenario():
+        await transaction(ctx, notice)
+        epoch = st.epoch
+
+        async def writer() -> None:
+            for _ in range(15):
+                await transaction(ctx, notice)
+
+        async def poller(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                await feed_sequence._load_counter(ctx)
+
+        stop = asyncio.Event()
+        pollers = [asyncio.create_task(poller(stop)) for _ in range(4)]
+        await asyncio.gather(*(writer() for _ in range(4)))
+        stop.set()
+        await asyncio.gather(*pollers)
+        counter = await ctx.db[feed_store.COUNTER].find_one({"_id": "seq"})
+        return epoch, st.epoch, counter.get("epoch", ""), counter["value"], st.latest
+
+    before, now, stored, value, latest = api.run(scenario())
+    assert (now, stored) == (before, before)
+    assert value == latest == 61

@@ -129,17 +129,18 @@ async def _reserve(ctx: Context, n: int, txn) -> int:
 
     The numbers become this process's feed position once the transaction commits (`_taken`).
     """
+    st = state(ctx)
+    known = st.latest  # committed before the write below, so it must see at least this (see _load_counter)
     # upsert: a caller's transaction may have taken its snapshot before the counter existed
     doc = await ctx.db[COUNTER].find_one_and_update({"_id": "seq"}, {"$inc": {"value": n}}, upsert=True,
                                                     return_document=ReturnDocument.AFTER, session=txn)
     first = doc["value"] - n + 1
     epoch = doc.get("epoch", "")
-    st = state(ctx)
     # No other commit of the counter can come between our read and our commit (it would conflict),
-    # so the committed value we read, first - 1, is at least every value we saw committed: unless
-    # history was lost. Then these numbers are reused ones: void every token (same transaction).
-    if first - 1 < st.latest and epoch == st.epoch:
-        log.warning("feed counter at %d below the committed %d seen: new epoch", first - 1, st.latest)
+    # so the committed value we read, first - 1, is at least every value seen committed before it:
+    # unless history was lost. Then these numbers are reused ones: void every token (same transaction).
+    if first - 1 < known and epoch == st.epoch:
+        log.warning("feed counter at %d below the committed %d seen: new epoch", first - 1, known)
         epoch = new_id()
         await ctx.db[COUNTER].update_one({"_id": "seq"}, {"$set": {"epoch": epoch}}, session=txn)
     on_commit(txn, lambda: _taken(ctx, doc["value"], epoch))
@@ -182,10 +183,13 @@ async def _current(ctx: Context) -> FeedState:
 
 async def _load_counter(ctx: Context) -> None:
     st = state(ctx)
+    # What was known committed BEFORE the read: the read must see at least that. `st.latest` after it
+    # may have moved on through a commit that the read started too early to see (not lost history).
+    epoch, known = st.epoch, st.latest
     doc = await ctx.db[COUNTER].find_one({"_id": "seq"})
-    if doc is not None and doc.get("epoch", "") == st.epoch and doc["value"] < st.latest:
-        log.warning("feed counter at %d below the committed %d seen: new epoch", doc["value"], st.latest)
-        await _new_epoch(ctx, st.epoch)
+    if doc is not None and doc.get("epoch", "") == epoch == st.epoch and doc["value"] < known:
+        log.warning("feed counter at %d below the committed %d seen: new epoch", doc["value"], known)
+        await _new_epoch(ctx, epoch)
         doc = await ctx.db[COUNTER].find_one({"_id": "seq"})
     st.loaded = True
     if doc is None:
