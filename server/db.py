@@ -32,7 +32,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -180,11 +180,3 @@ async def update_then_get(collection, query: dict, update: dict, *, txn=None) ->
         return None
     key = {"_id": query["_id"]} if "_id" in query and not isinstance(query["_id"], dict) else query
     return await collection.find_one(key, session=txn)
-
-
-def without_id(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-    if doc is None:
-        return None
-    out = dict(doc)
-    out["id"] = out.pop("_id")
-    return out

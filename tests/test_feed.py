@@ -492,19 +492,8 @@ def test_a_forged_sync_token_reveals_nothing_of_another_branch(api):
         assert a_item not in answer.content.decode(), answer.json
         assert answer.status == 422 and answer.code == "invalid_request", answer.json
     assert mb.get(f"/sync?since={token}x").status == 422
+    assert mb.get(f"/sync?since={body}").status == 422  # without its signature
     assert mb.ok("GET", f"/sync?since={sync_all(mb)[1]}")["changes"] == []
-
-
-def test_an_unsigned_token_of_an_earlier_release_starts_sync_again(api):
-    w = two_branches(api)
-    m1 = w["m1"]
-    _, token = sync_all(m1)
-    body = token.partition(".")[0]
-    fields = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    old = base64.urlsafe_b64encode(json.dumps(fields[:5]).encode()).decode().rstrip("=")
-    answer = m1.get(f"/sync?since={old}")
-    assert answer.status == 410 and answer.code == "sync_token_expired"
-    assert m1.get("/sync?since=not-a-token").code == "invalid_request"
 
 
 def test_a_move_deletes_an_item_the_old_branch_lost_to_a_list_of_names_meanwhile(api):
