@@ -37,14 +37,7 @@ from typing import TypeVar
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import (
-    AutoReconnect,
-    ConnectionFailure,
-    ExecutionTimeout,
-    NetworkTimeout,
-    ServerSelectionTimeoutError,
-    WTimeoutError,
-)
+from pymongo import errors
 
 from server.config import Settings
 from server.context import Context
@@ -53,14 +46,8 @@ log = logging.getLogger("branchline.db")
 T = TypeVar("T")
 
 # Errors that mean "the database cannot be reached right now", answered 503 database_unavailable.
-UNAVAILABLE_ERRORS = (
-    AutoReconnect,
-    ConnectionFailure,
-    ExecutionTimeout,
-    NetworkTimeout,
-    ServerSelectionTimeoutError,
-    WTimeoutError,
-)
+UNAVAILABLE_ERRORS = (errors.AutoReconnect, errors.ConnectionFailure, errors.ExecutionTimeout,
+                      errors.NetworkTimeout, errors.ServerSelectionTimeoutError, errors.WTimeoutError)
 
 # Every write acknowledged only once journaled (on a majority); reads see only majority-committed data.
 DURABLE = {"w": "majority", "journal": True, "readConcernLevel": "majority"}

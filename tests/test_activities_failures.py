@@ -30,12 +30,18 @@ def state(api, organiser, act_id: str) -> tuple:
             [e["member_id"] for e in roster["cancelled"]])
 
 
-def test_a_sign_up_that_fails_half_way_changes_nothing(api, monkeypatch):
+def _one_place_taken(api):
+    """An activity with one place and a waitlist, the place taken by `first`; `second` is not signed up."""
     branch = api.org("一支部")
     organiser = api.organiser(branch["id"])
     act = published(api, organiser, branch["id"], capacity=1, waitlist=True)
     first, second = api.member(branch["id"]), api.member(branch["id"])
     first.ok("POST", f"/activities/{act['id']}/signups", 201)
+    return organiser, act, first, second
+
+
+def test_a_sign_up_that_fails_half_way_changes_nothing(api, monkeypatch):
+    organiser, act, first, second = _one_place_taken(api)
     before = state(api, organiser, act["id"])
     with monkeypatch.context() as patch:
         fail_writes(patch, "activity_signups", "insert_many")  # after the counters moved
@@ -46,11 +52,7 @@ def test_a_sign_up_that_fails_half_way_changes_nothing(api, monkeypatch):
 
 
 def test_a_cancel_that_fails_during_promotion_changes_nothing(api, monkeypatch):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
-    act = published(api, organiser, branch["id"], capacity=1, waitlist=True)
-    first, second = api.member(branch["id"]), api.member(branch["id"])
-    first.ok("POST", f"/activities/{act['id']}/signups", 201)
+    organiser, act, first, second = _one_place_taken(api)
     second.ok("POST", f"/activities/{act['id']}/signups", 201)
     before = state(api, organiser, act["id"])
     with monkeypatch.context() as patch:
