@@ -34,10 +34,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, errors
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo import errors
 
 from server.config import Settings
 from server.context import Context
