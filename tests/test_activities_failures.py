@@ -4,22 +4,7 @@ whole (with its flag on the sign-up) or not at all."""
 
 from __future__ import annotations
 
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import OperationFailure
-
-from tests.builders import activity_checkin, published, started_with_a_signup
-
-
-def fail_writes(monkeypatch, collection: str, method: str) -> None:
-    """Make `method` on `collection` fail after the transaction has already written the activity."""
-    original = getattr(AsyncCollection, method)
-
-    async def failing(self, *args, **kwargs):
-        if self.name == collection:
-            raise OperationFailure("injected failure", code=8000)
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(AsyncCollection, method, failing)
+from tests.builders import activity_checkin, fail_writes, published, started_with_a_signup
 
 
 def state(api, organiser, act_id: str) -> tuple:

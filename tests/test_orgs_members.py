@@ -9,7 +9,7 @@ import io
 import pytest
 from openpyxl import Workbook
 
-from tests.builders import member_record, sign_in
+from tests.builders import fail_writes, member_record, sign_in
 from tests.conftest import ADMIN_PASSWORD
 
 # Behind a proxy the client address comes from X-Real-Ip: `sign_in` plays callers at many addresses
@@ -88,6 +88,30 @@ def test_organiser_edits_members_and_changes_are_audited(api):
     entries = api.run(api.db.audit_log.find({"target_id": member.id, "action": "member.update"}).to_list())
     assert len(entries) == 1 and entries[0]["actor_id"] == organiser.id
     assert entries[0]["changes"]["after"] == {"name": "赵六六", "tags": ["youth"]}
+
+
+def test_a_member_change_whose_audit_entry_fails_is_not_made(api, monkeypatch):
+    """A change to a member and its audit entry are one transaction: when the entry cannot be written,
+    the member is neither created, changed, deactivated, re-roled nor re-passworded, and no invite is made."""
+    branch = api.org("支部")
+    organiser, admin = api.organiser(branch["id"]), api.admin
+    member = api.member(branch["id"], "钱七")
+    before = api.run(api.db.members.find_one({"_id": member.id}))
+    new = {"org_id": branch["id"], "name": "孙八", "gender": "female", "birth_date": "1990-05-01",
+           "party_status": "full", "phone": "13912345678"}
+    with monkeypatch.context() as patch:
+        fail_writes(patch, "audit_log", "insert_one")
+        assert organiser.post("/members", json=new).status == 500
+        assert organiser.patch(f"/members/{member.id}", json={"name": "改名", "active": False}).status == 500
+        assert admin.put(f"/members/{member.id}/roles",
+                         json={"roles": [{"role": "organiser", "org_id": branch["id"]}]}).status == 500
+        assert admin.put(f"/members/{member.id}/password", json={"password": "another-long-password"}).status == 500
+        assert organiser.post(f"/members/{member.id}/invite").status == 500
+    assert api.run(api.db.members.find_one({"_id": member.id})) == before
+    assert api.run(api.db.members.count_documents({"phone": "13912345678"})) == 0
+    assert api.run(api.db.invites.count_documents({"member_id": member.id})) == 0
+    # and without the failure, the same create succeeds (its phone was not left taken)
+    organiser.ok("POST", "/members", 201, json=new)
 
 
 def test_roles_are_set_by_an_admin_within_their_subtree(api):
