@@ -5,6 +5,8 @@ it is written."""
 from __future__ import annotations
 
 import io
+import zipfile
+from datetime import datetime
 
 import pytest
 from openpyxl import Workbook
@@ -152,6 +154,23 @@ def test_csv_import_reports_bad_rows_and_writes_the_good_ones(api):
     assert again == {"created": 0, "updated": 1, "errors": []}
 
 
+def _xlsx(book: Workbook, replace: dict[str, str]) -> bytes:
+    """The workbook's file, with the cell values of its first sheet's XML rewritten as `replace` says."""
+    saved, rewritten = io.BytesIO(), io.BytesIO()
+    book.save(saved)
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(rewritten, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                text = data.decode()
+                for old, new in replace.items():
+                    assert old in text
+                    text = text.replace(old, new)
+                data = text.encode()
+            target.writestr(item, data)
+    return rewritten.getvalue()
+
+
 def test_xlsx_import(api):
     branch = api.org("支部")
     organiser = api.organiser(branch["id"])
@@ -160,11 +179,15 @@ def test_xlsx_import(api):
     sheet.append(["name", "phone", "gender", "birth_date", "party_status", "tags"])
     sheet.append(["钱一", "13500000001", "female", "1988-08-08", "full", "union_member"])
     sheet.append(["钱二", "", "female", "1988-08-08", "full", None])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    result = organiser.ok("POST", f"/orgs/{branch['id']}/members/import", content=buffer.getvalue(),
+    # typed into number and date cells: a phone some spreadsheet programs store as 1.3500000003E10
+    sheet.append(["钱三", 13500000003, "male", datetime(1989, 9, 9), "full", None])
+    result = organiser.ok("POST", f"/orgs/{branch['id']}/members/import",
+                          content=_xlsx(book, {"<v>13500000003</v>": "<v>1.3500000003E10</v>"}),
                           headers={"Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"})
-    assert result["created"] == 1 and [e["row"] for e in result["errors"]] == [3]
+    assert result["created"] == 2 and [e["row"] for e in result["errors"]] == [3]
+    third = [m for m in organiser.ok("GET", f"/members?org_id={branch['id']}")["items"] if m["name"] == "钱三"]
+    assert third[0]["birth_date"] == "1989-09-09"
+    assert member_record(api, third[0]["id"])["phone"] == "13500000003"
     bad = organiser.post(f"/orgs/{branch['id']}/members/import", content=b"\x00\x01",
                          headers={"Content-Type": "image/png"})
     assert bad.status == 415 and bad.code == "unsupported_media_type"
