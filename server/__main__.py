@@ -50,8 +50,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     "start the server on the same database afterwards.")
     demo.add_argument("--password", help="one password for every staff account (at least 10 characters)")
     # the same dests as create-admin: load_settings reads them for either subcommand
-    demo.add_argument("--mongo-uri", dest="admin_mongo_uri")
-    demo.add_argument("--data-dir", dest="admin_data_dir")
+    demo.add_argument("--mongo-uri", dest="admin_mongo_uri", metavar="URI",
+                      help="fill this MongoDB (database BRANCHLINE_DB_NAME) instead of the embedded one")
+    demo.add_argument("--data-dir", dest="admin_data_dir", metavar="DIR",
+                      help="the embedded database's directory, as for the server (default ./var)")
     return parser.parse_args(argv)
 
 
@@ -229,8 +231,13 @@ def fill_demo(args: argparse.Namespace) -> int:
             embedded.stop()
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     print(f"演示组织已创建 Demo organisation created: 机关党委, {result.branches} 个党支部, {result.members} 名党员.")
-    print(f"控制台 Console: http://{host}:{settings.port}/console/  (start it with: python -m server"
-          + (f" --data-dir {settings.data_dir}" if not settings.mongo_uri else "") + ")")
+    if settings.mongo_uri:  # the URI itself is not printed: it may hold a password
+        start = "python -m server with the same --mongo-uri"
+    elif settings.data_dir == Settings().data_dir:
+        start = "python -m server"
+    else:
+        start = f"python -m server --data-dir {settings.data_dir}"
+    print(f"控制台 Console: http://{host}:{settings.port}/console/  (start the server first: {start})")
     print("登录 Sign in (phone + password):")
     for account in result.accounts:
         role = "管理员 admin    " if account.role == "admin" else "组织者 organiser"
