@@ -1,11 +1,12 @@
 """`python -m server demo` (API.md §12): a realistic organisation in an empty database, so that a new
 user can sign in to the console and look around.
 
-It refuses a database that holds members (nothing is written then). Otherwise it builds a story of
-some six weeks through the services the handlers call, with a Principal each, so that every rule and
-invariant holds as for data entered by hand (org paths, feed sequence, counters, audit entries):
-events in the past are made with the context's clock moved to their moment (timeline.py), events to
-come are made now with their times ahead.
+It refuses a database that holds members (nothing is written then). Otherwise it tells a story that
+begins a few days before last month, through the services the handlers call, each with a Principal, so
+every rule and invariant holds as for data entered by hand (org paths, feed sequence, counters, audit
+entries): events in the past are made with the context's clock moved to their moment (timeline.py),
+events to come are made now with their times ahead. Names and phones are the same on every run;
+passwords and invite codes are new.
 
 - org: 机关党委, its branches and groups, members, secretaries (organisers), passwords, invite codes;
 - study: the "四个五" scheme, sessions past and to come with attendance and requests, self-study,

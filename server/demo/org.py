@@ -97,10 +97,9 @@ class Organisation:
     def secretary_of(self, branch: str) -> Principal:
         return self.principal(self.secretaries[branch])
 
-    def members_of(self, branch: str, *, active: bool = True) -> list[str]:
-        """People of the branch's subtree (its groups too), the secretary first, in roster order."""
-        return [n for n, b in self.branch_of.items()
-                if b == branch and (self.people[n]["active"] or not active)]
+    def members_of(self, branch: str) -> list[str]:
+        """Active people of the branch's subtree (its groups too), the secretary first, in roster order."""
+        return [n for n, b in self.branch_of.items() if b == branch and self.people[n]["active"]]
 
     def everyone(self) -> list[str]:
         """Every active member, the administrator included."""
@@ -110,10 +109,12 @@ class Organisation:
 def phones() -> list[str]:
     """Distinct, realistic and the same on every run (so screenshots and docs stay true)."""
     rng = random.Random(2026)
-    seen: set[str] = set()
-    while len(seen) < 60:
-        seen.add(rng.choice(MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}")
-    return sorted(seen, key=lambda p: rng.random())
+    numbers: list[str] = []
+    while len(numbers) < 60:
+        number = rng.choice(MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}"
+        if number not in numbers:
+            numbers.append(number)
+    return numbers
 
 
 async def build(ctx: Context, tl: Timeline, password: str | None) -> Organisation:
@@ -145,8 +146,8 @@ async def build(ctx: Context, tl: Timeline, password: str | None) -> Organisatio
         out.people[person] = await members.create(ctx, boss, checked(MemberCreate, body, keep=()))
         out.branch_of[person] = branch
 
+    tl.go(tl.at(tl.last_month, 9, 30) - timedelta(days=5))
     for branch, rows in BRANCHES.items():
-        tl.go(tl.at(tl.last_month, 9, 30) - timedelta(days=5))
         await add_org(branch, "branch", COMMITTEE)
         for row in rows:
             await add_person(row, branch, branch)
