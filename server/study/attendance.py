@@ -17,6 +17,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from server import audit
+from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, forbidden, not_found
@@ -188,7 +189,7 @@ async def create_request(ctx: Context, principal: Principal, session_id: str, ki
         raise ApiError(409, "already_checked_in", "You attended this session already.")
     doc = {"_id": new_id(), "session_id": session_id, "member_id": principal.member_id,
            "org_path": session["org_path"], "kind": kind, "reason": reason, "status": "pending",
-           "pending_key": f"{session_id}:{principal.member_id}", "created_at": sessions.utc(ctx.now())}
+           "pending_key": f"{session_id}:{principal.member_id}", "created_at": to_ms(ctx.now())}
     try:
         await ctx.db[REQUESTS].insert_one(doc)
     except DuplicateKeyError:

@@ -28,6 +28,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from server import qr
+from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction
 from server.errors import ApiError, invalid
@@ -75,7 +76,7 @@ def _check_rules(session: dict, principal: Principal, body: dict, now: datetime)
     offline = client_time is not None
     at = now
     if offline:
-        at = sessions.utc(client_time)
+        at = to_ms(client_time)
         if at > now + CLOCK_SKEW:
             raise invalid("client_time", "client_time lies in the future.")
         if now - at > OFFLINE_LIMIT:
@@ -102,7 +103,7 @@ def _check_rules(session: dict, principal: Principal, body: dict, now: datetime)
 
 async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[dict, bool]:
     """→ (the attendance answer, created?): False when the member had already checked in."""
-    now = sessions.utc(ctx.now())
+    now = to_ms(ctx.now())
     session_id = body["session_id"]
     session: dict | None = None
     method = "qr"
@@ -204,7 +205,7 @@ async def log_self_study(ctx: Context, principal: Principal, track: str, minutes
         raise invalid("date", f"Self-study is logged within {BACKDATE_DAYS} days.")
     doc = {"_id": new_id(), "member_id": principal.member_id, "member_org_path": list(principal.org_path),
            "track": track, "minutes": minutes, "material": material, "note": note, "date": day.isoformat(),
-           "day_total_minutes": 0, "created_at": sessions.utc(ctx.now())}  # as stored: to the ms
+           "day_total_minutes": 0, "created_at": to_ms(ctx.now())}  # as stored: to the ms
     counter = f"{principal.member_id}:{day.isoformat()}"
     await _open_day(ctx, counter)
 

@@ -20,13 +20,14 @@ failure between the two steps is repaired by the next touch. A cancelled session
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import PyMongoError
 
 from server import audit, orgs, qr
+from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, invalid, not_found
@@ -56,12 +57,6 @@ indexes(
     IndexModel([("member_id", ASCENDING), ("starts_at", ASCENDING)]),
     IndexModel([("org_path", ASCENDING), ("starts_at", ASCENDING)]),
 )
-
-
-def utc(moment: datetime) -> datetime:
-    """UTC, cut to the millisecond MongoDB keeps, so what we answer equals what we stored."""
-    moment = moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def session_not_found() -> ApiError:
@@ -246,10 +241,10 @@ async def session_out(ctx: Context, principal: Principal, session: dict, *, reco
 
 def _times(values: dict) -> dict:
     """Fill the window defaults and check the order of the times; all UTC."""
-    starts, ends = utc(values["starts_at"]), utc(values["ends_at"])
-    opens = utc(values["checkin_opens_at"]) if values.get("checkin_opens_at") else starts - DEFAULT_OPEN_BEFORE
-    closes = utc(values["checkin_closes_at"]) if values.get("checkin_closes_at") else ends
-    late = utc(values["late_after"]) if values.get("late_after") else starts
+    starts, ends = to_ms(values["starts_at"]), to_ms(values["ends_at"])
+    opens = to_ms(values["checkin_opens_at"]) if values.get("checkin_opens_at") else starts - DEFAULT_OPEN_BEFORE
+    closes = to_ms(values["checkin_closes_at"]) if values.get("checkin_closes_at") else ends
+    late = to_ms(values["late_after"]) if values.get("late_after") else starts
     if ends <= starts:
         raise invalid("ends_at", "ends_at must be after starts_at.")
     if closes <= opens:
@@ -295,7 +290,7 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     await _require_session_track(ctx, org, body["track"])
     times = _times(body)
     attendees = body.get("attendees")
-    now = utc(ctx.now())
+    now = to_ms(ctx.now())
     session = {
         "_id": new_id(), "org_id": org["_id"], "org_path": orgs.full_path(org), "track": body["track"],
         "title": body["title"], "agenda": body.get("agenda"), **times,
@@ -414,9 +409,9 @@ async def list_visible(ctx: Context, principal: Principal, org_id: str | None, s
         org = await orgs.get_visible(ctx, principal, org_id)
         clauses.append({"org_path": org["_id"]})
     if start is not None:
-        clauses.append({"starts_at": {"$gte": utc(start)}})
+        clauses.append({"starts_at": {"$gte": to_ms(start)}})
     if end is not None:
-        clauses.append({"starts_at": {"$lt": utc(end)}})
+        clauses.append({"starts_at": {"$lt": to_ms(end)}})
     docs, next_cursor = await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
     return [await fix_attendees(ctx, d) for d in docs], next_cursor
 
