@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import msgspec
-
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.announcements import AnnouncementCreate, AnnouncementOut, AnnouncementPatch, ReceiptsOut
 from server import announcements
-
-
-def _fields(body: msgspec.Struct) -> dict:
-    """The fields the client sent, keeping datetimes as datetimes (decode_dict would make strings)."""
-    return {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
 
 
 class AnnouncementsHandler(APIHandler):
@@ -21,7 +14,7 @@ class AnnouncementsHandler(APIHandler):
                       errors=("forbidden", "not_found", "file_not_found", "invalid_request"))
     @idempotent
     async def post(self) -> None:
-        doc = await announcements.create(self.ctx, self.me, _fields(self.decode(AnnouncementCreate)))
+        doc = await announcements.create(self.ctx, self.me, self.decode_fields(AnnouncementCreate))
         self.respond(await announcements.announcement_out(self.ctx, self.me, doc), status=201)
 
 
@@ -35,7 +28,7 @@ class AnnouncementHandler(APIHandler):
     @openapi.endpoint("Edit an announcement (version + 1)", body=AnnouncementPatch, responses={200: AnnouncementOut},
                       errors=("announcement_not_found", "forbidden", "file_not_found", "invalid_request"))
     async def patch(self, announcement_id: str) -> None:
-        doc = await announcements.patch(self.ctx, self.me, announcement_id, _fields(self.decode(AnnouncementPatch)))
+        doc = await announcements.patch(self.ctx, self.me, announcement_id, self.decode_fields(AnnouncementPatch))
         self.respond(await announcements.announcement_out(self.ctx, self.me, doc))
 
     @openapi.endpoint("Retract an announcement", responses={204: None},

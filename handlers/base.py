@@ -22,7 +22,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -190,9 +190,11 @@ class APIHandler(tornado.web.RequestHandler):
             raise ApiError(422, "invalid_request", "The body is not valid UTF-8.",
                            errors=[{"field": "body", "message": "not UTF-8"}]) from None
 
-    def decode_dict(self, type_: type) -> dict[str, Any]:
-        """Decode into `type_` and return the fields the client sent, as plain JSON values."""
-        return msgspec.to_builtins(self.decode(type_))
+    def decode_fields(self, type_: type, *, dates_as_text: bool = False) -> dict[str, Any]:
+        """Decode into `type_` and return the fields the client sent (unset ones left out), nested bodies
+        as dicts. Times and dates stay datetime and date objects, for services that compare and store
+        them; `dates_as_text` gives their RFC 3339 text instead (a member's birth_date is stored so)."""
+        return msgspec.to_builtins(self.decode(type_), builtin_types=() if dates_as_text else (datetime, date))
 
     def query(self, name: str, default: str | None = None, *, max_length: int = 200) -> str | None:
         value = self.get_query_argument(name, None)

@@ -15,6 +15,9 @@ TrackKey = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{0,39}"), d
 TrackKind = Literal["session", "self_study"]
 PeriodKind = Literal["month", "quarter", "year"]
 AttendanceStatus = Literal["present", "late", "leave", "absent"]
+RequestKind = Literal["leave", "makeup"]
+RequestStatus = Literal["pending", "approved", "rejected"]
+WarningStatus = Literal["open", "rectifying", "closed"]
 Method = Literal["qr", "geo"]
 Reason = text(500, min_length=1)
 Note = text(2000)
@@ -227,7 +230,7 @@ class AttendanceOut(Out):
 
 class RequestIn(Body):
     session_id: Id
-    kind: Literal["leave", "makeup"]
+    kind: RequestKind
     reason: Reason
 
 
@@ -239,9 +242,9 @@ class RequestOut(Out, kw_only=True):
     id: str
     session_id: str
     member_id: str
-    kind: Literal["leave", "makeup"]
+    kind: RequestKind
     reason: str
-    status: Literal["pending", "approved", "rejected"]
+    status: RequestStatus
     note: str | None = None
     created_at: datetime
     decided_at: datetime | None = None
@@ -338,7 +341,7 @@ class CloseIn(Body):
 
 
 class WarningStep(Out):
-    status: Literal["open", "rectifying", "closed"]
+    status: WarningStatus
     at: datetime
     by: str | None
     note: str | None = None
@@ -353,7 +356,7 @@ class WarningOut(Out, kw_only=True):
     period: str
     track: str
     reason: str
-    status: Literal["open", "rectifying", "closed"]
+    status: WarningStatus
     history: list[WarningStep]
     created_at: datetime
 

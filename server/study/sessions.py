@@ -63,6 +63,10 @@ def session_not_found() -> ApiError:
     return not_found("session_not_found", "study session")
 
 
+def session_cancelled() -> ApiError:
+    return ApiError(409, "session_cancelled", "This session was cancelled.")
+
+
 # -- scope ------------------------------------------------------------------------------------------
 
 def visible_filter(principal: Principal) -> dict:
@@ -72,23 +76,27 @@ def visible_filter(principal: Principal) -> dict:
     return {"$or": clauses}
 
 
-async def load_visible(ctx: Context, principal: Principal, session_id: str, projection=None) -> dict:
-    session = await ctx.db[COLLECTION].find_one({"$and": [{"_id": session_id}, visible_filter(principal)]},
-                                                projection)
+async def get_visible(ctx: Context, principal: Principal, session_id: str) -> dict:
+    """The session if the caller may see it, its attendees fixed when due; else 404 session_not_found."""
+    session = await ctx.db[COLLECTION].find_one({"$and": [{"_id": session_id}, visible_filter(principal)]})
     if session is None:
         raise session_not_found()
     return await fix_attendees(ctx, session)
 
 
-async def load_organised(ctx: Context, principal: Principal, session_id: str) -> dict:
-    session = await load_visible(ctx, principal, session_id)
+async def get_managed(ctx: Context, principal: Principal, session_id: str) -> dict:
+    session = await get_visible(ctx, principal, session_id)
     principal.require_organiser(session["org_path"], "session")
     return session
 
 
+def is_cancelled(session: dict) -> bool:
+    return session["status"] == "cancelled"
+
+
 def require_not_cancelled(session: dict) -> None:
-    if session["status"] == "cancelled":
-        raise ApiError(409, "session_cancelled", "This session was cancelled.")
+    if is_cancelled(session):
+        raise session_cancelled()
 
 
 # -- attendees --------------------------------------------------------------------------------------
@@ -137,6 +145,11 @@ def is_attendee(session: dict, member_id: str, member_org_path) -> bool:
     return session["org_id"] in member_org_path
 
 
+def require_attendee(session: dict, principal: Principal) -> None:
+    if not is_attendee(session, principal.member_id, principal.org_path):
+        raise ApiError(403, "not_an_attendee", "You are not on this session's attendee list.")
+
+
 # -- the feed item ----------------------------------------------------------------------------------
 
 def feed_audience(session: dict) -> list[str] | None:
@@ -156,7 +169,7 @@ def feed_summary(ctx: Context, session: dict) -> str:
     if session.get("location"):
         parts.append(session["location"]["name"])
     text = " · ".join(parts)
-    if session["status"] == "cancelled":
+    if is_cancelled(session):
         reason = session.get("cancel_reason")
         return f"已取消（原定 {text}）" + (f"。原因：{reason}" if reason else "")
     return text
@@ -164,7 +177,7 @@ def feed_summary(ctx: Context, session: dict) -> str:
 
 async def publish_feed(ctx: Context, session: dict, txn) -> None:
     """Write the session's feed item as the session now is, inside the caller's transaction `txn`."""
-    cancelled = session["status"] == "cancelled"
+    cancelled = is_cancelled(session)
     await feed_writing.publish_item(
         ctx, kind=FEED_KIND, ref_id=session["_id"], org_id=session["org_id"],
         title=f"【已取消】{session['title']}" if cancelled else session["title"],
@@ -230,7 +243,7 @@ async def session_out(ctx: Context, principal: Principal, session: dict, *, reco
     if record is _LOOKUP:
         record = await ctx.db[ATTENDANCE].find_one({"session_id": session["_id"], "member_id": principal.member_id})
     mine = attendance_brief(record)
-    if (mine is None and ctx.now() > session["checkin_closes_at"] and session["status"] != "cancelled"
+    if (mine is None and ctx.now() > session["checkin_closes_at"] and not is_cancelled(session)
             and is_attendee(session, principal.member_id, principal.org_path)):
         mine = {"status": "absent", "checked_in_at": None, "source": None, "offline": False}
     out["my_attendance"] = mine
@@ -313,7 +326,7 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
 
 
 async def update(ctx: Context, principal: Principal, session_id: str, changes: dict) -> dict:
-    session = await load_organised(ctx, principal, session_id)
+    session = await get_managed(ctx, principal, session_id)
     require_not_cancelled(session)
     merged = {**session, **changes}
     update: dict[str, Any] = {k: v for k, v in changes.items() if k in ("title", "agenda", "location")}
@@ -342,7 +355,7 @@ async def update(ctx: Context, principal: Principal, session_id: str, changes: d
             raise ApiError(409, "session_changed", "The session changed meanwhile (cancelled or opened); reload it.")
         if "starts_at" in update or "ends_at" in update:
             await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {
-                "starts_at": new["starts_at"], "minutes": _minutes(new)}}, session=txn)
+                "starts_at": new["starts_at"], "minutes": minutes(new)}}, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.session.update",
                            target_kind="study_session", target_id=session_id, org_path=session["org_path"],
                            changes={"fields": sorted(changes)}, txn=txn)
@@ -356,8 +369,8 @@ async def update(ctx: Context, principal: Principal, session_id: str, changes: d
         try:
             await ctx.db[ATTENDANCE].update_many(
                 {"session_id": session_id, "$or": [{"starts_at": {"$ne": new["starts_at"]}},
-                                                   {"minutes": {"$ne": _minutes(new)}}]},
-                {"$set": {"starts_at": new["starts_at"], "minutes": _minutes(new)}})
+                                                   {"minutes": {"$ne": minutes(new)}}]},
+                {"$set": {"starts_at": new["starts_at"], "minutes": minutes(new)}})
         except PyMongoError as exc:
             log.warning("sweeping the records of moved study session %s failed: %s", session_id, exc)
     return await fix_attendees(ctx, new)
@@ -368,12 +381,13 @@ def _default(session: dict, key: str) -> datetime:
             "checkin_closes_at": session["ends_at"], "late_after": session["starts_at"]}[key]
 
 
-def _minutes(session: dict) -> int:
+def minutes(session: dict) -> int:
+    """How long the session lasts, as its attendance records count it."""
     return int((session["ends_at"] - session["starts_at"]).total_seconds() // 60)
 
 
 async def cancel(ctx: Context, principal: Principal, session_id: str, reason: str) -> dict:
-    session = await load_organised(ctx, principal, session_id)
+    session = await get_managed(ctx, principal, session_id)
     require_not_cancelled(session)
     async def work(txn) -> dict:
         now = ctx.now()
@@ -382,7 +396,7 @@ async def cancel(ctx: Context, principal: Principal, session_id: str, reason: st
             {"$set": {"status": "cancelled", "cancel_reason": reason, "cancelled_at": now,
                       "cancelled_by": principal.member_id, "updated_at": now}}, txn=txn)
         if new is None:
-            raise ApiError(409, "session_cancelled", "This session was cancelled.")
+            raise session_cancelled()
         await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {"cancelled": True}}, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.session.cancel",
                            target_kind="study_session", target_id=session_id, org_path=session["org_path"],
@@ -419,7 +433,7 @@ async def list_visible(ctx: Context, principal: Principal, org_id: str | None, s
 # -- QR ---------------------------------------------------------------------------------------------
 
 async def qr_token(ctx: Context, principal: Principal, session_id: str) -> dict:
-    session = await load_organised(ctx, principal, session_id)
+    session = await get_managed(ctx, principal, session_id)
     require_not_cancelled(session)
     token = qr.current(session["qr_secret"], QR_PURPOSE, session["_id"], ctx.now())
     return {**token, "payload": qr.payload(QR_PURPOSE, session["_id"], token["token"])}
