@@ -16,11 +16,11 @@ from schemas.activities import (
     FeedbackOut,
     FeedbackSummary,
     NoBody,
-    QrOut,
     Roster,
     SignupIn,
     SignupOut,
 )
+from schemas.common import QrOut
 from server import activities
 from server.errors import invalid
 

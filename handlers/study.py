@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
+from schemas.common import QrOut
 from schemas.study import (
     AttendanceOut,
-    CheckinIn,
-    CheckinOut,
+    AttendanceRoster,
     Compliance,
     DecisionIn,
     MarkIn,
     Progress,
-    QrOut,
     RequestIn,
     RequestOut,
     RequestPage,
-    Roster,
     SchemeOut,
     SchemePut,
     SelfStudyIn,
@@ -28,6 +26,8 @@ from schemas.study import (
     SessionOut,
     SessionPage,
     SessionPatch,
+    StudyCheckinIn,
+    StudyCheckinOut,
 )
 from server import spreadsheets
 from server.errors import invalid
@@ -137,16 +137,16 @@ class QrImageHandler(StudyHandler):
 
 class CheckinsHandler(StudyHandler):
     @openapi.endpoint("Check in to a study session with the scanned QR token (and location when asked)",
-                      body=CheckinIn, responses={201: CheckinOut, 200: CheckinOut}, idempotent=True,
+                      body=StudyCheckinIn, responses={201: StudyCheckinOut, 200: StudyCheckinOut}, idempotent=True,
                       errors=CHECKIN_ERRORS)
     @idempotent
     async def post(self) -> None:
-        out, created = await checkins.check_in(self.ctx, self.me, self.decode_fields(CheckinIn))
+        out, created = await checkins.check_in(self.ctx, self.me, self.decode_fields(StudyCheckinIn))
         self.respond(out, status=201 if created else 200)
 
 
 class AttendanceHandler(StudyHandler):
-    @openapi.endpoint("Live attendance roster of a session (organiser)", responses={200: Roster},
+    @openapi.endpoint("Live attendance roster of a session (organiser)", responses={200: AttendanceRoster},
                       errors=("session_not_found", "forbidden"))
     async def get(self, session_id: str) -> None:
         self.respond(await attendance.roster(self.ctx, self.me, session_id))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 import msgspec
 
-from schemas.common import Body, Id, Out, ShortText, Timestamp, text
+from schemas.common import Body, FileIds, Id, Out, ShortText, Timestamp, text
 
 AnnouncementText = text(20000, min_length=1)
-FileIds = Annotated[list[Id], msgspec.Meta(max_length=20)]
 
 
 class AnnouncementCreate(Body):

@@ -1,4 +1,5 @@
-"""Shared body types: the base classes, problem+json, and small value types."""
+"""Shared body types: the base classes, problem+json, small value types, and the answers that more than one
+capability gives (one class each, so each has one clean OpenAPI component name)."""
 
 from __future__ import annotations
 
@@ -125,3 +126,13 @@ PartyStatus = Literal["full", "probationary", "none"]
 Role = Literal["organiser", "admin"]
 OrgKind = Literal["committee", "general_branch", "branch", "group"]
 Day = date
+FileIds = Annotated[list[Id], msgspec.Meta(max_length=20)]
+
+
+# -- answers shared by capabilities -----------------------------------------------------------------
+
+class QrOut(Out):  # the rotating check-in token of an activity or a study session (server/qr.py)
+    token: str
+    expires_at: datetime
+    refresh_in: int
+    payload: str

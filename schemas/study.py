@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from schemas.common import Body, Id, LongText, Name, Out, QrToken, ShortText, Timestamp, line, text, whole
+from schemas.common import Body, FileIds, Id, LongText, Name, Out, QrToken, ShortText, Timestamp, line, text, whole
 
 TrackKey = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{0,39}"), description="a-z, 0-9, _")]
 TrackKind = Literal["session", "self_study"]
@@ -146,13 +146,6 @@ class SessionPage(Out):
     next_cursor: str | None
 
 
-class QrOut(Out):
-    token: str
-    expires_at: datetime
-    refresh_in: int
-    payload: str
-
-
 # -- check-ins ------------------------------------------------------------------------------------
 
 class Fix(Body):
@@ -161,7 +154,7 @@ class Fix(Body):
     accuracy: Annotated[float, msgspec.Meta(ge=0, le=5000)] = 0
 
 
-class CheckinIn(Body):
+class StudyCheckinIn(Body):
     session_id: Id
     qr_token: QrToken | None = None
     location: Fix | None = None
@@ -169,7 +162,7 @@ class CheckinIn(Body):
     device_id: DeviceId | None = None
 
 
-class CheckinOut(Out):
+class StudyCheckinOut(Out):
     result: Literal["ok", "already_checked_in"]
     status: AttendanceStatus
     checked_in_at: datetime | None
@@ -183,7 +176,7 @@ class CheckinOut(Out):
 
 # -- attendance, requests -------------------------------------------------------------------------
 
-class RosterEntry(Out):
+class AttendanceEntry(Out):
     member_id: str
     name: str
     org_id: str | None
@@ -195,21 +188,21 @@ class RosterEntry(Out):
     reason: str | None = None
 
 
-class RosterCounts(Out):
+class AttendanceCounts(Out):
     present: int
     late: int
     leave: int
     absent: int
 
 
-class Roster(Out):
+class AttendanceRoster(Out):
     session_id: str
     attendees_fixed: bool
-    counts: RosterCounts
-    present: list[RosterEntry]
-    late: list[RosterEntry]
-    leave: list[RosterEntry]
-    absent: list[RosterEntry]
+    counts: AttendanceCounts
+    present: list[AttendanceEntry]
+    late: list[AttendanceEntry]
+    leave: list[AttendanceEntry]
+    absent: list[AttendanceEntry]
 
 
 class MarkIn(Body):
@@ -322,9 +315,6 @@ class Compliance(Out):
 
 
 # -- warnings -------------------------------------------------------------------------------------
-
-FileIds = Annotated[list[Id], msgspec.Meta(max_length=20)]
-
 
 class ScanOut(Out):
     created: int

@@ -131,7 +131,7 @@ async def _member_in_session_org(ctx: Context, session: dict, member_id: str) ->
 
 async def mark(ctx: Context, principal: Principal, session_id: str, member_id: str, status: str,
                reason: str) -> dict:
-    session = await sessions.load_organised(ctx, principal, session_id)
+    session = await sessions.get_managed(ctx, principal, session_id)
     sessions.require_not_cancelled(session)
     member = await _member_in_session_org(ctx, session, member_id)
 
@@ -154,7 +154,7 @@ async def mark(ctx: Context, principal: Principal, session_id: str, member_id: s
 
 
 async def roster(ctx: Context, principal: Principal, session_id: str) -> dict:
-    session = await sessions.load_organised(ctx, principal, session_id)
+    session = await sessions.get_managed(ctx, principal, session_id)
     attendees = await sessions.current_attendees(ctx, session)
     records = {r["member_id"]: r for r in await ctx.db[ATTENDANCE].find({"session_id": session_id}).to_list()}
     ids = list(dict.fromkeys([*attendees, *records]))
