@@ -22,7 +22,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -30,7 +30,15 @@ from urllib.parse import quote
 import msgspec
 import tornado.web
 
-from schemas.common import FIRST_YEAR, LAST_YEAR, PATTERN_MESSAGES, FieldInvalid, Timestamp, check_timestamp
+from schemas.common import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    PATTERN_MESSAGES,
+    FieldInvalid,
+    Timestamp,
+    check_timestamp,
+    sent_fields,
+)
 from server import idempotency, members, metrics
 from server.context import Context
 from server.db import UNAVAILABLE_ERRORS
@@ -191,10 +199,8 @@ class APIHandler(tornado.web.RequestHandler):
                            errors=[{"field": "body", "message": "not UTF-8"}]) from None
 
     def decode_fields(self, type_: type, *, dates_as_text: bool = False) -> dict[str, Any]:
-        """Decode into `type_` and return the fields the client sent (unset ones left out), nested bodies
-        as dicts. Times and dates stay datetime and date objects, for services that compare and store
-        them; `dates_as_text` gives their RFC 3339 text instead (a member's birth_date is stored so)."""
-        return msgspec.to_builtins(self.decode(type_), builtin_types=() if dates_as_text else (datetime, date))
+        """Decode into `type_` and return the fields the client sent, as `schemas.common.sent_fields`."""
+        return sent_fields(self.decode(type_), dates_as_text=dates_as_text)
 
     def query(self, name: str, default: str | None = None, *, max_length: int = 200) -> str | None:
         value = self.get_query_argument(name, None)

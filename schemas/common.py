@@ -21,6 +21,13 @@ class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 check_timestamp(name, value)
 
 
+def sent_fields(body: msgspec.Struct, *, dates_as_text: bool = False) -> dict[str, Any]:
+    """The fields of a decoded `body` the client sent (unset ones left out), nested bodies as dicts, for a
+    service. Times and dates stay datetime and date objects, for services that compare and store them;
+    `dates_as_text` gives their RFC 3339 text instead (a member's birth_date is stored so)."""
+    return msgspec.to_builtins(body, builtin_types=() if dates_as_text else (datetime, date))
+
+
 class Out(msgspec.Struct, kw_only=True):
     """A response body."""
 
