@@ -45,12 +45,9 @@ class ActivitiesHandler(APIHandler):
                              "cursor": "from the last page"})
     async def get(self) -> None:
         limit, cursor = self.page_args()
-        eligible = (self.query("eligible") or "").lower()
-        if eligible not in ("", "true", "false", "1", "0"):
-            raise invalid("eligible", "eligible must be true or false.")
         items, next_cursor = await activities.list_visible(
             self.ctx, self.me, programme=self.query("programme", max_length=32),
-            org_id=self.query("org_id", max_length=64), eligible=eligible in ("true", "1"),
+            org_id=self.query("org_id", max_length=64), eligible=bool(self.query_bool("eligible")),
             status=self.query("status", max_length=20), limit=limit, cursor=cursor)
         self.respond({"items": items, "next_cursor": next_cursor})
 

@@ -224,6 +224,16 @@ class APIHandler(tornado.web.RequestHandler):
                            errors=[{"field": name, "message": f"{low}..{high}"}])
         return value
 
+    def query_bool(self, name: str) -> bool | None:
+        """true/false (or 1/0) in the query string; None when absent."""
+        raw = self.query(name, max_length=5)
+        if raw is None:
+            return None
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise ApiError(422, "invalid_request", f"{name} must be true or false.",
+                           errors=[{"field": name, "message": "true or false"}])
+        return raw.lower() in ("true", "1")
+
     def query_time(self, name: str) -> datetime | None:
         """A time in the query string, parsed and bounded exactly as a body's `Timestamp`."""
         raw = self.query(name, max_length=64)

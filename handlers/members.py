@@ -20,12 +20,17 @@ class MembersHandler(APIHandler):
         self.respond(members.member_out(doc), status=201)
 
     @openapi.endpoint("Members of an org subtree you organise", responses={200: MemberPage},
-                      query={"org_id": "org subtree", "limit": "1..100", "cursor": "from the last page"},
+                      query={"org_id": "org subtree", "q": "part of a name, or a whole phone number",
+                             "active": "true or false", "party_status": "full, probationary or none",
+                             "tag": "members with this tag", "limit": "1..100", "cursor": "from the last page"},
                       errors=("forbidden", "not_found"))
     async def get(self) -> None:
         limit, cursor = self.page_args()
+        found = members.MemberFilter(q=self.query("q", max_length=40), active=self.query_bool("active"),
+                                     party_status=self.query("party_status", max_length=20),
+                                     tag=self.query("tag", max_length=40))
         items, next_cursor = await members.list_for_organiser(self.ctx, self.me, self.query("org_id", max_length=64),
-                                                              limit, cursor)
+                                                              limit, cursor, found)
         self.respond({"items": [members.member_out(m) for m in items], "next_cursor": next_cursor})
 
 

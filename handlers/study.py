@@ -177,14 +177,16 @@ class RequestsHandler(StudyHandler):
     @openapi.endpoint("Leave and make-up requests: your own, and those you decide as an organiser",
                       responses={200: RequestPage},
                       query={"session_id": "one session", "status": "pending, approved or rejected",
-                             "limit": "1..100", "cursor": "from the last page"})
+                             "org_id": "only that org's subtree (you organise it)",
+                             "limit": "1..100", "cursor": "from the last page"},
+                      errors=("forbidden", "not_found"))
     async def get(self) -> None:
         limit, cursor = self.page_args()
         status = self.query("status", max_length=20)
         if status is not None and status not in attendance.REQUEST_STATUSES:
             raise invalid("status", "status is pending, approved or rejected.")
         items, next_cursor = await attendance.list_requests(self.ctx, self.me, self.query_id("session_id"),
-                                                                  status, limit, cursor)
+                                                                  status, limit, cursor, self.query_id("org_id"))
         self.respond({"items": [attendance.request_out(d) for d in items], "next_cursor": next_cursor})
 
 

@@ -27,7 +27,7 @@ import msgspec
 
 from schemas.activities import ActivityStatus
 from schemas.announcements import AnnouncementStatus
-from schemas.common import Problem
+from schemas.common import PartyStatus, Problem
 from schemas.study import RequestStatus, WarningStatus
 from server.errors import CODES, IN_BODY_CODES
 
@@ -56,6 +56,10 @@ QUERY: dict[str, dict[str, Any]] = {
     "parent_id": {"schema": _ID},
     "session_id": {"schema": _ID},
     "programme": {"schema": {"type": "string", "maxLength": 32}},
+    "q": {"schema": {"type": "string", "maxLength": 40}},
+    "active": {"schema": {"type": "boolean"}},
+    "party_status": {"schema": {"type": "string", "enum": list(get_args(PartyStatus))}},
+    "tag": {"schema": {"type": "string", "maxLength": 40}},
     # No default schema: each resource has its own statuses (QUERY_OVERRIDES).
     "status": {},
 }

@@ -17,7 +17,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from schemas.study import AttendanceStatus, RequestStatus
-from server import audit
+from server import audit, orgs
 from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
@@ -273,10 +273,15 @@ async def decide(ctx: Context, principal: Principal, request_id: str, approve: b
 
 
 async def list_requests(ctx: Context, principal: Principal, session_id: str | None, status: str | None,
-                        limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    """Organisers see requests in the subtrees they organise; everyone sees their own."""
+                        limit: int, cursor: str | None, org_id: str | None = None) -> tuple[list[dict], str | None]:
+    """Organisers see requests in the subtrees they organise; everyone sees their own. With `org_id`,
+    only the requests of that org's subtree, which the caller must organise."""
     own = {"member_id": principal.member_id}
-    scope = {"$or": [own, principal.within_roles_filter("org_path")]} if principal.role_orgs() else own
+    if org_id is not None:
+        await orgs.require_role(ctx, principal, org_id, "organiser")
+        scope: dict = {"org_path": org_id}
+    else:
+        scope = {"$or": [own, principal.within_roles_filter("org_path")]} if principal.role_orgs() else own
     clauses: list[dict] = [scope]
     if session_id is not None:
         clauses.append({"session_id": session_id})
