@@ -136,8 +136,6 @@ async def position(ctx: Context, signup: dict, txn: AsyncClientSession | None = 
     return ahead + 1
 
 
-
-
 # -- group commit: the places of a batch of sign-ups ------------------------------------------------
 
 MAX_BATCH = 100
