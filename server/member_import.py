@@ -17,6 +17,7 @@ import msgspec
 from openpyxl import load_workbook
 from pymongo.errors import DuplicateKeyError
 
+from schemas.common import sent_fields
 from schemas.members import MemberCreate
 from server import audit, members, orgs
 from server.context import Context
@@ -120,7 +121,7 @@ def normalise(raw: dict) -> dict:
         raise ValueError(str(exc)) from None
     except ApiError as exc:
         raise ValueError(exc.detail) from None
-    return msgspec.to_builtins(body)
+    return sent_fields(body, dates_as_text=True)
 
 
 async def run(ctx: Context, principal: Principal, org_id: str, content_type: str, body: bytes) -> dict:

@@ -53,6 +53,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction
 from server.errors import ApiError, conflict
@@ -80,12 +81,6 @@ class _Stale(OperationFailure):
     def __init__(self) -> None:
         super().__init__("activity changed during the transaction", code=112,
                          details={"errorLabels": ["TransientTransactionError"]})
-
-
-def now_ms(ctx: Context) -> datetime:
-    """The time as MongoDB stores it (milliseconds), so what a response says is what a later read says."""
-    now = ctx.now()
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _lock(ctx: Context, activity_id: str) -> asyncio.Lock:
@@ -210,7 +205,7 @@ class Batch:
 
     def __init__(self, ctx: Context, txn: AsyncClientSession, act: dict | None, signups: dict[str, dict]) -> None:
         self.ctx, self.txn, self.activity = ctx, txn, act
-        self.now = now_ms(ctx)
+        self.now = to_ms(ctx.now())
         self._signups = signups
         self._positions: dict[str, int | None] = {}
         self._confirmed, self._waiting, self._seq = (
@@ -334,7 +329,7 @@ async def change(ctx: Context, txn: AsyncClientSession, act: dict, changes: dict
     if capacity < act["confirmed_count"]:
         raise conflict("capacity_below_confirmed",
                        f"{act['confirmed_count']} members are confirmed; the capacity cannot go below that.")
-    now = now_ms(ctx)
+    now = to_ms(ctx.now())
     promoted = await promote(ctx, txn, act, capacity - act["confirmed_count"], now)
     await write_activity(ctx, txn, act, {"confirmed_count": len(promoted), "waitlist_count": -len(promoted)},
                          {**changes, "updated_at": now})

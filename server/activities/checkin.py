@@ -13,6 +13,7 @@ from server import qr, signups
 from server.activities import rules
 from server.activities.store import COLLECTION
 from server.activities.visibility import get_managed, get_visible
+from server.clock import to_ms
 from server.context import Context
 from server.scope import Principal
 
@@ -41,7 +42,7 @@ async def check_in(ctx: Context, principal: Principal, activity_id: str, token: 
     rules.require_confirmed(signup)
     if signup.get("checked_in_at"):
         return {"result": "already_checked_in", "status": "present", "checked_in_at": signup["checked_in_at"]}, False
-    now = signups.now_ms(ctx)
+    now = to_ms(ctx.now())
     rules.require_checkin_open(act, now)
     qr.verify(act["qr_secret"], QR_PURPOSE, activity_id, token, now)
     done = await ctx.db[signups.COLLECTION].update_one(

@@ -12,6 +12,7 @@ from server.activities import rules
 from server.activities.checkin import close_out
 from server.activities.store import FEEDBACK
 from server.activities.visibility import get_managed, get_visible
+from server.clock import to_ms
 from server.context import Context
 from server.db import transaction
 from server.errors import conflict
@@ -26,7 +27,7 @@ async def give_feedback(ctx: Context, principal: Principal, activity_id: str, ra
                                                         "member_id": principal.member_id})
     rules.require_attended(signup)
     doc = {"_id": new_id(), "activity_id": activity_id, "member_id": principal.member_id, "rating": rating,
-           "comment": comment, "created_at": signups.now_ms(ctx)}
+           "comment": comment, "created_at": to_ms(ctx.now())}
 
     async def work(txn: AsyncClientSession) -> None:  # the feedback and the flag, both or neither
         await ctx.db[FEEDBACK].insert_one(doc, session=txn)

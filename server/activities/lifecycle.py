@@ -7,8 +7,6 @@ counts as they are, and cancelling tells exactly the members signed up at that m
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from server import audit, files, orgs, programmes, qr, signups
@@ -16,6 +14,7 @@ from server.activities import notices, rules
 from server.activities.checkin import close_out
 from server.activities.store import COLLECTION
 from server.activities.visibility import get_managed
+from server.clock import to_ms
 from server.context import Context
 from server.ids import new_id
 from server.scope import Principal
@@ -24,19 +23,11 @@ EDITABLE = ("programme", "title", "description", "location", "starts_at", "ends_
             "signup_closes_at", "cancel_deadline", "capacity", "waitlist", "cover_file_id")
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """UTC, truncated to the millisecond MongoDB keeps, so what we compare is what we store."""
-    if moment is None:
-        return None
-    moment = moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
 def _normalise(fields: dict) -> dict:
     out = dict(fields)
     for key in ("starts_at", "ends_at", "signup_opens_at", "signup_closes_at", "cancel_deadline"):
         if key in out:
-            out[key] = _utc(out[key])
+            out[key] = to_ms(out[key])
     return out
 
 
@@ -44,7 +35,7 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     org = await orgs.require_role(ctx, principal, body["org_id"], "organiser")
     await programmes.require_active(ctx, body["programme"])
     fields = _normalise({k: body.get(k) for k in EDITABLE})
-    now = signups.now_ms(ctx)
+    now = to_ms(ctx.now())
     act = {"_id": new_id(), **fields, "org_id": org["_id"], "org_path": orgs.full_path(org),
            "status": "draft", "listed": False, "confirmed_count": 0, "waitlist_count": 0, "waitlist_seq": 0,
            "qr_secret": qr.new_secret(), "created_at": now, "created_by": principal.member_id, "updated_at": now,
@@ -109,7 +100,7 @@ async def publish(ctx: Context, principal: Principal, activity_id: str) -> dict:
         rules.require_not_cancelled(act)
         if act["status"] == "published":
             return act
-        now = signups.now_ms(ctx)
+        now = to_ms(ctx.now())
         published = {"status": "published", "listed": True, "published_at": now, "updated_at": now}
         await ctx.db[COLLECTION].update_one({"_id": activity_id}, {"$set": published}, session=txn)
         act = {**act, **published}
@@ -128,7 +119,7 @@ async def cancel(ctx: Context, principal: Principal, activity_id: str, reason: s
         act = await ctx.db[COLLECTION].find_one({"_id": activity_id}, session=txn)
         if rules.cancelled(act):
             return act
-        now = signups.now_ms(ctx)
+        now = to_ms(ctx.now())
         signed_up = [s["member_id"] for s in await ctx.db[signups.COLLECTION].find(
             {"activity_id": activity_id, "status": {"$in": list(signups.ACTIVE)}}, {"member_id": 1},
             session=txn).to_list()]

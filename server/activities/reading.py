@@ -3,8 +3,9 @@ activity, and the lists a caller sees."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
+from schemas.activities import ActivityStatus
 from server import members, programmes, signups
 from server.activities.checkin import attendance, close_out
 from server.activities.rules import cancel_deadline
@@ -68,7 +69,7 @@ async def list_visible(ctx: Context, principal: Principal, *, programme: str | N
     if org_id:
         clauses.append({"org_id": org_id})
     if status:
-        if status not in ("draft", "published", "cancelled"):
+        if status not in get_args(ActivityStatus):
             raise invalid("status", "status must be draft, published or cancelled.")
         clauses.append({"status": status})
     if eligible:

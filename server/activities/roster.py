@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
+from schemas.activities import SignupStatus
 from server import members, signups, spreadsheets
 from server.activities.checkin import attendance, close_out
 from server.activities.visibility import get_managed
 from server.context import Context
 from server.scope import Principal
 
-ROSTER_GROUPS = ("confirmed", "waitlisted", "cancelled")
+ROSTER_GROUPS = get_args(SignupStatus)  # the roster's tabs and sheets, in this order
 
 
 async def roster(ctx: Context, principal: Principal, activity_id: str) -> dict:
@@ -45,7 +46,7 @@ async def roster(ctx: Context, principal: Principal, activity_id: str) -> dict:
             **groups}
 
 
-STATUS_ZH = {"confirmed": "已确认", "waitlisted": "候补", "cancelled": "已取消"}
+SIGNUP_STATUS_ZH = {"confirmed": "已确认", "waitlisted": "候补", "cancelled": "已取消"}
 ATTENDANCE_ZH = {"present": "已签到", "no_show": "未到", None: ""}
 ROSTER_HEADERS = ["姓名", "手机号", "状态", "候补顺位", "报名时间", "确认时间", "取消时间", "签到时间", "出勤"]
 
@@ -54,7 +55,7 @@ def roster_rows(data: dict, group: str, tz) -> list[list[Any]]:
     def local(moment: datetime | None) -> str:
         return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
-    return [[e["name"], e["phone_masked"], STATUS_ZH[e["status"]], e["position"] or "",
+    return [[e["name"], e["phone_masked"], SIGNUP_STATUS_ZH[e["status"]], e["position"] or "",
              local(e["signed_up_at"]), local(e["confirmed_at"]), local(e["cancelled_at"]),
              local(e["checked_in_at"]), ATTENDANCE_ZH[e["attendance"]]] for e in data[group]]
 
@@ -68,5 +69,5 @@ def roster_file(ctx: Context, data: dict, wanted: str) -> tuple[bytes, str, str]
     if fmt == "csv":
         rows = [row for group in ROSTER_GROUPS for row in roster_rows(data, group, tz)]
         return spreadsheets.to_csv(ROSTER_HEADERS, rows), spreadsheets.CSV_MIME, f"{name}.csv"
-    sheets = [(STATUS_ZH[group], ROSTER_HEADERS, roster_rows(data, group, tz)) for group in ROSTER_GROUPS]
+    sheets = [(SIGNUP_STATUS_ZH[group], ROSTER_HEADERS, roster_rows(data, group, tz)) for group in ROSTER_GROUPS]
     return spreadsheets.to_xlsx(sheets), spreadsheets.XLSX_MIME, f"{name}.xlsx"

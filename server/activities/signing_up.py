@@ -14,7 +14,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from server import members, signups
 from server.activities import notices, rules
 from server.activities.store import COLLECTION
-from server.activities.visibility import get_visible, not_found, sees
+from server.activities.visibility import activity_not_found, get_visible, sees
+from server.clock import to_ms
 from server.context import Context
 from server.errors import ApiError
 from server.scope import Principal
@@ -67,7 +68,7 @@ async def _sign_up_one(ctx: Context, batch: signups.Batch, request: _SignUp, mem
     """The rules of one sign-up, in order, on the activity as the batch's transaction read it."""
     act = batch.activity
     if act is None or not sees(request.principal, act):
-        raise not_found()
+        raise activity_not_found()
     rules.require_not_cancelled(act)
     mine = await batch.active(request.principal.member_id)
     if mine is not None:
@@ -97,7 +98,7 @@ async def leave(ctx: Context, principal: Principal, activity_id: str) -> None:
         if signup["status"] not in signups.ACTIVE:  # already cancelled: a retried DELETE answers 204 again
             return
         act = await ctx.db[COLLECTION].find_one({"_id": activity_id}, session=txn)
-        now = signups.now_ms(ctx)
+        now = to_ms(ctx.now())
         rules.require_not_cancelled(act)
         rules.require_may_leave(act, signup, now)
         promoted = await signups.release(ctx, txn, act, signup, now)

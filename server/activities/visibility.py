@@ -15,7 +15,7 @@ from server.errors import ApiError
 from server.scope import Principal
 
 
-def not_found() -> ApiError:
+def activity_not_found() -> ApiError:
     return ApiError(404, "activity_not_found", "No such activity.")
 
 
@@ -47,7 +47,7 @@ async def _find_visible(ctx: Context, principal: Principal, activity_id: str, pr
 async def get_visible(ctx: Context, principal: Principal, activity_id: str) -> dict:
     act = await _find_visible(ctx, principal, activity_id)
     if act is None:
-        raise not_found()
+        raise activity_not_found()
     return act
 
 
