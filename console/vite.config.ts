@@ -24,6 +24,7 @@ export default defineConfig({
     rollupOptions: {
       input: {
         console: fileURLToPath(new URL("./index.html", import.meta.url)),
+        docs: fileURLToPath(new URL("./docs.html", import.meta.url)),
       },
       output: {
         entryFileNames: "assets/[name]-[hash].js",
