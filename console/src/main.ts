@@ -13,12 +13,19 @@ import "element-plus/theme-chalk/el-overlay.css";
 import "./styles.css";
 import App from "./App.vue";
 import { onSignedOut } from "@/api/client";
+import { keeper } from "@/auth/session";
 import { PATHS, router } from "./router";
 
-// The server ended the session (a refresh was refused): back to sign-in, then back here.
-onSignedOut(() => {
+// Signed out by the server (a refresh refused), in another tab, or here: back to sign-in, then back here.
+function toSignIn(): void {
   const here = router.currentRoute.value;
-  if (here.name !== "login") void router.replace({ path: PATHS.login, query: { redirect: here.fullPath } });
+  if (here.name === "login" || here.name === "no-access") return; // those pages go on by themselves
+  const back = !here.meta.public && here.fullPath !== "/";
+  void router.replace({ path: PATHS.login, query: back ? { redirect: here.fullPath } : {} });
+}
+onSignedOut(toSignIn);
+keeper.onChange((tokens) => {
+  if (!tokens) toSignIn();
 });
 
 const app = createApp(App);

@@ -86,10 +86,11 @@ export const routes: RouteRecordRaw[] = [
 
       // 预警 (views/warnings/)
 
+      // Inside the console: someone signed out is asked to sign in first, then sees the page.
       { path: PATHS.forbidden, name: "forbidden", component: () => import("@/views/Forbidden.vue"),
-        meta: { title: "没有权限", public: true } },
+        meta: { title: "没有权限", roles: ORGANISER } },
       { path: "/:pathMatch(.*)*", name: "not-found", component: () => import("@/views/NotFound.vue"),
-        meta: { title: "页面不存在", public: true } },
+        meta: { title: "页面不存在", roles: ORGANISER } },
     ],
   },
 ];

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from schemas import openapi
 from server.app import ROUTES
+from server.errors import CODES
 from tests.builders import new_session, published
 from tests.console.conftest import CONSOLE, TOKENS_KEY, staff
 
@@ -42,14 +43,14 @@ def test_sign_in_survives_a_reload_and_sign_out_ends_it(api, console):
     assert refused.status == 401  # signing out revoked the session on the server
 
 
-@pytest.mark.settings(access_token_seconds=4)
+@pytest.mark.settings(access_token_seconds=16)
 def test_tokens_are_refreshed_in_the_background_before_they_expire(api, console):
     org = api.org("第一支部")
     page = console.sign_in(staff(api, org["id"], "张书记"))
     first = page.evaluate(STORED_TOKENS)
-    # a 4 s token is refreshed at half its life, without any click
+    # a 16 s token is refreshed at half its life, without any click
     page.wait_for_function("([key, old]) => JSON.parse(localStorage.getItem(key)).refresh_token !== old",
-                           arg=[TOKENS_KEY, first["refresh_token"]], timeout=10_000)
+                           arg=[TOKENS_KEY, first["refresh_token"]], timeout=15_000)
     renewed = page.evaluate(STORED_TOKENS)
     assert api.anonymous().get("/me", headers={"Authorization": f"Bearer {renewed['access_token']}"}).status == 200
     page.reload()
@@ -103,7 +104,44 @@ def test_a_session_the_server_ended_goes_back_to_sign_in_and_returns_afterwards(
     page.get_by_label("密码").fill(secretary.password)
     page.get_by_role("button", name="登录").click()
     expect(page).to_have_url(console.url("/no-such-page"))
-    expect(page.get_by_text("页面不存在")).to_be_visible()  # item 9's 404 page
+
+
+def test_an_unknown_page_answers_the_404_page(api, console):
+    secretary = staff(api, api.org("第一支部")["id"], "张书记")
+    page = console.enter_as(secretary, "/no-such-page/123")
+    expect(page.get_by_text("页面不存在")).to_be_visible()  # item 9's 404 page, inside the console
+    expect(page.get_by_test_id("user-menu")).to_be_visible()
+    page.get_by_role("button", name="返回工作台").click()
+    expect(page).to_have_url(console.url("/"))
+
+
+def test_a_revoked_session_found_on_load_goes_to_sign_in(api, console):
+    org = api.org("第一支部")
+    secretary = staff(api, org["id"], "张书记")
+    page = console.enter_as(secretary)
+    expect(page.get_by_test_id("user-menu")).to_be_visible()
+    stored = page.evaluate(STORED_TOKENS)
+    api.anonymous().ok("POST", "/auth/logout", 204, json={"refresh_token": stored["refresh_token"]},
+                       headers={"Authorization": f"Bearer {stored['access_token']}"})
+    # as if the browser came back after the access token expired: the refresh is refused on load
+    page.evaluate(f"(() => {{ const t = {STORED_TOKENS}; t.expires_at = Date.now() - 1000;"
+                  f" localStorage.setItem('{TOKENS_KEY}', JSON.stringify(t)); }})()")
+    console.expect_http_errors(401)
+    page.goto(console.url("/"))
+    expect(page).to_have_url(console.url("/login"))
+    expect(page.get_by_role("button", name="登录")).to_be_visible()
+
+
+def test_signing_out_in_one_tab_signs_out_the_others(api, console):
+    org = api.org("第一支部")
+    secretary = staff(api, org["id"], "张书记")
+    first = console.sign_in(secretary)
+    second = first.context.new_page()
+    second.goto(console.url("/"))
+    expect(second.get_by_test_id("user-menu")).to_have_text(re.compile("张书记"))
+    first.get_by_test_id("user-menu").click()
+    first.get_by_role("menuitem", name="退出登录").click()
+    expect(second).to_have_url(console.url("/login"))
 
 
 # -- item 1 and 2: the org switcher and the dashboard, in scope only -----------------------------------
@@ -209,6 +247,15 @@ def test_docs_renders_the_api_reference(api, console):
     expect(page.get_by_text("/api/v1/auth/password").first).to_be_visible()
     answer = httpx.get(api.base_url + "/docs")
     assert "unsafe-eval" not in answer.headers["Content-Security-Policy"]
+
+
+def test_every_problem_code_has_a_chinese_sentence():
+    table = (CONSOLE / "src" / "api" / "errors.ts").read_text(encoding="utf-8")
+    messages = table[table.index("export const MESSAGES"):]
+    sentences = dict(re.findall(r"^  (\w+): \"([^\"]+)\",$", messages, re.MULTILINE))
+    missing = sorted(set(CODES) - set(sentences))
+    assert not missing, f"console/src/api/errors.ts MESSAGES has no sentence for {missing}"
+    assert all(re.search("[\u4e00-\u9fff]", sentences[code]) for code in CODES)
 
 
 def test_the_committed_openapi_json_is_the_servers():
