@@ -153,6 +153,18 @@ describe("API client and 401", () => {
     expect(keeper.current).toBeNull();
   });
 
+  it("stays signed in when the refresh after a 401 fails on the network", async () => {
+    const keeper = new TokenKeeper(new MemoryStore(), async () => { throw new ApiProblem(0, "network_error"); });
+    keeper.signedIn(pair(1));
+    const signedOut = vi.fn();
+    const client = createClient({ keeper, fetch: async () => json(401, problem(401, "unauthenticated")),
+      onSignedOut: signedOut });
+    await expect(client.request("get", "/api/v1/me")).rejects.toMatchObject({ code: "network_error" });
+    expect(signedOut).not.toHaveBeenCalled();
+    expect(keeper.current?.refresh_token).toBe("r1");
+    keeper.stop();
+  });
+
   it("throws problems as ApiProblem and a failed fetch as network_error", async () => {
     const keeper = new TokenKeeper(new MemoryStore(), async () => pair(2));
     keeper.signedIn(pair(1));

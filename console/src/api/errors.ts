@@ -22,11 +22,6 @@ export class ApiProblem extends Error {
     this.errors = errors;
     this.requestId = requestId;
   }
-
-  /** The Chinese sentence to show for this problem. */
-  get message_zh(): string {
-    return problemMessage(this);
-  }
 }
 
 /** A problem+json body (or anything else the server or a proxy answered) as an ApiProblem. */

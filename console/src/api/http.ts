@@ -122,9 +122,11 @@ export function createClient(deps: ClientDeps) {
     const token = await deps.keeper.accessToken().catch(() => deps.keeper.current?.access_token ?? null);
     let response = await send(method, template, opts, token);
     if (response.status === 401 && token) {
-      const renewed = await deps.keeper.refresh().catch(() => null);
+      // A refresh that fails on the network throws (still signed in, try again later); one the server
+      // refuses answers null: the session is over, as it is when even the new token is refused.
+      const renewed = await deps.keeper.refresh();
       if (renewed) response = await send(method, template, opts, renewed.access_token);
-      if (response.status === 401) {
+      if (!renewed || response.status === 401) {
         deps.keeper.clear();
         deps.onSignedOut?.();
       }
@@ -143,12 +145,11 @@ export function createClient(deps: ClientDeps) {
       }
       throw toProblem(response.status, body, requestId);
     }
-    if (response.status === 204 || response.status === 202 && !response.headers.get("Content-Length")) {
-      return undefined;
-    }
-    const type = response.headers.get("Content-Type") ?? "";
-    if (blob || !type.includes("json")) return response.blob();
-    return response.json();
+    if (response.status === 204) return undefined;
+    if (blob) return response.blob();
+    if ((response.headers.get("Content-Type") ?? "").includes("json")) return response.json();
+    const file = await response.blob();
+    return file.size ? file : undefined;
   }
 
   return {

@@ -106,21 +106,18 @@ export function useOrgScope() {
       if (!id) return [];
       return [...orgs.value.values()].filter((o) => o.id === id || o.path.includes(id));
     },
-    reset(): void {
-      orgs.value = new Map();
-      tree.value = [];
-      selectedId.value = null;
-      loadedFor = null;
-    },
+    reset: forget,
   };
+}
+
+function forget(): void {
+  orgs.value = new Map();
+  tree.value = [];
+  selectedId.value = null;
+  loadedFor = null;
 }
 
 // Signing out, or in as someone else, forgets the previous member's tree.
 watch(() => useSession().member.value?.id, (id) => {
-  if (id !== loadedFor) {
-    orgs.value = new Map();
-    tree.value = [];
-    selectedId.value = null;
-    loadedFor = null;
-  }
+  if (id !== loadedFor) forget();
 });
