@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -19,6 +20,13 @@ from tests.builders import new_session, published
 from tests.console.conftest import CONSOLE, TOKENS_KEY, staff
 
 STORED_TOKENS = f"JSON.parse(localStorage.getItem('{TOKENS_KEY}'))"
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the browser's zone in these tests (conftest), and the server's default
+
+
+def this_month() -> str:
+    return datetime.now(SHANGHAI).strftime("%Y-%m")
 
 
 # -- item 1: signing in, staying in, signing out -----------------------------------------------------
@@ -153,12 +161,16 @@ def test_the_dashboard_shows_the_branch_of_its_organiser_and_never_another(api, 
     b = api.org("第二支部", "branch", general["id"])
     secretary_a = staff(api, a["id"], "张书记")
     secretary_b = staff(api, b["id"], "李书记")
-    api.member(group["id"], "王芳")
-    api.member(b["id"], "赵强")
     new_session(api, secretary_a.client, a["id"], title="一支部党小组会", start_in=timedelta(minutes=2))
     new_session(api, secretary_b.client, b["id"], title="二支部党小组会", start_in=timedelta(minutes=2))
     published(api, secretary_a.client, a["id"], title="一支部读书会", capacity=8)
     published(api, secretary_b.client, b["id"], title="二支部读书会")
+    wang, zhao = api.member(group["id"], "王芳"), api.member(b["id"], "赵强")
+    upcoming_a = new_session(api, secretary_a.client, a["id"], title="一支部党课", start_in=timedelta(days=10))
+    upcoming_b = new_session(api, secretary_b.client, b["id"], title="二支部党课", start_in=timedelta(days=10))
+    wang.ok("POST", "/study/requests", 201, json={"session_id": upcoming_a["id"], "kind": "leave", "reason": "出差"})
+    zhao.ok("POST", "/study/requests", 201, json={"session_id": upcoming_b["id"], "kind": "leave", "reason": "休假"})
+    api.admin.ok("POST", f"/orgs/{general['id']}/warnings/scan", params={"period": this_month()})
 
     page = console.sign_in(secretary_a)
     switcher = page.get_by_test_id("org-switcher")
@@ -176,10 +188,20 @@ def test_the_dashboard_shows_the_branch_of_its_organiser_and_never_another(api, 
     expect(activities).to_contain_text("一支部读书会")
     expect(activities).to_contain_text("0 / 8")
     expect(page.get_by_test_id("panel-compliance")).to_contain_text("0 / 2 人")  # 张书记 and 王芳, not 赵强
-    for panel in (sessions, activities):
+    requests = page.get_by_test_id("panel-requests")
+    expect(requests).to_contain_text("一支部党课")
+    warnings = page.get_by_test_id("panel-warnings")
+    expect(warnings).to_contain_text("王芳")
+    for panel in (sessions, activities, requests):
         expect(panel).not_to_contain_text("二支部")
+    expect(warnings).not_to_contain_text("赵强")
+    expect(warnings).not_to_contain_text("李书记")
     # the counts are what the API answers the same organiser
-    in_a = secretary_a.client.ok("GET", "/study/sessions", params={"org_id": a["id"]})["items"]
+    monday = datetime.now(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
+    monday -= timedelta(days=monday.weekday())
+    in_a = secretary_a.client.ok("GET", "/study/sessions", params={
+        "org_id": a["id"], "from": monday.isoformat(), "to": (monday + timedelta(days=7)).isoformat()})["items"]
+    assert [s["title"] for s in in_a] == ["一支部党小组会"]
     expect(page.get_by_test_id("count-sessions")).to_contain_text(str(len(in_a)))
     expect(page.get_by_test_id("panel-sessions").get_by_role("link", name="本周学习安排")).to_have_attribute(
         "href", "/console/study/sessions")
