@@ -8,7 +8,7 @@ import { allPages } from "@/lib/pages";
 import { periodOf, thisWeek, type PeriodKind } from "@/lib/periods";
 import type { Org } from "./useOrgScope";
 
-export type Session = Schemas["schemas.study.SessionOut"];
+export type Session = Schemas["SessionOut"];
 export type Activity = Schemas["ActivityOut"];
 export type Warning = Schemas["WarningOut"];
 export type Compliance = Schemas["Compliance"];
@@ -99,23 +99,19 @@ export function useDashboard(orgId: string, inScope: (id: string) => boolean, or
       { query: { org_id: orgId, status: "open", limit: 100, cursor } }), 3));
   }
 
-  // Requests name their session only: each pending one is kept if its session is in the subtree.
+  // A request names its session only: each pending one is shown with its session's title.
   function loadRequests(): Promise<void> {
     return fill(state.requests, async () => {
       const pending = await allPages((cursor) => api.get("/api/v1/study/requests",
-        { query: { status: "pending", limit: 100, cursor } }), 2);
+        { query: { org_id: orgId, status: "pending", limit: 100, cursor } }), 2);
       const ids = [...new Set(pending.map((r) => r.session_id))];
       const sessions = new Map<string, Session>();
       await Promise.all(ids.map(async (id) => {
-        try {
-          sessions.set(id, await api.get("/api/v1/study/sessions/{session_id}", { path: { session_id: id } }));
-        } catch (e) {
-          if (!(e instanceof ApiProblem && e.status === 404)) throw e;
-        }
+        sessions.set(id, await api.get("/api/v1/study/sessions/{session_id}", { path: { session_id: id } }));
       }));
       return pending.flatMap((request) => {
         const session = sessions.get(request.session_id);
-        return session && inScope(session.org_id) ? [{ request, session }] : [];
+        return session ? [{ request, session }] : [];
       });
     });
   }
