@@ -1,5 +1,5 @@
-"""What the application serves (ROUTES), the application factory, and the per-process lifecycle
-(open client, create indexes, serve, drain, close)."""
+"""What the application serves (ROUTES, the API; PAGES, the console and /docs beside it), the application
+factory, and the per-process lifecycle (open client, create indexes, serve, drain, close)."""
 
 from __future__ import annotations
 
