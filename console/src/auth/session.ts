@@ -3,7 +3,7 @@
 // client, because the client itself depends on the keeper.
 import { computed, shallowRef } from "vue";
 import { ApiProblem, toProblem } from "@/api/errors";
-import { type Member, type SignedIn, TokenKeeper } from "./tokens";
+import { type Member, type SignedIn, STORAGE_KEY, TokenKeeper } from "./tokens";
 
 async function postAuth(path: string, body: unknown): Promise<SignedIn> {
   let response: Response;
@@ -32,7 +32,7 @@ keeper.onChange((t) => {
   member.value = t?.member ?? null;
 });
 window.addEventListener("storage", (event) => {
-  if (event.key === null || event.key === "branchline.console.tokens") keeper.reload();
+  if (event.key === null || event.key === STORAGE_KEY) keeper.reload(); // another tab signed in, refreshed or out
 });
 
 export type Role = "organiser" | "admin";
