@@ -16,7 +16,8 @@ import tornado.web
 
 #: The console loads nothing from another host and runs no inline or eval'd script (its templates are
 #: compiled at build time). Inline style attributes stay allowed: Element Plus and ECharts position
-#: popups and tooltips with them.
+#: popups and tooltips with them. Images may be blob: URLs (a QR image or an export fetched with the
+#: bearer token) and data: URLs (icons inside the CSS).
 CSP = "; ".join([
     "default-src 'self'",
     "script-src 'self'",
@@ -24,7 +25,6 @@ CSP = "; ".join([
     "img-src 'self' data: blob:",
     "font-src 'self' data:",
     "connect-src 'self'",
-    "worker-src 'self' blob:",
     "object-src 'none'",
     "base-uri 'self'",
     "form-action 'self'",
