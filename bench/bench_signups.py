@@ -4,10 +4,10 @@ Prints, measured in one run:
 - the API's rate through HTTP (`python -m server`, real SecantusDB), p50/p99 latency;
 - the rate of the same database operations made directly with PyMongo at the same concurrency
   (the database ceiling): per sign-up what the endpoint does (read the caller, claim the
-  Idempotency-Key; then the transaction, batched as the server does it (group commit of the sign-ups
-  waiting for it): read the activity, those members' records (eligibility) and their sign-ups, move
-  the counters once, insert the sign-ups; then complete the Idempotency-Key). The programme's rules
-  come from a 5 s cache on both sides;
+  Idempotency-Key; then the transaction, run by server.db.transaction and batched as the server
+  does it (group commit of the sign-ups waiting for it): read the activity, those members' records
+  (eligibility) and their sign-ups, move the counters once, insert the sign-ups; then complete the
+  Idempotency-Key). The programme's rules come from a 5 s cache on both sides;
 - throughput as a ratio of the two (goal ≥ 0.6), and the API process's peak RSS.
 
 Each round uses a fresh activity; rounds alternate API and PyMongo so both see the same database size.
@@ -26,6 +26,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from bench.harness import BenchServer, Req, Stats, run_burst
+from server.config import Settings
+from server.context import Context
+from server.db import transaction
 
 MEMBERS = 500
 CAPACITY = 100
@@ -76,6 +79,7 @@ async def check(server: BenchServer, act_id: str) -> None:
 async def direct_round(server: BenchServer, template_id: str, members: list[dict], concurrency: int) -> float:
     """The endpoint's database operations, made directly with PyMongo; → sign-ups per second."""
     client, db = server.mongo()
+    ctx = Context(settings=Settings(), client=client, db=db)
     try:
         template = await db.activities.find_one({"_id": template_id})
         act_id = uuid.uuid4().hex[:24]
@@ -87,12 +91,12 @@ async def direct_round(server: BenchServer, template_id: str, members: list[dict
         now = datetime.now(UTC)
 
         async def commit_batch(batch: list[tuple[dict, asyncio.Future]]) -> None:
-            async def work(s):
-                act = await db.activities.find_one({"_id": act_id}, session=s)
-                await db.members.find({"_id": {"$in": [m["id"] for m, _ in batch]}}, session=s).to_list()
+            async def work(txn):
+                act = await db.activities.find_one({"_id": act_id}, session=txn)
+                await db.members.find({"_id": {"$in": [m["id"] for m, _ in batch]}}, session=txn).to_list()
                 await db.activity_signups.find({"activity_id": act_id,
                                                 "member_id": {"$in": [m["id"] for m, _ in batch]}},
-                                               session=s).to_list()
+                                               session=txn).to_list()
                 confirmed, count, seq, docs = act["confirmed_count"], act["waitlist_count"], act["waitlist_seq"], []
                 for member, _ in batch:
                     doc = {"_id": uuid.uuid4().hex[:24], "activity_id": act_id, "member_id": member["id"],
@@ -109,11 +113,10 @@ async def direct_round(server: BenchServer, template_id: str, members: list[dict
                 await db.activities.update_one(guard, {"$inc": {
                     "confirmed_count": confirmed - act["confirmed_count"],
                     "waitlist_count": count - act["waitlist_count"], "waitlist_seq": seq - act["waitlist_seq"]}},
-                    session=s)
-                await db.activity_signups.insert_many(docs, session=s)
+                    session=txn)
+                await db.activity_signups.insert_many(docs, session=txn)
 
-            async with client.start_session() as session:
-                await session.with_transaction(work)
+            await transaction(ctx, work)  # the API's unit of work (server/db.py), as the endpoint uses it
 
         async def drain() -> None:
             while waiting:

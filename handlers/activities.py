@@ -21,7 +21,7 @@ from schemas.activities import (
     SignupOut,
 )
 from schemas.common import QrOut
-from server import activities
+from server.activities import checkin, feedback, lifecycle, reading, roster, signing_up
 from server.errors import invalid
 
 NOT_FOUND = ("activity_not_found",)
@@ -34,8 +34,8 @@ class ActivitiesHandler(APIHandler):
                       errors=("forbidden", "not_found", "invalid_request"))
     @idempotent
     async def post(self) -> None:
-        act = await activities.create(self.ctx, self.me, self.decode_fields(ActivityCreate))
-        self.respond(activities.activity_out(act, None), status=201)  # new: nobody has signed up
+        act = await lifecycle.create(self.ctx, self.me, self.decode_fields(ActivityCreate))
+        self.respond(reading.activity_out(act, None), status=201)  # new: nobody has signed up
 
     @openapi.endpoint("Activities you can see: published in your org's ancestors or subtree, and every activity "
                       "of the orgs you organise", responses={200: ActivityPage},
@@ -45,7 +45,7 @@ class ActivitiesHandler(APIHandler):
                              "cursor": "from the last page"})
     async def get(self) -> None:
         limit, cursor = self.page_args()
-        items, next_cursor = await activities.list_visible(
+        items, next_cursor = await reading.list_visible(
             self.ctx, self.me, programme=self.query("programme", max_length=32),
             org_id=self.query("org_id", max_length=64), eligible=bool(self.query_bool("eligible")),
             status=self.query("status", max_length=20), limit=limit, cursor=cursor)
@@ -55,14 +55,14 @@ class ActivitiesHandler(APIHandler):
 class ActivityHandler(APIHandler):
     @openapi.endpoint("One activity, with counts and your sign-up", responses={200: ActivityOut}, errors=NOT_FOUND)
     async def get(self, activity_id: str) -> None:
-        self.respond(await activities.get_one(self.ctx, self.me, activity_id))
+        self.respond(await reading.get_one(self.ctx, self.me, activity_id))
 
     @openapi.endpoint("Edit an activity (organiser); raising capacity promotes from the waitlist",
                       body=ActivityPatch, responses={200: ActivityOut},
                       errors=(*MANAGE_ERRORS, "capacity_below_confirmed", "activity_cancelled", "invalid_request"))
     async def patch(self, activity_id: str) -> None:
-        act = await activities.patch(self.ctx, self.me, activity_id, self.decode_fields(ActivityPatch))
-        self.respond(await activities.present(self.ctx, self.me, act))
+        act = await lifecycle.patch(self.ctx, self.me, activity_id, self.decode_fields(ActivityPatch))
+        self.respond(await reading.present(self.ctx, self.me, act))
 
 
 class ActivityPublishHandler(APIHandler):
@@ -71,8 +71,8 @@ class ActivityPublishHandler(APIHandler):
     async def post(self, activity_id: str) -> None:
         if self.body:
             self.decode(NoBody)
-        act = await activities.publish(self.ctx, self.me, activity_id)
-        self.respond(await activities.present(self.ctx, self.me, act))
+        act = await lifecycle.publish(self.ctx, self.me, activity_id)
+        self.respond(await reading.present(self.ctx, self.me, act))
 
 
 class ActivityCancelHandler(APIHandler):
@@ -80,8 +80,8 @@ class ActivityCancelHandler(APIHandler):
                       responses={200: ActivityOut}, errors=MANAGE_ERRORS)
     async def post(self, activity_id: str) -> None:
         body = self.decode(CancelIn) if self.body else CancelIn()
-        act = await activities.cancel(self.ctx, self.me, activity_id, body.reason)
-        self.respond(await activities.present(self.ctx, self.me, act))
+        act = await lifecycle.cancel(self.ctx, self.me, activity_id, body.reason)
+        self.respond(await reading.present(self.ctx, self.me, act))
 
 
 class SignupsHandler(APIHandler):
@@ -92,19 +92,19 @@ class SignupsHandler(APIHandler):
     @idempotent
     async def post(self, activity_id: str) -> None:
         body = self.decode(SignupIn) if self.body else SignupIn()
-        out, created = await activities.sign_up(self.ctx, self.me, activity_id, body.answers)
+        out, created = await signing_up.sign_up(self.ctx, self.me, activity_id, body.answers)
         self.respond(out, status=201 if created else 200)
 
     @openapi.endpoint("Roster (organiser): confirmed, waitlisted and cancelled, as JSON, CSV or xlsx",
                       responses={200: Roster}, query={"format": "csv or xlsx for a file; JSON without it"},
                       errors=MANAGE_ERRORS)
     async def get(self, activity_id: str) -> None:
-        data = await activities.roster(self.ctx, self.me, activity_id)
+        data = await roster.roster(self.ctx, self.me, activity_id)
         wanted = self.query("format", max_length=10)
         if wanted is None or wanted.lower() == "json":
             self.respond(data)
             return
-        self.send_file(*activities.roster_file(self.ctx, data, wanted))
+        self.send_file(*roster.roster_file(self.ctx, data, wanted))
 
 
 class MySignupHandler(APIHandler):
@@ -112,7 +112,7 @@ class MySignupHandler(APIHandler):
                       errors=("activity_not_found", "signup_not_found", "activity_cancelled",
                               "cancel_deadline_passed"))
     async def delete(self, activity_id: str) -> None:
-        await activities.withdraw(self.ctx, self.me, activity_id)
+        await signing_up.leave(self.ctx, self.me, activity_id)
         self.no_content()
 
 
@@ -120,7 +120,7 @@ class ActivityQrHandler(APIHandler):
     @openapi.endpoint("The current check-in QR token (organiser); it rotates every 15 s", responses={200: QrOut},
                       errors=(*MANAGE_ERRORS, "activity_cancelled"))
     async def get(self, activity_id: str) -> None:
-        self.respond(await activities.qr_token(self.ctx, self.me, activity_id))
+        self.respond(await checkin.qr_token(self.ctx, self.me, activity_id))
 
 
 class ActivityQrImageHandler(APIHandler):
@@ -131,7 +131,7 @@ class ActivityQrImageHandler(APIHandler):
         fmt = (self.query("format", "svg", max_length=10) or "svg").lower()
         if fmt not in ("svg", "png"):
             raise invalid("format", "format is svg or png.")
-        image = await activities.qr_image(self.ctx, self.me, activity_id, fmt)
+        image = await checkin.qr_image(self.ctx, self.me, activity_id, fmt)
         self.set_header("Content-Type", "image/svg+xml" if fmt == "svg" else "image/png")
         self.write(image)
 
@@ -144,7 +144,7 @@ class CheckinsHandler(APIHandler):
     @idempotent
     async def post(self, activity_id: str) -> None:
         body = self.decode(CheckinIn)
-        out, created = await activities.check_in(self.ctx, self.me, activity_id, body.qr_token)
+        out, created = await checkin.check_in(self.ctx, self.me, activity_id, body.qr_token)
         self.respond(out, status=201 if created else 200)
 
 
@@ -154,9 +154,9 @@ class FeedbackHandler(APIHandler):
     @idempotent
     async def post(self, activity_id: str) -> None:
         body = self.decode(FeedbackIn)
-        self.respond(await activities.give_feedback(self.ctx, self.me, activity_id, body.rating, body.comment),
+        self.respond(await feedback.give_feedback(self.ctx, self.me, activity_id, body.rating, body.comment),
                      status=201)
 
     @openapi.endpoint("Ratings and comments (organiser)", responses={200: FeedbackSummary}, errors=MANAGE_ERRORS)
     async def get(self, activity_id: str) -> None:
-        self.respond(await activities.feedback_summary(self.ctx, self.me, activity_id))
+        self.respond(await feedback.feedback_summary(self.ctx, self.me, activity_id))

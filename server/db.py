@@ -63,7 +63,7 @@ def indexes(collection: str, *models: IndexModel) -> None:
 #: imported before start-up creates the indexes (most are reached only through handlers), so
 #: `declare_all` imports them; a new module that declares indexes is added here.
 INDEXED_MODULES = (
-    "server.activities",
+    "server.activities.store",
     "server.announcements",
     "server.audit",
     "server.feed.store",

@@ -9,12 +9,13 @@ Invariants, held under any concurrency and across API processes:
 5. the counters on the activity (`confirmed_count`, `waitlist_count`) equal the sign-up documents.
 
 How: every change of a sign-up's status (join, leave, promotion, capacity change, cancelling the
-activity) runs in ONE MongoDB transaction that also writes the activity document (its counters and
-`waitlist_seq`). Two such transactions on the same activity therefore write the same document: the
-storage engine lets only one commit and the other gets a WriteConflict (TransientTransactionError),
-which `with_transaction` retries from the start on a fresh snapshot. So each transaction decides on an
-exact, current view of the counters and the waitlist, and a request that fails half-way (crash,
-timeout, lost connection) commits nothing: counts and lists stay consistent (5). We checked that
+activity) runs in ONE MongoDB transaction (`in_transaction`) that also writes the activity document
+(`write_activity`: its counters and `waitlist_seq`). Two such transactions on the same activity
+therefore write the same document: the storage engine lets only one commit and the other gets a
+WriteConflict (TransientTransactionError), which `with_transaction` retries from the start on a
+fresh snapshot. So each transaction decides on an exact, current view of the counters and the
+waitlist, and a request that fails half-way (crash, timeout, lost connection) commits nothing:
+counts and lists stay consistent (5). We checked that
 SecantusDB reports these conflicts (200 concurrent transactions incrementing one counter: 3224 attempts,
 exact result), and tests/test_activities_race.py and test_activities_failures.py hold us to it.
 
@@ -25,12 +26,18 @@ numbers are exactly 1..n (2), whoever leaves; promotion takes the smallest seq, 
 Nothing is renumbered on disk, so leaving the waitlist is one write, not n.
 
 Inside one API process, transactions on the same activity also queue on an asyncio lock, and sign-ups
-that arrive while one is running are taken together by the next transaction (group commit, `join`).
-Neither is needed for correctness (the transaction is); they stop a burst of sign-ups from turning into
-a storm of write conflicts and retries (measured on SecantusDB, 200 concurrent sign-ups: ~16/s racing,
-~300/s serialised), and a batch costs one read and one write of the activity instead of one per member.
-Across processes, the transactions alone keep the invariants (tests/test_activities_race.py runs the
-races against `--processes 2` and against two servers sharing one database).
+that arrive while one is running are taken together by the next transaction (group commit: `join`,
+which gives the places of a `Batch`). Neither is needed for correctness (the transaction is); they
+stop a burst of sign-ups from turning into a storm of write conflicts and retries (measured on
+SecantusDB, 200 concurrent sign-ups: ~16/s racing, ~300/s serialised), and a batch costs one read and
+one write of the activity instead of one per member. Across processes, the transactions alone keep the
+invariants (tests/test_activities_race.py runs the races against `--processes 2` and against two
+servers sharing one database).
+
+This module is the mechanism only. The operations (sign up, leave, edit, cancel) and their rules are
+in server/activities/, each read top-down: open the activity's transaction here, check the rules on
+what it read, and change places only through `Batch`, `release` and `change`, which keep (1)-(5) and
+write the activity document.
 """
 
 from __future__ import annotations
@@ -46,7 +53,6 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from server import members
 from server.context import Context
 from server.db import indexes, transaction
 from server.errors import ApiError, conflict
@@ -105,9 +111,13 @@ async def in_transaction(ctx: Context, activity_id: str,
     raise AssertionError("unreachable")
 
 
-async def _bump(ctx: Context, txn: AsyncClientSession, act: dict, inc: dict[str, int],
-                set_: dict | None = None) -> None:
-    """Move the activity's counters from the values this transaction read (see _Stale)."""
+async def write_activity(ctx: Context, txn: AsyncClientSession, act: dict, inc: dict[str, int] | None = None,
+                         set_: dict | None = None) -> None:
+    """Write the activity document in this transaction, from the counters it read (see _Stale).
+
+    Every transaction that changes sign-ups or the activity writes it, with the counters moved or not:
+    that write is what makes two transactions on one activity conflict, so that only one commits.
+    """
     guard = {"_id": act["_id"], "confirmed_count": act["confirmed_count"], "waitlist_count": act["waitlist_count"],
              "waitlist_seq": act.get("waitlist_seq", 0)}
     update: dict[str, Any] = {"$inc": inc} if inc else {}
@@ -126,195 +136,179 @@ async def position(ctx: Context, signup: dict, txn: AsyncClientSession | None = 
     return ahead + 1
 
 
-def check_window(act: dict, now: datetime) -> None:
-    if act["status"] == "cancelled":
-        raise conflict("activity_cancelled", "This activity has been cancelled.")
-    if act["status"] != "published" or now < act["signup_opens_at"]:
-        raise conflict("signup_not_open", "Sign-up for this activity has not opened yet.")
-    if now >= act["signup_closes_at"]:
-        raise conflict("signup_closed", "Sign-up for this activity has closed.")
+# -- group commit: the places of a batch of sign-ups ------------------------------------------------
+
+MAX_BATCH = 100
 
 
 @dataclass
-class _Request:
-    member_id: str
-    answers: dict[str, str]
-    visible: Callable[[dict], bool]
-    admit: Callable[[dict, dict], Awaitable[None]]
+class _Waiting:
+    request: Any
     future: asyncio.Future
 
 
 @dataclass
 class _Queue:
-    items: list[_Request] = field(default_factory=list)
+    work: Callable[[AsyncClientSession, list[Any]], Awaitable[list[Any]]]
+    items: list[_Waiting] = field(default_factory=list)
     task: asyncio.Task | None = None
 
 
-async def join(ctx: Context, activity_id: str, member_id: str, answers: dict[str, str], *,
-               visible: Callable[[dict], bool],
-               admit: Callable[[dict, dict], Awaitable[None]]) -> tuple[dict, bool, int | None]:
-    """Sign a member up: (sign-up, created?, position). An existing active sign-up comes back unchanged.
-
-    Everything is decided on the transaction's own read of the activity: `visible(act)` (else 404
-    activity_not_found), then a cancelled activity is refused, then an existing sign-up is returned, then
-    `admit(act, member_record)` raises for a newcomer who may not join (time window, eligibility), then
-    capacity. The member records of a batch are read with one query.
+async def join(ctx: Context, activity_id: str, request: Any,
+               work: Callable[[AsyncClientSession, list[Any]], Awaitable[list[Any]]]) -> Any:
+    """Queue `request` for the next transaction on the activity, and return what that decided for it.
 
     Group commit: sign-ups for one activity that arrive while its transaction is busy wait in a queue,
-    and the next transaction takes them all (up to MAX_BATCH) in arrival order. Each request still gets
-    its own answer or refusal; the invariants are those of one transaction, however many it serves.
+    and the next transaction takes them all (up to MAX_BATCH) in arrival order: it runs
+    `work(txn, requests)` once, which returns one result per request, or the ApiError refusing it
+    (that request's answer, not the batch's). `work` gives places through a `Batch`; the invariants
+    are those of one transaction, however many requests it serves. The queue runs the `work` of the
+    request that started it: every request of an activity comes with the same one (sign-up, in
+    server/activities/signing_up.py).
     """
     queues: dict[str, _Queue] = ctx.state.setdefault("signup_queues", {})
-    queue = queues.setdefault(activity_id, _Queue())
+    queue = queues.setdefault(activity_id, _Queue(work))
     future = asyncio.get_running_loop().create_future()
-    queue.items.append(_Request(member_id, answers, visible, admit, future))
+    queue.items.append(_Waiting(request, future))
     if queue.task is None:
         queue.task = asyncio.create_task(_drain(ctx, activity_id, queue))
     return await future
 
 
-MAX_BATCH = 100
-
-
 async def _drain(ctx: Context, activity_id: str, queue: _Queue) -> None:
-    batch: list[_Request] = []
+    batch: list[_Waiting] = []
     try:
         while queue.items:
             batch, queue.items = queue.items[:MAX_BATCH], queue.items[MAX_BATCH:]
+            requests = [waiting.request for waiting in batch]
             try:
-                results = await in_transaction(ctx, activity_id,
-                                               lambda txn, b=batch: _join_batch(ctx, txn, activity_id, b))
+                results = await in_transaction(ctx, activity_id, lambda txn, r=requests: queue.work(txn, r))
             except Exception as exc:  # the database failed: every request of this batch hears it
                 results = [exc] * len(batch)
-            for request, result in zip(batch, results, strict=True):
-                if request.future.done():
+            for waiting, result in zip(batch, results, strict=True):
+                if waiting.future.done():
                     continue
                 if isinstance(result, Exception):
-                    request.future.set_exception(result)
+                    waiting.future.set_exception(result)
                 else:
-                    request.future.set_result(result)
+                    waiting.future.set_result(result)
     finally:
         leftover, queue.items, queue.task = [*batch, *queue.items], [], None
         ctx.state["signup_queues"].pop(activity_id, None)
-        for request in leftover:  # only when the task is cancelled (the process is stopping)
-            if not request.future.done():
-                request.future.set_exception(ApiError(503, "service_unavailable", "The server is stopping."))
+        for waiting in leftover:  # only when the task is cancelled (the process is stopping)
+            if not waiting.future.done():
+                waiting.future.set_exception(ApiError(503, "service_unavailable", "The server is stopping."))
 
 
-async def _join_batch(ctx: Context, txn: AsyncClientSession, activity_id: str,
-                      batch: list[_Request]) -> list[tuple[dict, bool, int | None] | ApiError]:
-    """One transaction for a batch of sign-ups; a refusal is that request's result, not the batch's."""
-    coll = ctx.db[COLLECTION]
-    act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=txn)
-    mine = {d["member_id"]: d for d in await coll.find(
-        {"activity_id": activity_id, "member_id": {"$in": list({r.member_id for r in batch})}},
-        session=txn).to_list()}
-    records = {d["_id"]: d for d in await ctx.db[members.COLLECTION].find(
-        {"_id": {"$in": list({r.member_id for r in batch})}}, session=txn).to_list()}
-    positions: dict[str, int | None] = {}
-    inserts: list[dict] = []
-    reuses: list[dict] = []
-    now = now_ms(ctx)
-    confirmed, waiting, seq = (act["confirmed_count"], act["waitlist_count"], act.get("waitlist_seq", 0)) \
-        if act else (0, 0, 0)
-    results: list[tuple[dict, bool, int | None] | ApiError] = []
-    for request in batch:
-        try:
-            if act is None or not request.visible(act):
-                raise ApiError(404, "activity_not_found", "No such activity.")
-            if act["status"] == "cancelled":
-                raise conflict("activity_cancelled", "This activity has been cancelled.")
-            existing = mine.get(request.member_id)
-            if existing is not None and existing["status"] in ACTIVE:
-                if request.member_id not in positions:  # a sign-up from before this batch
-                    positions[request.member_id] = (await position(ctx, existing, txn)
-                                                    if existing["status"] == "waitlisted" else None)
-                results.append((existing, False, positions[request.member_id]))
-                continue
-            await request.admit(act, records.get(request.member_id) or {})
-            fields: dict[str, Any] = {"answers": request.answers, "signed_up_at": now, "cancelled_at": None,
-                                      "checked_in_at": None, "attendance": None}
-            if confirmed < act["capacity"]:
-                confirmed += 1
-                fields.update(status="confirmed", seq=None, confirmed_at=now)
-                pos = None
-            elif act["waitlist"]:
-                waiting += 1
-                seq += 1
-                fields.update(status="waitlisted", seq=seq, confirmed_at=None)
-                # The newcomer has the largest seq of all: its rank is the waitlist's new length.
-                pos = waiting
-            else:
-                raise conflict("activity_full", "This activity is full and has no waitlist.")
-            if existing is None:  # first sign-up; the unique index refuses a twin from another process
-                doc = {"_id": new_id(), "activity_id": activity_id, "member_id": request.member_id,
-                       "org_path": act["org_path"], "feedback_given": False, **fields}
-                inserts.append(doc)
-            else:  # signing up again after cancelling: the same document, at the end of the queue
-                doc = {**existing, **fields}
-                reuses.append(doc)
-            mine[request.member_id], positions[request.member_id] = doc, pos
-            results.append((doc, True, pos))
-        except ApiError as refusal:
-            results.append(refusal)
-    if inserts or reuses:
-        await _bump(ctx, txn, act, {"confirmed_count": confirmed - act["confirmed_count"],
-                                        "waitlist_count": waiting - act["waitlist_count"],
-                                        "waitlist_seq": seq - act.get("waitlist_seq", 0)})
-        if inserts:
-            await coll.insert_many(inserts, session=txn)
-        for doc in reuses:
+class Batch:
+    """The places one transaction gives for one activity: what it read, and the sign-ups it makes.
+
+    `read` reads the activity and the sign-ups of the batch's members; `active` and `place` answer
+    from that read and the places given so far; `write` moves the counters once and writes the
+    sign-ups, all in the batch's transaction.
+    """
+
+    def __init__(self, ctx: Context, txn: AsyncClientSession, act: dict | None, signups: dict[str, dict]) -> None:
+        self.ctx, self.txn, self.activity = ctx, txn, act
+        self.now = now_ms(ctx)
+        self._signups = signups
+        self._positions: dict[str, int | None] = {}
+        self._confirmed, self._waiting, self._seq = (
+            (act["confirmed_count"], act["waitlist_count"], act.get("waitlist_seq", 0)) if act else (0, 0, 0))
+        self._inserts: list[dict] = []
+        self._reuses: list[dict] = []
+
+    @classmethod
+    async def read(cls, ctx: Context, txn: AsyncClientSession, activity_id: str, member_ids: list[str]) -> Batch:
+        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=txn)
+        signups = {d["member_id"]: d for d in await ctx.db[COLLECTION].find(
+            {"activity_id": activity_id, "member_id": {"$in": list(set(member_ids))}}, session=txn).to_list()}
+        return cls(ctx, txn, act, signups)
+
+    async def active(self, member_id: str) -> tuple[dict, int | None] | None:
+        """The member's confirmed or waitlisted sign-up and its position (one given earlier in this batch
+        included), or None."""
+        signup = self._signups.get(member_id)
+        if signup is None or signup["status"] not in ACTIVE:
+            return None
+        if member_id not in self._positions:  # a sign-up from before this batch
+            self._positions[member_id] = (await position(self.ctx, signup, self.txn)
+                                          if signup["status"] == "waitlisted" else None)
+        return signup, self._positions[member_id]
+
+    def place(self, member_id: str, answers: dict[str, str]) -> tuple[dict, int | None]:
+        """A confirmed place while there is room, else the end of the waitlist (→ the sign-up and its
+        position), else 409 activity_full."""
+        act, now = self.activity, self.now
+        fields: dict[str, Any] = {"answers": answers, "signed_up_at": now, "cancelled_at": None,
+                                  "checked_in_at": None, "attendance": None}
+        if self._confirmed < act["capacity"]:
+            self._confirmed += 1
+            fields.update(status="confirmed", seq=None, confirmed_at=now)
+            pos = None
+        elif act["waitlist"]:
+            self._waiting += 1
+            self._seq += 1
+            fields.update(status="waitlisted", seq=self._seq, confirmed_at=None)
+            # The newcomer has the largest seq of all: its rank is the waitlist's new length.
+            pos = self._waiting
+        else:
+            raise conflict("activity_full", "This activity is full and has no waitlist.")
+        existing = self._signups.get(member_id)
+        if existing is None:  # first sign-up; the unique index refuses a twin from another process
+            doc = {"_id": new_id(), "activity_id": act["_id"], "member_id": member_id,
+                   "org_path": act["org_path"], "feedback_given": False, **fields}
+            self._inserts.append(doc)
+        else:  # signing up again after cancelling: the same document, at the end of the queue
+            doc = {**existing, **fields}
+            self._reuses.append(doc)
+        self._signups[member_id], self._positions[member_id] = doc, pos
+        return doc, pos
+
+    async def write(self) -> None:
+        if not (self._inserts or self._reuses):
+            return
+        act, coll = self.activity, self.ctx.db[COLLECTION]
+        await write_activity(self.ctx, self.txn, act, {"confirmed_count": self._confirmed - act["confirmed_count"],
+                                                       "waitlist_count": self._waiting - act["waitlist_count"],
+                                                       "waitlist_seq": self._seq - act.get("waitlist_seq", 0)})
+        if self._inserts:
+            await coll.insert_many(self._inserts, session=self.txn)
+        for doc in self._reuses:
             changed = {k: doc[k] for k in ("answers", "signed_up_at", "cancelled_at", "checked_in_at", "attendance",
                                            "status", "seq", "confirmed_at")}
             done = await coll.update_one({"_id": doc["_id"], "status": "cancelled"}, {"$set": changed},
-                                         session=txn)
+                                         session=self.txn)
             if done.modified_count != 1:
                 raise _Stale()
-    return results
 
 
-async def leave(ctx: Context, activity_id: str, member_id: str,
-                notify_promoted: Callable[[AsyncClientSession, dict, list[str]], Awaitable[None]]) -> list[str]:
-    """Cancel the member's sign-up; a freed place goes to the earliest waitlisted member at once.
+# -- leaving, promotion, capacity ------------------------------------------------------------------
 
-    Returns the promoted member ids (zero or one). A sign-up already cancelled stays as it is (DELETE is
-    idempotent: a client retrying after a lost answer gets 204 again); none at all is 404 signup_not_found.
+async def release(ctx: Context, txn: AsyncClientSession, act: dict, signup: dict, now: datetime) -> list[str]:
+    """Cancel an active sign-up; a confirmed place it frees goes to the earliest waitlisted member at once.
+
+    Returns the promoted member ids (zero or one).
     """
-
-    async def work(txn: AsyncClientSession) -> list[str]:
-        coll = ctx.db[COLLECTION]
-        # (Filter on the unique pair only: SecantusDB plans `status: {$in}` beside it as a scan.)
-        mine = await coll.find_one({"activity_id": activity_id, "member_id": member_id}, session=txn)
-        if mine is None:
-            raise ApiError(404, "signup_not_found", "You have not signed up for this activity.")
-        if mine["status"] not in ACTIVE:  # already cancelled: a retried DELETE answers 204 again
-            return []
-        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=txn)
-        now = now_ms(ctx)
-        if act["status"] == "cancelled":
-            raise conflict("activity_cancelled", "This activity has been cancelled.")
-        if mine["status"] == "confirmed" and now > (act.get("cancel_deadline") or act["starts_at"]):
-            raise conflict("cancel_deadline_passed", "The deadline for cancelling has passed.")
-        if mine.get("checked_in_at"):  # attendance is evidence: it is not withdrawn by leaving
-            raise conflict("cancel_deadline_passed", "You have checked in; the sign-up can no longer be cancelled.")
-        await coll.update_one({"_id": mine["_id"], "status": mine["status"]},
-                              {"$set": {"status": "cancelled", "seq": None, "cancelled_at": now}}, session=txn)
-        if mine["status"] == "waitlisted":
-            await _bump(ctx, txn, act, {"waitlist_count": -1})
-            return []
-        promoted = await _promote(ctx, txn, act, 1, now)
-        if promoted:
-            await _bump(ctx, txn, act, {"waitlist_count": -len(promoted)})
-            await notify_promoted(txn, act, promoted)
-        else:
-            await _bump(ctx, txn, act, {"confirmed_count": -1})
-        return promoted
-
-    return await in_transaction(ctx, activity_id, work)
+    await ctx.db[COLLECTION].update_one({"_id": signup["_id"], "status": signup["status"]},
+                                        {"$set": {"status": "cancelled", "seq": None, "cancelled_at": now}},
+                                        session=txn)
+    if signup["status"] == "waitlisted":
+        await write_activity(ctx, txn, act, {"waitlist_count": -1})
+        return []
+    promoted = await promote(ctx, txn, act, 1, now)
+    if promoted:
+        await write_activity(ctx, txn, act, {"waitlist_count": -len(promoted)})
+    else:
+        await write_activity(ctx, txn, act, {"confirmed_count": -1})
+    return promoted
 
 
-async def _promote(ctx: Context, txn: AsyncClientSession, act: dict, places: int, now: datetime) -> list[str]:
-    """Confirm the `places` earliest waitlisted sign-ups (smallest seq); return their member ids."""
+async def promote(ctx: Context, txn: AsyncClientSession, act: dict, places: int, now: datetime) -> list[str]:
+    """Confirm the `places` earliest waitlisted sign-ups (smallest seq); return their member ids.
+
+    The caller moves the counters (`write_activity`) in the same transaction.
+    """
     if places <= 0 or act["waitlist_count"] <= 0:
         return []
     coll = ctx.db[COLLECTION]
@@ -330,60 +324,19 @@ async def _promote(ctx: Context, txn: AsyncClientSession, act: dict, places: int
     return [c["member_id"] for c in chosen]
 
 
-async def apply_changes(ctx: Context, activity_id: str, changes: dict,
-                          check: Callable[[dict], None],
-                          after: Callable[[AsyncClientSession, dict, list[str]], Awaitable[None]]
-                          ) -> tuple[dict, list[str]]:
-    """Apply `changes` to the activity (any fields, capacity included) with promotion from the waitlist.
+async def change(ctx: Context, txn: AsyncClientSession, act: dict, changes: dict) -> tuple[dict, list[str]]:
+    """Write `changes` (any fields, capacity included) to the activity `act` read in this transaction.
 
-    `check(current_activity)` validates the merged result and raises; lowering the capacity below the
-    confirmed count is refused with 409 capacity_below_confirmed.
+    A capacity below the confirmed count is refused with 409 capacity_below_confirmed (1); places it
+    adds go at once to the earliest waitlisted. → (the activity as it now is, the promoted member ids).
     """
-
-    async def work(txn: AsyncClientSession) -> tuple[dict, list[str]]:
-        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=txn)
-        if act["status"] == "cancelled":
-            raise conflict("activity_cancelled", "This activity has been cancelled.")
-        check(act)
-        capacity = changes.get("capacity", act["capacity"])
-        if capacity < act["confirmed_count"]:
-            raise conflict("capacity_below_confirmed",
-                           f"{act['confirmed_count']} members are confirmed; the capacity cannot go below that.")
-        now = now_ms(ctx)
-        promoted = await _promote(ctx, txn, act, capacity - act["confirmed_count"], now)
-        await _bump(ctx, txn, act, {"confirmed_count": len(promoted), "waitlist_count": -len(promoted)},
-                    {**changes, "updated_at": now})
-        new = {**act, **changes, "updated_at": now, "confirmed_count": act["confirmed_count"] + len(promoted),
-               "waitlist_count": act["waitlist_count"] - len(promoted)}
-        await after(txn, new, promoted)
-        return new, promoted
-
-    return await in_transaction(ctx, activity_id, work)
-
-
-async def cancel_activity(ctx: Context, activity_id: str, reason: str,
-                          after: Callable[[AsyncClientSession, dict, list[str]], Awaitable[None]]) -> tuple[dict, bool]:
-    """Cancel the activity; `after` gets every member still signed up. (activity, changed?)"""
-
-    async def work(txn: AsyncClientSession) -> tuple[dict, bool]:
-        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=txn)
-        if act["status"] == "cancelled":
-            return act, False
-        now = now_ms(ctx)
-        signed = await ctx.db[COLLECTION].find({"activity_id": activity_id, "status": {"$in": list(ACTIVE)}},
-                                               {"member_id": 1}, session=txn).to_list()
-        update = {"status": "cancelled", "cancelled_at": now, "cancel_reason": reason, "updated_at": now}
-        await _bump(ctx, txn, act, {}, update)
-        new = {**act, **update}
-        await after(txn, new, [s["member_id"] for s in signed])
-        return new, True
-
-    return await in_transaction(ctx, activity_id, work)
-
-
-async def counts_consistent(ctx: Context, activity_id: str) -> bool:
-    """True when the activity's counters equal its sign-up documents (used by tests and the bench)."""
-    act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id})
-    confirmed = await ctx.db[COLLECTION].count_documents({"activity_id": activity_id, "status": "confirmed"})
-    waitlisted = await ctx.db[COLLECTION].count_documents({"activity_id": activity_id, "status": "waitlisted"})
-    return (act["confirmed_count"], act["waitlist_count"]) == (confirmed, waitlisted)
+    capacity = changes.get("capacity", act["capacity"])
+    if capacity < act["confirmed_count"]:
+        raise conflict("capacity_below_confirmed",
+                       f"{act['confirmed_count']} members are confirmed; the capacity cannot go below that.")
+    now = now_ms(ctx)
+    promoted = await promote(ctx, txn, act, capacity - act["confirmed_count"], now)
+    await write_activity(ctx, txn, act, {"confirmed_count": len(promoted), "waitlist_count": -len(promoted)},
+                         {**changes, "updated_at": now})
+    return {**act, **changes, "updated_at": now, "confirmed_count": act["confirmed_count"] + len(promoted),
+            "waitlist_count": act["waitlist_count"] - len(promoted)}, promoted

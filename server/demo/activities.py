@@ -1,7 +1,7 @@
 """The demo's 群心驿站 activities, one or more in each programme: a reading club last week with check-ins
 and feedback, a badminton match full with a waitlist (and one promotion), a health talk and a flower
 workshop open for sign-up now, a volunteer day whose sign-up has closed, a walk cancelled for the
-weather, and a branch's draft. Sign-ups go through server.activities with the clock at the moment
+weather, and a branch's draft. Sign-ups go through server.activities.signing_up with the clock at the moment
 each member signed up, so eligibility, windows and capacity are the service's own rules."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from schemas.activities import ActivityCreate, CancelIn, FeedbackIn
-from server import activities, programmes
+from server import programmes
+from server.activities import checkin, feedback, lifecycle, signing_up
 from server.context import Context
 from server.demo.checked import checked
 from server.demo.org import COMMITTEE, FINANCE, SERVICES, Organisation
@@ -22,12 +23,12 @@ FEEDBACK = [(5, "分享很有启发，希望以后多组织这样的读书活动
 
 async def create(ctx: Context, tl: Timeline, organiser: Principal, at: datetime, **fields) -> dict:
     tl.go(at)
-    return await activities.create(ctx, organiser, checked(ActivityCreate, fields))
+    return await lifecycle.create(ctx, organiser, checked(ActivityCreate, fields))
 
 
 async def publish(ctx: Context, tl: Timeline, organiser: Principal, act: dict, at: datetime) -> dict:
     tl.go(at)
-    return await activities.publish(ctx, organiser, act["_id"])
+    return await lifecycle.publish(ctx, organiser, act["_id"])
 
 
 async def eligible(ctx: Context, org: Organisation, act: dict, people: list[str]) -> list[str]:
@@ -42,7 +43,7 @@ async def sign_up(ctx: Context, tl: Timeline, org: Organisation, act: dict, peop
     who = await eligible(ctx, org, act, people)
     for index, person in enumerate(who):
         tl.go(first + every * index)
-        await activities.sign_up(ctx, org.principal(person), act["_id"], {})
+        await signing_up.sign_up(ctx, org.principal(person), act["_id"], {})
     return who
 
 
@@ -64,12 +65,12 @@ async def build(ctx: Context, tl: Timeline, org: Organisation) -> None:
     attended = readers[:-2]  # two signed up and did not come (no-shows once it ended)
     for index, person in enumerate(attended):
         tl.go(starts - timedelta(minutes=15) + timedelta(minutes=2 * index))
-        token = await activities.qr_token(ctx, admin, club["_id"])
-        await activities.check_in(ctx, org.principal(person), club["_id"], token["token"])
+        token = await checkin.qr_token(ctx, admin, club["_id"])
+        await checkin.check_in(ctx, org.principal(person), club["_id"], token["token"])
     for (rating, comment), person in zip(FEEDBACK, attended, strict=False):
         tl.go(day(-9, 12))
         body = checked(FeedbackIn, {"rating": rating, "comment": comment})
-        await activities.give_feedback(ctx, org.principal(person), club["_id"], body["rating"], body["comment"])
+        await feedback.give_feedback(ctx, org.principal(person), club["_id"], body["rating"], body["comment"])
 
     # 文体活动, cancelled: signed up over a week, then the forecast turned.
     walk = await create(ctx, tl, admin, day(-16, 10), programme="culture", org_id=committee,
@@ -81,7 +82,7 @@ async def build(ctx: Context, tl: Timeline, org: Organisation) -> None:
     await sign_up(ctx, tl, org, walk, everyone[::4], day(-15, 9, 30), timedelta(hours=11))
     tl.go(day(-3, 17))
     reason = checked(CancelIn, {"reason": "天气预报有大风降温，活动取消"})["reason"]
-    await activities.cancel(ctx, admin, walk["_id"], reason)
+    await lifecycle.cancel(ctx, admin, walk["_id"], reason)
 
     # 团结之家, a branch's own: sign-up closed yesterday, the day itself is the day after tomorrow.
     services = org.secretary_of(SERVICES)
@@ -103,7 +104,7 @@ async def build(ctx: Context, tl: Timeline, org: Organisation) -> None:
     first, every = day(-2, 9, 1), timedelta(hours=3, minutes=7)
     players = await sign_up(ctx, tl, org, match, everyone[1::2][:12], first, every)
     tl.go(first + every * len(players))
-    await activities.withdraw(ctx, org.principal(players[2]), match["_id"])
+    await signing_up.leave(ctx, org.principal(players[2]), match["_id"])
 
     # 职工之家 and 妇女之家, open for sign-up now.
     talk = await create(ctx, tl, admin, day(-2, 15), programme="workers", org_id=committee,

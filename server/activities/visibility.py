@@ -1,0 +1,65 @@
+"""Who sees an activity, and who manages it.
+
+Members see published activities (and those published, then cancelled) of their org's ancestors or
+subtree; organisers see every activity, drafts too, within the orgs they organise. Anything out of the
+caller's scope answers 404 activity_not_found, never revealing that it exists; visible but not theirs
+to manage answers 403 forbidden.
+"""
+
+from __future__ import annotations
+
+from server import files
+from server.activities.store import COLLECTION
+from server.context import Context
+from server.errors import ApiError
+from server.scope import Principal
+
+
+def not_found() -> ApiError:
+    return ApiError(404, "activity_not_found", "No such activity.")
+
+
+def member_filter(principal: Principal) -> dict:
+    """Published (or published, then cancelled) activities of the caller's org's ancestors or subtree."""
+    return {"listed": True, "$or": [{"org_id": {"$in": list(principal.org_path)}},
+                                    {"org_path": principal.org_id}]}
+
+
+def visible_filter(principal: Principal) -> dict:
+    roles = principal.role_orgs()
+    if not roles:
+        return member_filter(principal)
+    return {"$or": [member_filter(principal), {"org_path": {"$in": roles}}]}
+
+
+def sees(principal: Principal, act: dict) -> bool:
+    """`visible_filter` in Python, for a document already read (inside the sign-up transaction)."""
+    if principal.organises(act["org_path"]):
+        return True
+    return bool(act.get("listed")) and (act["org_id"] in principal.org_path or principal.org_id in act["org_path"])
+
+
+async def _find_visible(ctx: Context, principal: Principal, activity_id: str, projection=None) -> dict | None:
+    return await ctx.db[COLLECTION].find_one({"$and": [{"_id": activity_id}, visible_filter(principal)]},
+                                             projection)
+
+
+async def get_visible(ctx: Context, principal: Principal, activity_id: str) -> dict:
+    act = await _find_visible(ctx, principal, activity_id)
+    if act is None:
+        raise not_found()
+    return act
+
+
+async def may_see(ctx: Context, principal: Principal, activity_id: str) -> bool:
+    """The rule of GET /activities/{id}, also deciding who may download the activity's cover."""
+    return await _find_visible(ctx, principal, activity_id, {"_id": 1}) is not None
+
+
+files.register_visibility("activity", may_see)
+
+
+async def get_managed(ctx: Context, principal: Principal, activity_id: str) -> dict:
+    act = await get_visible(ctx, principal, activity_id)
+    principal.require_organiser(act["org_path"], "activity")
+    return act
