@@ -1,4 +1,5 @@
-"""`python -m server`: serve the API (API.md §2), or `create-admin` / `demo` from the shell.
+"""`python -m server`: serve the API (API.md §2), or `create-admin` / `demo` from the shell, or `openapi`
+(print the OpenAPI document without a server: the console generates its types from it).
 
 Without a MongoDB URI the embedded SecantusDB runs as a child process under the data dir and is
 stopped with the server. With `--processes N` the master binds the port, prepares the database
@@ -39,6 +40,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     admin.add_argument("--name")
     admin.add_argument("--mongo-uri", dest="admin_mongo_uri")
     admin.add_argument("--data-dir", dest="admin_data_dir")
+    sub.add_parser("openapi", help="print the OpenAPI document (console/openapi.json is this output)")
     demo = sub.add_parser(
         "demo", help="fill an empty database with a demo organisation and print how to sign in",
         description="Fill an EMPTY database with a demo organisation (机关党委, five branches, 35 members, study "
@@ -201,6 +203,17 @@ def create_admin(args: argparse.Namespace) -> int:
             embedded.stop()
 
 
+def print_openapi() -> int:
+    import json
+
+    from schemas import openapi
+    from server.app import ROUTES
+
+    # Indented, in the order /openapi.json serves, so that an API change is a readable diff of console/openapi.json.
+    print(json.dumps(openapi.build(ROUTES), ensure_ascii=False, indent=2))
+    return 0
+
+
 def fill_demo(args: argparse.Namespace) -> int:
     from server.app import make_context
     from server.db import create_indexes
@@ -257,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "create-admin":
         return create_admin(args)
+    if args.command == "openapi":
+        return print_openapi()
     if args.command == "demo":
         return fill_demo(args)
     return run_server(load_settings(args))

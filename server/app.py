@@ -1,5 +1,5 @@
-"""What the application serves (ROUTES), the application factory, and the per-process lifecycle
-(open client, create indexes, serve, drain, close)."""
+"""What the application serves (ROUTES, the API; PAGES, the console and /docs beside it), the application
+factory, and the per-process lifecycle (open client, create indexes, serve, drain, close)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import tornado.web
 from handlers import (
     activities,
     announcements,
+    console,
     feed,
     files,
     identity,
@@ -132,6 +133,15 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/warnings/{warning_id}/close", rectification.CloseHandler),
 ]]
 
+#: The pages served beside the API (handlers/console.py): the organisers' console and the API reference.
+#: Not API operations, so kept out of ROUTES and of /openapi.json.
+PAGES = [
+    ("/", console.RedirectHandler),
+    ("/console", console.RedirectHandler),
+    ("/console/(?P<path>.*)", console.ConsoleHandler),
+    ("/docs", console.DocsHandler),
+]
+
 
 def make_app(ctx: Context) -> tornado.web.Application:
     # per-process feed tasks: counter watcher, scheduled publication/expiry
@@ -139,7 +149,7 @@ def make_app(ctx: Context) -> tornado.web.Application:
 
     feed_background.start(ctx)
     return tornado.web.Application(
-        ROUTES,
+        ROUTES + PAGES,
         ctx=ctx,
         signer=TokenSigner(ctx.settings),
         routes=ROUTES,  # for /openapi.json

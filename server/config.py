@@ -47,6 +47,8 @@ class Settings:
     # The whole request body must arrive within this (Tornado's body_timeout): a stalled or trickling
     # sender cannot hold a connection. 60 s lets a 20 MiB upload through at ~2.8 Mbit/s (a weak 4G uplink).
     body_timeout_seconds: float = 60.0
+    # Vite's build of console/ (`npm run build`), served at /console/ and /docs.
+    console_dir: Path = Path(__file__).resolve().parent.parent / "console" / "dist"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -74,6 +76,7 @@ class Settings:
             bootstrap_admin_password=_env("BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD"),
             bootstrap_admin_name=_env("BRANCHLINE_BOOTSTRAP_ADMIN_NAME", "管理员"),
             bootstrap_org_name=_env("BRANCHLINE_BOOTSTRAP_ORG_NAME", "机关党委"),
+            console_dir=Path(_env("BRANCHLINE_CONSOLE_DIR", str(cls.console_dir))),
         )
 
     def with_overrides(self, **overrides) -> Settings:

@@ -1,0 +1,126 @@
+// The console's routes, one block per area. Page engineers: add your area's routes in its block, each
+// page a lazy import (its own chunk), with `meta.title` (the tab and breadcrumb) and `meta.roles` (who
+// may open it: "organiser" covers admins too; "admin" only admins). Link to other areas through PATHS,
+// never through a literal path. The sidebar (AREAS) shows an area once a route answers its path.
+import { createRouter, createWebHistory, type RouteLocationNormalized, type RouteRecordRaw } from "vue-router";
+import { type Role, useSession } from "@/auth/session";
+
+declare module "vue-router" {
+  interface RouteMeta {
+    /** Shown in the browser tab and the header: "工作台". */
+    title?: string;
+    /** Who may open the page; absent on the public pages (sign-in and the error pages). */
+    roles?: Role[];
+    /** Pages anyone may open, signed in or not. */
+    public?: boolean;
+  }
+}
+
+/** Every area's path: link with these (`router.push(PATHS.members)`), so a moved page moves everywhere. */
+export const PATHS = {
+  login: "/login",
+  noAccess: "/no-access",
+  forbidden: "/forbidden",
+  dashboard: "/",
+  members: "/members",
+  study: "/study",
+  studySessions: "/study/sessions",
+  studyRequests: "/study/requests",
+  studyCompliance: "/study/compliance",
+  studyScheme: "/study/scheme",
+  activities: "/activities",
+  announcements: "/announcements",
+  warnings: "/warnings",
+  projector: "/projector",
+} as const;
+
+/** The sidebar: one entry per area, in this order; an entry shows once its path has a route. */
+export interface Area {
+  title: string;
+  path: string;
+  icon: "dashboard" | "members" | "study" | "activities" | "announcements" | "warnings";
+  children?: { title: string; path: string }[];
+}
+
+export const AREAS: Area[] = [
+  { title: "工作台", path: PATHS.dashboard, icon: "dashboard" },
+  { title: "组织与成员", path: PATHS.members, icon: "members" },
+  {
+    title: "学习", path: PATHS.study, icon: "study", children: [
+      { title: "学习安排", path: PATHS.studySessions },
+      { title: "请假与补学", path: PATHS.studyRequests },
+      { title: "学习情况", path: PATHS.studyCompliance },
+      { title: "学习制度", path: PATHS.studyScheme },
+    ],
+  },
+  { title: "群心驿站活动", path: PATHS.activities, icon: "activities" },
+  { title: "公告", path: PATHS.announcements, icon: "announcements" },
+  { title: "预警", path: PATHS.warnings, icon: "warnings" },
+];
+
+const ORGANISER: Role[] = ["organiser"];
+
+export const routes: RouteRecordRaw[] = [
+  { path: PATHS.login, name: "login", component: () => import("@/views/Login.vue"),
+    meta: { title: "登录", public: true } },
+  { path: PATHS.noAccess, name: "no-access", component: () => import("@/views/NoAccess.vue"),
+    meta: { title: "无权访问", public: true } },
+
+  // Full-screen pages without the sidebar (投影签到: views/projector/).
+
+  {
+    path: "/",
+    component: () => import("@/layout/AdminLayout.vue"), // its own chunk: the sign-in page does not need it
+    children: [
+      // 工作台 (views/dashboard/)
+      { path: "", name: "dashboard", component: () => import("@/views/dashboard/DashboardPage.vue"),
+        meta: { title: "工作台", roles: ORGANISER } },
+
+      // 组织与成员 (views/members/)
+
+      // 学习 (views/study/)
+
+      // 群心驿站活动 (views/activities/)
+
+      // 公告 (views/announcements/)
+
+      // 预警 (views/warnings/)
+
+      // Inside the console: someone signed out is asked to sign in first, then sees the page.
+      { path: PATHS.forbidden, name: "forbidden", component: () => import("@/views/Forbidden.vue"),
+        meta: { title: "没有权限", roles: ORGANISER } },
+      { path: "/:pathMatch(.*)*", name: "not-found", component: () => import("@/views/NotFound.vue"),
+        meta: { title: "页面不存在", roles: ORGANISER } },
+    ],
+  },
+];
+
+export const router = createRouter({
+  history: createWebHistory(import.meta.env.BASE_URL),
+  routes,
+});
+
+/** Where a navigation must go instead, or true: sign-in first, then console access, then the page's roles. */
+export function guard(to: RouteLocationNormalized): true | { path: string; query?: Record<string, string> } {
+  const { signedIn, hasConsoleAccess, isAdmin } = useSession();
+  if (to.meta.public) {
+    if (to.name === "login" && signedIn.value) return { path: PATHS.dashboard };
+    return true;
+  }
+  if (!signedIn.value) return { path: PATHS.login, query: to.fullPath !== "/" ? { redirect: to.fullPath } : {} };
+  if (!hasConsoleAccess.value) return { path: PATHS.noAccess };
+  if (to.meta.roles?.includes("admin") && !to.meta.roles.includes("organiser") && !isAdmin.value) {
+    return { path: PATHS.forbidden };
+  }
+  return true;
+}
+
+router.beforeEach((to) => guard(to));
+router.afterEach((to) => {
+  document.title = to.meta.title ? `${to.meta.title} · 党建管理后台` : "党建管理后台";
+});
+
+/** Whether an area has a page yet (its path is not the not-found route). */
+export function hasPage(path: string): boolean {
+  return router.resolve(path).name !== "not-found";
+}
