@@ -82,6 +82,17 @@ export const routes: RouteRecordRaw[] = [
       // 学习 (views/study/)
 
       // 群心驿站活动 (views/activities/)
+      { path: PATHS.activities, name: "activities", component: () => import("@/views/activities/ActivitiesPage.vue"),
+        meta: { title: "群心驿站活动", roles: ORGANISER } },
+      { path: `${PATHS.activities}/programmes`, name: "activity-programmes",
+        component: () => import("@/views/activities/ProgrammesPage.vue"),
+        meta: { title: "活动项目与报名条件", roles: ORGANISER } },
+      { path: `${PATHS.activities}/new`, name: "activity-new",
+        component: () => import("@/views/activities/ActivityFormPage.vue"), meta: { title: "新建活动", roles: ORGANISER } },
+      { path: `${PATHS.activities}/:id`, name: "activity", component: () => import("@/views/activities/ActivityDetailPage.vue"),
+        meta: { title: "活动详情", roles: ORGANISER } },
+      { path: `${PATHS.activities}/:id/edit`, name: "activity-edit",
+        component: () => import("@/views/activities/ActivityFormPage.vue"), meta: { title: "编辑活动", roles: ORGANISER } },
 
       // 公告 (views/announcements/)
 
