@@ -94,7 +94,17 @@ export const routes: RouteRecordRaw[] = [
       { path: `${PATHS.activities}/:id/edit`, name: "activity-edit",
         component: () => import("@/views/activities/ActivityFormPage.vue"), meta: { title: "编辑活动", roles: ORGANISER } },
 
-      // 公告 (views/announcements/)
+      // 公告 (views/announcements/). The API has no list of announcements yet, so the area opens on compose.
+      { path: PATHS.announcements, redirect: `${PATHS.announcements}/new` },
+      { path: `${PATHS.announcements}/new`, name: "announcement-new",
+        component: () => import("@/views/announcements/AnnouncementFormPage.vue"),
+        meta: { title: "发布公告", roles: ORGANISER } },
+      { path: `${PATHS.announcements}/:id`, name: "announcement",
+        component: () => import("@/views/announcements/AnnouncementDetailPage.vue"),
+        meta: { title: "公告详情", roles: ORGANISER } },
+      { path: `${PATHS.announcements}/:id/edit`, name: "announcement-edit",
+        component: () => import("@/views/announcements/AnnouncementFormPage.vue"),
+        meta: { title: "编辑公告", roles: ORGANISER } },
 
       // 预警 (views/warnings/)
 
