@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, expect
 
-from tests.builders import published
+from tests.builders import activity_checkin, advance, png, published
 from tests.console.conftest import staff
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -41,7 +41,7 @@ def choose(page: Page, form_label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def test_create_publish_sign_up_promote_export_and_cancel(api, console):
+def test_create_publish_sign_up_promote_export_and_cancel(api, console, tmp_path):
     branch = api.org("第一支部")
     secretary = staff(api, branch["id"], "张书记")
     first = api.member(branch["id"], "李明")
@@ -56,6 +56,10 @@ def test_create_publish_sign_up_promote_export_and_cancel(api, console):
     page.get_by_label("活动名称").fill("重阳节敬老志愿服务")
     page.get_by_label("活动简介").fill("到社区养老院陪老人聊天、包饺子。")
     page.get_by_label("活动地点").fill("幸福里养老院")
+    cover = tmp_path / "封面.png"
+    cover.write_bytes(png(7))
+    page.locator(".el-upload input[type=file]").set_input_files(str(cover))
+    expect(page.get_by_role("img", name="封面")).to_be_visible()
     pick_time(page, "开始时间", local(api, days=3))
     pick_time(page, "结束时间", local(api, days=3, hours=3))
     pick_time(page, "报名开始时间", local(api, hours=-1))
@@ -75,6 +79,8 @@ def test_create_publish_sign_up_promote_export_and_cancel(api, console):
     assert (act["status"], act["title"], act["capacity"], act["waitlist"], act["location"]) == (
         "published", "重阳节敬老志愿服务", 1, True, "幸福里养老院")
     assert act["programme"] == "unity" and act["org_id"] == branch["id"]
+    assert secretary.client.get(f"/files/{act['cover_file_id']}").raw.content == png(7)
+    assert first.get(f"/files/{act['cover_file_id']}").status == 200  # members who see it see its cover
 
     # members sign up in the mini-program: one place, so the second waits
     assert first.ok("POST", f"/activities/{activity_id}/signups", 201)["status"] == "confirmed"
@@ -192,3 +198,29 @@ def test_an_organiser_of_one_branch_never_sees_another_branchs_activities(api, c
     # the API agrees: B's activity does not exist for A's organiser, A's does
     assert secretary_a.client.get(f"/activities/{theirs['id']}").status == 404
     assert secretary_a.client.ok("GET", f"/activities/{mine['id']}")["title"] == "一支部观影"
+
+
+def test_the_feedback_summary_shows_the_average_and_the_comments(api, console):
+    branch = api.org("第一支部")
+    secretary = staff(api, branch["id"], "张书记")
+    members = [api.member(branch["id"], f"党员{i}") for i in range(3)]
+    path = f"/activities/{published(api, secretary.client, branch['id'], title='红色观影')['id']}"
+    for m in members:
+        m.ok("POST", path + "/signups", 201)
+    advance(api, secretary.client, *members, days=2)  # the activity has started: they check in, then rate it
+    for m, rating, comment in zip(members, [5, 4, 3], ["很受教育", "", "时间有点长"], strict=True):
+        activity_checkin(secretary.client, m, path)
+        m.ok("POST", path + "/feedback", 201, json={"rating": rating, "comment": comment})
+
+    page = console.enter_as(secretary, path)
+    page.get_by_role("tab", name="活动评价").click()
+    expect(page.get_by_test_id("feedback-average")).to_contain_text("4.0")
+    expect(page.get_by_test_id("feedback-average")).to_contain_text("3 人评价")
+    expect(page.get_by_text("很受教育")).to_be_visible()
+    expect(page.get_by_text("时间有点长")).to_be_visible()
+    shot(page, "activity-feedback")
+    summary = secretary.client.ok("GET", path + "/feedback")
+    assert (summary["count"], summary["average"]) == (3, 4.0)
+    # the roster shows who came
+    page.get_by_role("tab", name="报名名单").click()
+    expect(page.get_by_test_id("roster-confirmed").get_by_text("已签到")).to_have_count(3)
