@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, expect
 
-from tests.builders import activity_checkin, advance, png, published
+from tests.builders import activity_body, activity_checkin, advance, png, published
 from tests.console.conftest import staff
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -74,6 +74,9 @@ def test_create_publish_sign_up_promote_export_and_cancel(api, console, tmp_path
     page.get_by_role("button", name="发布", exact=True).click()
     page.get_by_role("dialog").get_by_role("button", name="发布").click()
     expect(page.locator(".el-page-header").get_by_text("已发布", exact=True)).to_be_visible()
+    projector = page.get_by_role("link", name="投影签到")
+    expect(projector).to_have_attribute("href", f"/console/projector/activity/{activity_id}")
+    expect(projector).to_have_attribute("target", "_blank")
 
     act = secretary.client.ok("GET", f"/activities/{activity_id}")
     assert (act["status"], act["title"], act["capacity"], act["waitlist"], act["location"]) == (
@@ -224,3 +227,54 @@ def test_the_feedback_summary_shows_the_average_and_the_comments(api, console):
     # the roster shows who came
     page.get_by_role("tab", name="报名名单").click()
     expect(page.get_by_test_id("roster-confirmed").get_by_text("已签到")).to_have_count(3)
+
+
+def test_editing_an_activity_changes_only_what_was_changed_and_names_the_promoted(api, console):
+    branch = api.org("第一支部")
+    secretary = staff(api, branch["id"], "张书记")
+    members = [api.member(branch["id"], name) for name in ("李明", "王芳", "赵强")]
+    act = published(api, secretary.client, branch["id"], title="周末徒步", capacity=1, waitlist=True)
+    for m in members:
+        m.ok("POST", f"/activities/{act['id']}/signups", 201)
+
+    page = console.enter_as(secretary, "/activities?status=published")
+    expect(page.locator(".el-radio-button.is-active")).to_have_text("已发布")  # a link's filter is applied
+    page.get_by_test_id("activities").get_by_role("row", name=re.compile("周末徒步")).get_by_role(
+        "button", name="编辑").click()
+    expect(page.get_by_label("活动名称")).to_have_value("周末徒步")
+    expect(page.get_by_text("已确认 1 人，候补 2 人")).to_be_visible()
+    page.get_by_label("活动名称").fill("周末徒步（香山）")
+    page.locator(".el-form-item", has=page.get_by_text("名额", exact=True)).locator("input").fill("2")
+    page.get_by_role("button", name="保存", exact=True).click()
+    told = page.get_by_role("dialog", name="候补递补")
+    expect(told).to_contain_text("王芳")
+    expect(told).not_to_contain_text("赵强")
+    told.get_by_role("button", name="知道了").click()
+    expect(page.locator(".el-page-header")).to_contain_text("周末徒步（香山）")
+
+    after = secretary.client.ok("GET", f"/activities/{act['id']}")
+    assert (after["title"], after["capacity"], after["confirmed_count"], after["waitlist_count"]) == (
+        "周末徒步（香山）", 2, 2, 1)
+    assert after["starts_at"] == act["starts_at"] and after["description"] == act["description"]
+
+
+def test_the_list_pages_through_many_activities(api, console):
+    branch = api.org("第一支部")
+    secretary = staff(api, branch["id"], "张书记")
+    for i in range(23):
+        secretary.client.ok("POST", "/activities", 201, json=activity_body(api, branch["id"], title=f"活动{i:02d}"))
+
+    page = console.enter_as(secretary, "/activities")
+    rows = page.get_by_test_id("activities").locator(".el-table__body-wrapper tr")
+    expect(rows).to_have_count(20)
+    expect(page.get_by_role("button", name="上一页")).to_be_disabled()
+    first_page = rows.all_inner_texts()
+    page.get_by_role("button", name="下一页").click()
+    expect(page.get_by_text("第 2 页")).to_be_visible()
+    expect(rows).to_have_count(3)
+    expect(page.get_by_role("button", name="下一页")).to_be_disabled()
+    seen = {t.split("\t")[0].strip() for t in first_page + rows.all_inner_texts()}
+    assert seen == {f"活动{i:02d}" for i in range(23)}  # every one once, none twice
+    page.get_by_role("button", name="上一页").click()
+    expect(rows).to_have_count(20)
+    assert rows.all_inner_texts() == first_page
