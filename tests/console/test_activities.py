@@ -109,6 +109,7 @@ def test_create_publish_sign_up_promote_export_and_cancel(api, console, tmp_path
     told = page.get_by_role("dialog", name="候补递补")
     expect(told).to_contain_text("王芳")
     expect(told).not_to_contain_text("李明")
+    shot(page, "activity-promoted")
     told.get_by_role("button", name="知道了").click()
     expect(page.get_by_test_id("capacity")).to_have_text("已确认 2 / 2")
     roster = secretary.client.ok("GET", f"/activities/{activity_id}/signups")
@@ -129,6 +130,7 @@ def test_create_publish_sign_up_promote_export_and_cancel(api, console, tmp_path
     expect(confirm).to_contain_text("2 名成员会收到通知")
     confirm.get_by_role("button", name="确认取消活动").click()
     expect(confirm.get_by_text("请填写取消原因")).to_be_visible()
+    shot(page, "activity-cancel")
     assert secretary.client.ok("GET", f"/activities/{activity_id}")["status"] == "published"
     confirm.get_by_label("取消原因").fill("养老院临时封闭管理，活动取消")
     confirm.get_by_role("button", name="确认取消活动").click()
