@@ -1,7 +1,15 @@
+// Start-up. Element Plus components are imported on demand per page (vite.config.ts); what is used
+// from scripts (messages, message boxes, the loading service) is installed here with its CSS, and the
+// zh-cn locale is provided to the whole app, also to message boxes, which mount outside the page tree.
 import { createApp } from "vue";
-import ElementPlus from "element-plus";
+import { ElLoading, ElMessage, ElMessageBox, ElNotification, provideGlobalConfig } from "element-plus";
 import zhCn from "element-plus/es/locale/lang/zh-cn";
-import "element-plus/dist/index.css";
+import "element-plus/theme-chalk/base.css";
+import "element-plus/theme-chalk/el-message.css";
+import "element-plus/theme-chalk/el-message-box.css";
+import "element-plus/theme-chalk/el-loading.css";
+import "element-plus/theme-chalk/el-notification.css";
+import "element-plus/theme-chalk/el-overlay.css";
 import "./styles.css";
 import App from "./App.vue";
 import { onSignedOut } from "@/api/client";
@@ -13,4 +21,6 @@ onSignedOut(() => {
   if (here.name !== "login") void router.replace({ path: PATHS.login, query: { redirect: here.fullPath } });
 });
 
-createApp(App).use(ElementPlus, { locale: zhCn }).use(router).mount("#app");
+const app = createApp(App);
+provideGlobalConfig({ locale: zhCn }, app, true);
+app.use(ElMessage).use(ElMessageBox).use(ElLoading).use(ElNotification).use(router).mount("#app");
