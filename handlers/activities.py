@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import msgspec
-
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.activities import (
@@ -18,21 +16,16 @@ from schemas.activities import (
     FeedbackOut,
     FeedbackSummary,
     NoBody,
-    QrOut,
     Roster,
     SignupIn,
     SignupOut,
 )
+from schemas.common import QrOut
 from server import activities
 from server.errors import invalid
 
 NOT_FOUND = ("activity_not_found",)
 MANAGE_ERRORS = ("activity_not_found", "forbidden")
-
-
-def _fields(body: msgspec.Struct) -> dict:
-    """The fields the client sent (UNSET left out), with datetimes kept as datetimes."""
-    return {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
 
 
 class ActivitiesHandler(APIHandler):
@@ -41,7 +34,7 @@ class ActivitiesHandler(APIHandler):
                       errors=("forbidden", "not_found", "invalid_request"))
     @idempotent
     async def post(self) -> None:
-        act = await activities.create(self.ctx, self.me, _fields(self.decode(ActivityCreate)))
+        act = await activities.create(self.ctx, self.me, self.decode_fields(ActivityCreate))
         self.respond(activities.activity_out(act, None), status=201)  # new: nobody has signed up
 
     @openapi.endpoint("Activities you can see: published in your org's ancestors or subtree, and every activity "
@@ -71,7 +64,7 @@ class ActivityHandler(APIHandler):
                       body=ActivityPatch, responses={200: ActivityOut},
                       errors=(*MANAGE_ERRORS, "capacity_below_confirmed", "activity_cancelled", "invalid_request"))
     async def patch(self, activity_id: str) -> None:
-        act = await activities.patch(self.ctx, self.me, activity_id, _fields(self.decode(ActivityPatch)))
+        act = await activities.patch(self.ctx, self.me, activity_id, self.decode_fields(ActivityPatch))
         self.respond(await activities.present(self.ctx, self.me, act))
 
 

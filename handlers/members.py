@@ -16,7 +16,7 @@ class MembersHandler(APIHandler):
                       idempotent=True, errors=("phone_taken", "forbidden", "not_found"))
     @idempotent
     async def post(self) -> None:
-        doc = await members.create(self.ctx, self.me, self.decode_dict(MemberCreate))
+        doc = await members.create(self.ctx, self.me, self.decode_fields(MemberCreate, dates_as_text=True))
         self.respond(members.member_out(doc), status=201)
 
     @openapi.endpoint("Members of an org subtree you organise", responses={200: MemberPage},
@@ -37,7 +37,7 @@ class MemberHandler(APIHandler):
     @openapi.endpoint("Edit a member (organiser)", body=MemberPatch, responses={200: MemberOut},
                       errors=("phone_taken", "forbidden", "not_found"))
     async def patch(self, member_id: str) -> None:
-        changes = self.decode_dict(MemberPatch)
+        changes = self.decode_fields(MemberPatch, dates_as_text=True)
         self.respond(members.member_out(await members.patch(self.ctx, self.me, member_id, changes)))
 
 
@@ -45,7 +45,7 @@ class MemberRolesHandler(APIHandler):
     @openapi.endpoint("Replace a member's roles (admin)", body=RolesPut, responses={200: MemberOut},
                       errors=("forbidden", "not_found"))
     async def put(self, member_id: str) -> None:
-        body = self.decode_dict(RolesPut)
+        body = self.decode_fields(RolesPut)
         self.respond(members.member_out(await members.set_roles(self.ctx, self.me, member_id, body["roles"])))
 
 
