@@ -93,8 +93,9 @@ export const routes: RouteRecordRaw[] = [
       { path: `${PATHS.activities}/:id/edit`, name: "activity-edit",
         component: () => import("@/views/activities/ActivityFormPage.vue"), meta: { title: "编辑活动", roles: ORGANISER } },
 
-      // 公告 (views/announcements/). The API has no list of announcements yet, so the area opens on compose.
-      { path: PATHS.announcements, redirect: `${PATHS.announcements}/new` },
+      // 公告 (views/announcements/)
+      { path: PATHS.announcements, name: "announcements",
+        component: () => import("@/views/announcements/AnnouncementsPage.vue"), meta: { title: "公告", roles: ORGANISER } },
       { path: `${PATHS.announcements}/new`, name: "announcement-new",
         component: () => import("@/views/announcements/AnnouncementFormPage.vue"),
         meta: { title: "发布公告", roles: ORGANISER } },

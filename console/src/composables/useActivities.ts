@@ -1,10 +1,11 @@
 // 群心驿站 activities (API.md §6): the list by programme, org and status with cursor paging, one
 // activity with its lifecycle (publish, cancel, capacity), its roster and export, and its feedback.
-import { computed, ref, shallowRef } from "vue";
+import { ref, shallowRef } from "vue";
 import { api } from "@/api/client";
 import type { Answer, Operation } from "@/api/http";
 import type { Schemas } from "@/api/types";
 import { saveBlob } from "@/lib/download";
+import { useCursorList } from "./useCursorList";
 import { useLoader } from "./useLoader";
 
 export type Activity = Schemas["ActivityOut"];
@@ -27,49 +28,10 @@ export interface ActivityFilters {
 
 const PAGE_SIZE = 20;
 
-/** One page of activities at a time; the API pages by cursor, so "previous" replays a remembered cursor. */
+/** One page of activities at a time, 20 a page. */
 export function useActivityList() {
-  const filters = ref<ActivityFilters | null>(null);
-  const cursors = ref<(string | undefined)[]>([undefined]);
-  const index = ref(0);
-  const next = ref<string | null>(null);
-
-  const { data, loading, error, reload } = useLoader(async () => {
-    if (!filters.value) return [];
-    const page = await api.get("/api/v1/activities", {
-      query: { ...filters.value, limit: PAGE_SIZE, cursor: cursors.value[index.value] },
-    });
-    next.value = page.next_cursor ?? null;
-    return page.items;
-  }, { immediate: false });
-
-  return {
-    items: computed(() => data.value ?? []),
-    loading,
-    error,
-    page: computed(() => index.value + 1),
-    hasPrevious: computed(() => index.value > 0),
-    hasNext: computed(() => next.value !== null),
-    reload,
-    /** Start again at the first page with these filters. */
-    search(f: ActivityFilters): Promise<void> {
-      filters.value = { ...f };
-      cursors.value = [undefined];
-      index.value = 0;
-      return reload();
-    },
-    nextPage(): Promise<void> {
-      if (next.value === null) return Promise.resolve();
-      cursors.value = [...cursors.value.slice(0, index.value + 1), next.value];
-      index.value += 1;
-      return reload();
-    },
-    previousPage(): Promise<void> {
-      if (index.value === 0) return Promise.resolve();
-      index.value -= 1;
-      return reload();
-    },
-  };
+  return useCursorList((filters: ActivityFilters, cursor: string | undefined) =>
+    api.get("/api/v1/activities", { query: { ...filters, limit: PAGE_SIZE, cursor } }));
 }
 
 export function createActivity(body: ActivityCreate): Promise<Activity> {

@@ -1,24 +1,42 @@
-// Announcements (API.md §7): one announcement, its edit and retraction, and its receipts.
+// Announcements (API.md §7): the organisers' list by status, one announcement, its edit and
+// retraction, and its receipts.
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
+import { useCursorList } from "./useCursorList";
 import { useLoader } from "./useLoader";
 
 export type Announcement = Schemas["AnnouncementOut"];
 export type AnnouncementCreate = Schemas["AnnouncementCreate"];
 export type AnnouncementPatch = Schemas["AnnouncementPatch"];
 export type Receipts = Schemas["ReceiptsOut"];
-
-/** Where an announcement stands now: the server decides visibility by the same times. */
-export type AnnouncementState = "scheduled" | "live" | "expired";
+export type AnnouncementSummary = Schemas["AnnouncementSummary"];
+/** Where an announcement stands: the list says so (by the server's clock); one announcement is never retracted. */
+export type AnnouncementState = AnnouncementSummary["status"];
 
 export const STATE_LABELS: Record<AnnouncementState, string> = {
-  scheduled: "待发布", live: "已发布", expired: "已过期",
+  scheduled: "待发布", live: "已发布", expired: "已过期", retracted: "已撤回",
 };
 
-export function stateOf(a: Pick<Announcement, "publish_at" | "expires_at">, now = Date.now()): AnnouncementState {
+/** The state of one announcement (GET /announcements/{id} answers no status, and 404 once retracted). */
+export function stateOf(a: Pick<Announcement, "publish_at" | "expires_at">,
+  now = Date.now()): Exclude<AnnouncementState, "retracted"> {
   if (Date.parse(a.publish_at) > now) return "scheduled";
   if (a.expires_at && Date.parse(a.expires_at) <= now) return "expired";
   return "live";
+}
+
+export interface AnnouncementFilters {
+  /** The org whose subtree is listed. */
+  org_id: string;
+  status?: AnnouncementState;
+}
+
+const PAGE_SIZE = 20;
+
+/** The organisers' list, newest first, 20 a page (GET /announcements). */
+export function useAnnouncementList() {
+  return useCursorList((filters: AnnouncementFilters, cursor: string | undefined) =>
+    api.get("/api/v1/announcements", { query: { ...filters, limit: PAGE_SIZE, cursor } }));
 }
 
 export function createAnnouncement(body: AnnouncementCreate): Promise<Announcement> {
