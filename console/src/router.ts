@@ -81,8 +81,30 @@ export const routes: RouteRecordRaw[] = [
       // 学习 (views/study/)
 
       // 群心驿站活动 (views/activities/)
+      { path: PATHS.activities, name: "activities", component: () => import("@/views/activities/ActivitiesPage.vue"),
+        meta: { title: "群心驿站活动", roles: ORGANISER } },
+      { path: `${PATHS.activities}/programmes`, name: "activity-programmes",
+        component: () => import("@/views/activities/ProgrammesPage.vue"),
+        meta: { title: "活动项目与报名条件", roles: ORGANISER } },
+      { path: `${PATHS.activities}/new`, name: "activity-new",
+        component: () => import("@/views/activities/ActivityFormPage.vue"), meta: { title: "新建活动", roles: ORGANISER } },
+      { path: `${PATHS.activities}/:id`, name: "activity", component: () => import("@/views/activities/ActivityDetailPage.vue"),
+        meta: { title: "活动详情", roles: ORGANISER } },
+      { path: `${PATHS.activities}/:id/edit`, name: "activity-edit",
+        component: () => import("@/views/activities/ActivityFormPage.vue"), meta: { title: "编辑活动", roles: ORGANISER } },
 
       // 公告 (views/announcements/)
+      { path: PATHS.announcements, name: "announcements",
+        component: () => import("@/views/announcements/AnnouncementsPage.vue"), meta: { title: "公告", roles: ORGANISER } },
+      { path: `${PATHS.announcements}/new`, name: "announcement-new",
+        component: () => import("@/views/announcements/AnnouncementFormPage.vue"),
+        meta: { title: "发布公告", roles: ORGANISER } },
+      { path: `${PATHS.announcements}/:id`, name: "announcement",
+        component: () => import("@/views/announcements/AnnouncementDetailPage.vue"),
+        meta: { title: "公告详情", roles: ORGANISER } },
+      { path: `${PATHS.announcements}/:id/edit`, name: "announcement-edit",
+        component: () => import("@/views/announcements/AnnouncementFormPage.vue"),
+        meta: { title: "编辑公告", roles: ORGANISER } },
 
       // 预警 (views/warnings/)
 
