@@ -229,3 +229,46 @@ def test_an_organiser_of_branch_a_never_sees_branch_b_sessions(api, console):
     assert secretary_a.client.get(f"/study/sessions/{theirs['id']}").status == 404
     assert all(s["org_id"] == a["id"] for s in secretary_a.client.ok("GET", "/study/sessions")["items"])
     assert iso(api.clock.now())  # the server's clock was not moved: the sessions above are all upcoming
+
+
+def test_an_admin_sets_the_orgs_own_scheme_and_resets_it_to_inherited(api, console):
+    general = api.org("机关总支", "general_branch")
+    branch = api.org("第一支部", "branch", general["id"])
+    admin = staff(api, general["id"], "王管理", roles=[{"role": "admin", "org_id": general["id"]}])
+    page = console.enter_as(admin, "/study/scheme")
+    expect(page.get_by_test_id("scheme-origin")).to_have_text(re.compile("系统默认"))
+
+    page.get_by_role("button", name="为本组织自定制度").click()
+    page.get_by_label("制度名称").fill("机关总支学习制度")
+    page.get_by_role("button", name="添加项目").click()
+    page.get_by_label("项目名称").last.fill("专题研讨")
+    page.get_by_label("项目标识").last.fill("Bad Key")
+    page.get_by_role("button", name="保存为本组织制度").click()
+    expect(page.get_by_text("小写字母、数字或下划线")).to_be_visible()
+    page.get_by_label("项目标识").last.fill("seminar")
+    page.get_by_role("button", name="保存为本组织制度").click()
+    expect(page.get_by_test_id("scheme-origin")).to_have_text("本组织自定")
+    expect(page.get_by_role("row", name=re.compile("专题研讨"))).to_be_visible()
+    page.screenshot(path=f"{SHOTS}/scheme.png")
+
+    inherited = admin.client.ok("GET", f"/orgs/{branch['id']}/study-scheme")
+    assert inherited["name"] == "机关总支学习制度" and inherited["inherited_from"] == general["id"]
+    assert inherited["tracks"][-1] == {"key": "seminar", "name": "专题研讨", "kind": "session", "period": "month",
+                                       "min_count": 1, "min_minutes": 0}
+
+    page.get_by_role("button", name="恢复继承").click()
+    page.get_by_role("dialog", name="恢复继承").get_by_role("button", name="恢复继承").click()
+    expect(page.get_by_test_id("scheme-origin")).to_have_text(re.compile("系统默认"))
+    assert admin.client.ok("GET", f"/orgs/{branch['id']}/study-scheme")["is_default"] is True
+
+    # an organiser who is not an admin reads the scheme but is offered no change. Signed out and in
+    # through the forms: enter_as over a running session races the old page's own token writes.
+    secretary = staff(api, branch["id"], "张书记")
+    page.get_by_test_id("user-menu").click()
+    page.get_by_role("menuitem", name="退出登录").click()
+    expect(page).to_have_url(re.compile("/console/login"))
+    page = console.sign_in(secretary)
+    page.goto(console.url("/study/scheme"))
+    expect(page.get_by_test_id("scheme-origin")).to_be_visible()
+    expect(page.get_by_text("学习制度由管理员设定")).to_be_visible()
+    expect(page.get_by_role("button", name="为本组织自定制度")).to_have_count(0)
