@@ -20,13 +20,14 @@ export function useSessionPages() {
   const pageIndex = ref(0);
   const hasNext = ref(false);
   let orgId = "";
+  let range: { from?: string; to?: string } = {};
 
   async function fetchPage(index: number): Promise<void> {
     loading.value = true;
     error.value = null;
     try {
       const page = await api.get("/api/v1/study/sessions",
-        { query: { org_id: orgId, limit: PAGE_SIZE, cursor: cursors.value[index] } });
+        { query: { org_id: orgId, ...range, limit: PAGE_SIZE, cursor: cursors.value[index] } });
       items.value = page.items;
       pageIndex.value = index;
       cursors.value = [...cursors.value.slice(0, index + 1), page.next_cursor ?? undefined];
@@ -40,8 +41,10 @@ export function useSessionPages() {
 
   return {
     items, loading, error, pageIndex, hasNext,
-    load(org: string) {
+    /** The first page of `org`'s sessions, optionally only those starting in [from, to). */
+    load(org: string, from?: Date | null, to?: Date | null) {
       orgId = org;
+      range = { from: from?.toISOString(), to: to?.toISOString() };
       cursors.value = [undefined];
       return fetchPage(0);
     },
