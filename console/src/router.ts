@@ -4,7 +4,6 @@
 // never through a literal path. The sidebar (AREAS) shows an area once a route answers its path.
 import { createRouter, createWebHistory, type RouteLocationNormalized, type RouteRecordRaw } from "vue-router";
 import { type Role, useSession } from "@/auth/session";
-import AdminLayout from "@/layout/AdminLayout.vue";
 
 declare module "vue-router" {
   interface RouteMeta {
@@ -78,7 +77,7 @@ export const routes: RouteRecordRaw[] = [
 
   {
     path: "/",
-    component: AdminLayout,
+    component: () => import("@/layout/AdminLayout.vue"), // its own chunk: the sign-in page does not need it
     children: [
       // 工作台 (views/dashboard/)
       { path: "", name: "dashboard", component: () => import("@/views/dashboard/DashboardPage.vue"),
@@ -105,10 +104,11 @@ export const routes: RouteRecordRaw[] = [
 
       // 预警 (views/warnings/)
 
+      // Inside the console: someone signed out is asked to sign in first, then sees the page.
       { path: PATHS.forbidden, name: "forbidden", component: () => import("@/views/Forbidden.vue"),
-        meta: { title: "没有权限", public: true } },
+        meta: { title: "没有权限", roles: ORGANISER } },
       { path: "/:pathMatch(.*)*", name: "not-found", component: () => import("@/views/NotFound.vue"),
-        meta: { title: "页面不存在", public: true } },
+        meta: { title: "页面不存在", roles: ORGANISER } },
     ],
   },
 ];
