@@ -4,8 +4,8 @@ import { ref, shallowRef } from "vue";
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
 
-export type Roster = Schemas["schemas.study.Roster"];
-export type RosterEntry = Schemas["schemas.study.RosterEntry"];
+export type Roster = Schemas["AttendanceRoster"];
+export type RosterEntry = Schemas["AttendanceEntry"];
 export type AttendanceStatus = RosterEntry["status"];
 
 export const STATUS_LABELS: Record<AttendanceStatus, string> = {

@@ -9,7 +9,7 @@ import { api } from "@/api/client";
 import { ApiProblem } from "@/api/errors";
 import type { Schemas } from "@/api/types";
 import { type RetryLoop, startRetryLoop } from "@/views/projector/retryLoop";
-import { type QrTimer, startQrTimer } from "@/views/projector/qrTimer";
+import { type QrTimer, startQrTimer } from "@/lib/qrTimer";
 
 export type ProjectorKind = "session" | "activity";
 
@@ -48,7 +48,7 @@ export const COUNTS_EVERY_MS = 2000;
 const SUBJECT_EVERY_MS = 5 * 60_000;
 const LATEST = 8;
 
-type QrOut = Schemas["schemas.study.QrOut"];
+type QrOut = Schemas["QrOut"];
 
 function byArrival(a: Arrival, b: Arrival): number {
   return Date.parse(b.at) - Date.parse(a.at);

@@ -1,5 +1,6 @@
-// Leave and make-up requests (API.md §5): the queue an organiser decides, a page at a time by status,
-// with each request's session and member looked up once, and approving or rejecting with a note.
+// Leave and make-up requests (API.md §5): the queue an organiser decides for one org's subtree, a page
+// at a time by status, with each request's session and member looked up once, and approving or
+// rejecting with a note.
 import { ref, shallowRef } from "vue";
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
@@ -25,6 +26,7 @@ export function useStudyRequests() {
   const cursors = ref<(string | undefined)[]>([undefined]);
   const pageIndex = ref(0);
   const hasNext = ref(false);
+  let orgId = "";
   let status: RequestStatus = "pending";
   // Looked up once per page view; a request names its session and member by id only.
   const sessions = new Map<string, Promise<Session | null>>();
@@ -51,7 +53,7 @@ export function useStudyRequests() {
     error.value = null;
     try {
       const page = await api.get("/api/v1/study/requests",
-        { query: { status, limit: 20, cursor: cursors.value[index] } });
+        { query: { org_id: orgId, status, limit: 20, cursor: cursors.value[index] } });
       rows.value = await Promise.all(page.items.map(async (r) => ({
         ...r, session: await sessionOf(r.session_id), memberName: await nameOf(r.member_id),
       })));
@@ -67,7 +69,9 @@ export function useStudyRequests() {
 
   return {
     rows, loading, error, pageIndex, hasNext,
-    load(s: RequestStatus) {
+    /** The first page of `org`'s subtree with status `s`. */
+    load(org: string, s: RequestStatus) {
+      orgId = org;
       status = s;
       cursors.value = [undefined];
       return fetchPage(0);

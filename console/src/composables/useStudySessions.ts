@@ -4,7 +4,7 @@ import { ref, shallowRef } from "vue";
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
 
-export type Session = Schemas["schemas.study.SessionOut"];
+export type Session = Schemas["SessionOut"];
 export type SessionCreate = Schemas["SessionCreate"];
 export type SessionPatch = Schemas["SessionPatch"];
 
