@@ -155,6 +155,28 @@ def test_an_organiser_approves_a_leave_request_with_a_note(api, console):
     assert [e["member_id"] for e in roster["leave"]] == [member.id]
 
 
+def test_the_request_queue_is_the_selected_orgs_subtree(api, console):
+    general = api.org("机关总支", "general_branch")
+    a = api.org("第一支部", "branch", general["id"])
+    b = api.org("第二支部", "branch", general["id"])
+    secretary = staff(api, general["id"], "周书记")
+    for org, who, title in ((a, "王芳", "一支部党课"), (b, "赵强", "二支部党课")):
+        member = api.member(org["id"], who)  # before the session, so an attendee of it
+        session = new_session(api, secretary.client, org["id"], title=title, start_in=timedelta(days=2))
+        member.ok("POST", "/study/requests", 201, json={"session_id": session["id"], "kind": "leave", "reason": "出差"})
+    page = console.enter_as(secretary, "/study/requests")
+    # the general branch: both branches' requests, each with its org
+    expect(page.get_by_role("row", name=re.compile("王芳"))).to_contain_text("第一支部")
+    expect(page.get_by_role("row", name=re.compile("赵强"))).to_contain_text("第二支部")
+
+    page.get_by_test_id("org-switcher").click()
+    page.get_by_role("tree").get_by_text("第二支部").click()
+    expect(page.get_by_role("row", name=re.compile("赵强"))).to_contain_text("二支部党课")
+    expect(page.get_by_text("王芳")).to_have_count(0)
+    in_b = secretary.client.ok("GET", "/study/requests", params={"org_id": b["id"]})["items"]
+    assert len(in_b) == 1
+
+
 def test_compliance_shows_the_chart_and_numbers_for_a_period_and_exports_them(api, console):
     general = api.org("机关总支", "general_branch")
     branch = api.org("第一支部", "branch", general["id"])
