@@ -21,9 +21,29 @@ ROTATE = 20_000  # a window is 15 s; the page asks again just after refresh_in
 def _shown_token(page) -> str:
     qr = page.get_by_test_id("projector-qr")
     expect(qr).to_have_attribute("data-token", re.compile(r"^\d+\."))
-    # the picture is really drawn (a QR of 25+ modules at 10 px each), not a broken image
-    page.wait_for_function("el => el.complete && el.naturalWidth > 200", arg=qr.element_handle())
+    # the picture is really drawn: the API's SVG, decoded at its size (25+ modules at 8 px each), and
+    # drawn onto a white canvas it is a QR's mix of dark and light, not a blank or broken image
+    page.wait_for_function(_DRAWN, arg=qr.element_handle())
+    assert page.evaluate("async el => (await (await fetch(el.src)).blob()).type", qr.element_handle()) == (
+        "image/svg+xml")
     return qr.get_attribute("data-token")
+
+
+_DRAWN = """el => {
+  if (!el.complete || el.naturalWidth < 200) return false;
+  const canvas = document.createElement("canvas");
+  canvas.width = el.naturalWidth;
+  canvas.height = el.naturalHeight;
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#fff";
+  g.fillRect(0, 0, canvas.width, canvas.height);
+  g.drawImage(el, 0, 0);
+  const px = g.getImageData(0, 0, canvas.width, canvas.height).data;
+  let dark = 0;
+  for (let i = 0; i < px.length; i += 4) if (px[i] < 128) dark += 1;
+  const share = dark / (px.length / 4);
+  return share > 0.2 && share < 0.8;
+}"""
 
 
 def _next_token(page, previous: str) -> str:

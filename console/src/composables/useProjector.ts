@@ -40,7 +40,7 @@ export interface ShownQr {
   payload: string;
   expires_at: string;
   refresh_in: number;
-  /** An object URL of the PNG the API rendered for this token. */
+  /** An object URL of the SVG the API rendered for this token. */
   url: string;
 }
 
@@ -90,12 +90,11 @@ function qrToken(kind: ProjectorKind, id: string, signal: AbortSignal): Promise<
     : api.get("/api/v1/activities/{activity_id}/qr", { path: { activity_id: id }, signal });
 }
 
-// PNG, not the default SVG: the API's SVG is written for inlining into HTML (segno's svg_inline, no
-// xmlns), and a browser does not draw it as an <img>.
+// The API's default picture, a standalone SVG document: sharp at any size on a projector.
 function qrImage(kind: ProjectorKind, id: string, signal: AbortSignal): Promise<Blob> {
   return kind === "session"
-    ? api.blob("/api/v1/study/sessions/{session_id}/qr/image", { path: { session_id: id }, query: { format: "png" }, signal })
-    : api.blob("/api/v1/activities/{activity_id}/qr/image", { path: { activity_id: id }, query: { format: "png" }, signal });
+    ? api.blob("/api/v1/study/sessions/{session_id}/qr/image", { path: { session_id: id }, query: { format: "svg" }, signal })
+    : api.blob("/api/v1/activities/{activity_id}/qr/image", { path: { activity_id: id }, query: { format: "svg" }, signal });
 }
 
 /** A refusal that retrying will not mend: the page says why and stops asking. */
