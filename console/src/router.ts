@@ -32,6 +32,10 @@ export const PATHS = {
   announcements: "/announcements",
   warnings: "/warnings",
   projector: "/projector",
+  /** `${PATHS.projectorSession}/${sessionId}`: the projector page of a study session. */
+  projectorSession: "/projector/session",
+  /** `${PATHS.projectorActivity}/${activityId}`: the projector page of an activity. */
+  projectorActivity: "/projector/activity",
 } as const;
 
 /** The sidebar: one entry per area, in this order; an entry shows once its path has a route. */
@@ -67,6 +71,9 @@ export const routes: RouteRecordRaw[] = [
     meta: { title: "无权访问", public: true } },
 
   // Full-screen pages without the sidebar (投影签到: views/projector/).
+  { path: `${PATHS.projector}/:kind(session|activity)/:id`, name: "projector",
+    component: () => import("@/views/projector/ProjectorPage.vue"),
+    meta: { title: "投影签到", roles: ORGANISER } },
 
   {
     path: "/",
@@ -79,6 +86,17 @@ export const routes: RouteRecordRaw[] = [
       // 组织与成员 (views/members/)
 
       // 学习 (views/study/)
+      { path: PATHS.study, redirect: PATHS.studySessions },
+      { path: PATHS.studySessions, name: "study-sessions", component: () => import("@/views/study/SessionsPage.vue"),
+        meta: { title: "学习安排", roles: ORGANISER } },
+      { path: `${PATHS.studySessions}/:id`, name: "study-session", component: () => import("@/views/study/SessionPage.vue"),
+        meta: { title: "签到情况", roles: ORGANISER } },
+      { path: PATHS.studyRequests, name: "study-requests", component: () => import("@/views/study/RequestsPage.vue"),
+        meta: { title: "请假与补学", roles: ORGANISER } },
+      { path: PATHS.studyCompliance, name: "study-compliance",
+        component: () => import("@/views/study/CompliancePage.vue"), meta: { title: "学习情况", roles: ORGANISER } },
+      { path: PATHS.studyScheme, name: "study-scheme", component: () => import("@/views/study/SchemePage.vue"),
+        meta: { title: "学习制度", roles: ORGANISER } },
 
       // 群心驿站活动 (views/activities/)
       { path: PATHS.activities, name: "activities", component: () => import("@/views/activities/ActivitiesPage.vue"),
