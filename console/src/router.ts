@@ -78,6 +78,8 @@ export const routes: RouteRecordRaw[] = [
         meta: { title: "工作台", roles: ORGANISER } },
 
       // 组织与成员 (views/members/)
+      { path: PATHS.members, name: "members", component: () => import("@/views/members/MembersPage.vue"),
+        meta: { title: "组织与成员", roles: ORGANISER } },
 
       // 学习 (views/study/)
 
@@ -86,6 +88,8 @@ export const routes: RouteRecordRaw[] = [
       // 公告 (views/announcements/)
 
       // 预警 (views/warnings/)
+      { path: PATHS.warnings, name: "warnings", component: () => import("@/views/warnings/WarningsPage.vue"),
+        meta: { title: "预警", roles: ORGANISER } },
 
       { path: PATHS.forbidden, name: "forbidden", component: () => import("@/views/Forbidden.vue"),
         meta: { title: "没有权限", public: true } },
