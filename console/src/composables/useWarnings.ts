@@ -85,13 +85,21 @@ export function closeWarning(id: string, note: string): Promise<Warning> {
   return api.post("/api/v1/warnings/{warning_id}/close", { path: { warning_id: id }, body: { note } });
 }
 
-/** A rectification file, saved under its name from the answer (Content-Disposition) or `fallback`. */
-export async function downloadFile(fileId: string, fallback: string): Promise<void> {
+const EXTENSIONS: Record<string, string> = {
+  "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp", "application/pdf": ".pdf",
+  "text/plain": ".txt", "application/msword": ".doc", "application/vnd.ms-excel": ".xls",
+  "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+  "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
+};
+
+/** A rectification file, saved as `name` with the extension of its type (the step keeps ids, not names). */
+export async function downloadFile(fileId: string, name: string): Promise<void> {
   const blob = await api.blob("/api/v1/files/{file_id}", { path: { file_id: fileId } });
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;
-  a.download = fallback;
+  a.download = name + (EXTENSIONS[blob.type.split(";")[0]] ?? "");
   a.click();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
