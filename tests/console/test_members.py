@@ -30,6 +30,12 @@ def _row(page: Page, text: str):
     return page.get_by_test_id("member-table").get_by_role("row").filter(has_text=text)
 
 
+def _more(page: Page, name: str, action: str) -> None:
+    """The row's 更多 menu, then one of its actions."""
+    _row(page, name).get_by_role("button", name="更多").click()
+    page.get_by_role("menuitem", name=action).click()
+
+
 def test_import_a_csv_with_one_bad_row_reports_it_and_writes_the_rest(api, console, tmp_path):
     branch = api.org("第一支部")
     secretary = staff(api, branch["id"], "张书记")
@@ -120,8 +126,12 @@ def test_create_a_member_with_field_errors_then_edit_and_a_refusal(api, console)
     drawer.get_by_role("button", name="保存").click()
     expect(drawer.get_by_role("alert")).to_contain_text("您没有权限执行此操作。")
     assert api.admin.ok("GET", f"/members/{boss.id}")["name"] == "王主任"
+    drawer.get_by_role("button", name="取消").click()
+    expect(drawer).to_be_hidden()
     # and roles are for admins: an organiser sees no 角色 button
-    expect(_row(page, "王主任").get_by_role("button", name="角色")).to_have_count(0)
+    _row(page, "王主任").get_by_role("button", name="更多").click()
+    expect(page.get_by_role("menuitem", name="邀请码")).to_be_visible()
+    expect(page.get_by_role("menuitem", name="角色")).to_have_count(0)
 
 
 def test_deactivate_asks_first(api, console):
@@ -130,13 +140,13 @@ def test_deactivate_asks_first(api, console):
     member = api.member(branch["id"], "李明")
     page = console.enter_as(secretary, "/members")
 
-    _row(page, "李明").get_by_role("button", name="停用").click()
+    _more(page, "李明", "停用")
     confirm = page.get_by_role("dialog", name="停用成员")
     expect(confirm).to_contain_text("李明 将无法登录小程序")
     confirm.get_by_role("button", name="取消").click()
     assert api.admin.ok("GET", f"/members/{member.id}")["active"] is True
 
-    _row(page, "李明").get_by_role("button", name="停用").click()
+    _more(page, "李明", "停用")
     page.get_by_role("dialog", name="停用成员").get_by_role("button", name="停用").click()
     expect(_row(page, "李明")).to_contain_text("已停用")
     assert api.admin.ok("GET", f"/members/{member.id}")["active"] is False
@@ -153,7 +163,7 @@ def test_invite_code_shows_with_a_qr_of_the_code_and_prints_alone(api, console):
     member = api.member(branch["id"], "李明")
     page = console.enter_as(secretary, "/members")
 
-    _row(page, "李明").get_by_role("button", name="邀请码").click()
+    _more(page, "李明", "邀请码")
     dialog = page.get_by_role("dialog", name=re.compile("绑定邀请码"))
     code_box = dialog.get_by_test_id("invite-code")
     expect(code_box).to_have_text(re.compile(r"^[A-Z2-9]{8}$"))
@@ -200,6 +210,7 @@ def test_an_organiser_of_branch_a_never_sees_branch_b(api, console):
     expect(_row(page, "李明")).to_be_visible()
     for outsider in ("赵强", "钱多多"):
         expect(table).not_to_contain_text(outsider)
+    page.screenshot(path=f"{SHOTS}/members-page.png")
     # nor through the search, which reads every page the API gives for the selected org
     page.get_by_label("姓名或手机号").fill("赵强")
     page.get_by_role("button", name="查询").click()
@@ -208,7 +219,7 @@ def test_an_organiser_of_branch_a_never_sees_branch_b(api, console):
     page.get_by_role("button", name="新增成员").click()
     drawer = page.get_by_role("dialog", name="新增成员")
     drawer.locator(".el-form-item").filter(has_text="所属组织").locator(".el-select__wrapper").click()
-    expect(page.get_by_role("treeitem").filter(has_text="第一支部")).to_be_visible()
+    expect(page.get_by_role("treeitem", name="第一支部", exact=True)).to_be_visible()
     expect(page.get_by_role("treeitem").filter(has_text="第二支部")).to_have_count(0)
     page.screenshot(path=f"{SHOTS}/members-scope.png")
     # The API agrees: what the page lists is exactly the API's answer for branch A.
@@ -228,3 +239,18 @@ def test_an_admin_creates_an_org_in_the_tree(api, console):
     expect(page.get_by_test_id("org-tree")).to_contain_text("第三支部")
     children = chief.client.ok("GET", f"/orgs?parent_id={general['id']}")["items"]
     assert [(o["name"], o["kind"]) for o in children] == [("第三支部", "branch")]
+
+
+def test_an_admin_gives_a_member_a_role(api, console):
+    branch = api.org("第一支部")
+    chief = staff(api, branch["id"], "支部管理员", role="admin")
+    member = api.member(branch["id"], "李明")
+    page = console.enter_as(chief, "/members")
+    _more(page, "李明", "角色")
+    dialog = page.get_by_role("dialog", name="设置角色 · 李明")
+    expect(dialog.get_by_text("普通成员，没有管理角色")).to_be_visible()
+    dialog.get_by_role("button", name="添加角色").click()  # organiser of the member's own org by default
+    dialog.get_by_role("button", name="保存").click()
+    expect(dialog).to_be_hidden()
+    expect(_row(page, "李明")).to_contain_text("组织员")
+    assert api.admin.ok("GET", f"/members/{member.id}")["roles"] == [{"role": "organiser", "org_id": branch["id"]}]

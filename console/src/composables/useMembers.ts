@@ -4,43 +4,14 @@
 import { computed, ref, shallowRef } from "vue";
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
+import { isFiltering, matches, type MemberFilter, SEARCH_LIMIT } from "@/views/members/memberFilter";
+
+export { EMPTY_FILTER, isFiltering, matches, type MemberFilter, SEARCH_LIMIT } from "@/views/members/memberFilter";
 
 export type Member = Schemas["MemberOut"];
 export type MemberCreate = Schemas["MemberCreate"];
 export type MemberPatch = Schemas["MemberPatch"];
 export type RoleGrant = Schemas["RoleGrantIn"];
-
-export interface MemberFilter {
-  /** Part of a name, or digits of the masked phone (its first 3 and last 4 are shown). */
-  text: string;
-  partyStatus: Member["party_status"] | "";
-  active: "" | "active" | "inactive";
-  tag: string;
-}
-
-export const EMPTY_FILTER: MemberFilter = { text: "", partyStatus: "", active: "", tag: "" };
-
-/** Past this many members a search stops reading pages and says the result is partial. */
-export const SEARCH_LIMIT = 5000;
-
-export function isFiltering(f: MemberFilter): boolean {
-  return !!(f.text.trim() || f.partyStatus || f.active || f.tag.trim());
-}
-
-export function matches(m: Member, f: MemberFilter): boolean {
-  const text = f.text.trim();
-  if (text) {
-    const digits = text.replace(/[\s-]/g, "");
-    const byPhone = /^\+?\d+$/.test(digits) && m.phone_masked.replace(/\*/g, "").includes(digits.replace(/^\+/, ""));
-    if (!m.name.includes(text) && !byPhone) return false;
-  }
-  if (f.partyStatus && m.party_status !== f.partyStatus) return false;
-  if (f.active === "active" && !m.active) return false;
-  if (f.active === "inactive" && m.active) return false;
-  const tag = f.tag.trim();
-  if (tag && !m.tags.some((t) => t.includes(tag))) return false;
-  return true;
-}
 
 export function useMemberList() {
   const rows = shallowRef<Member[]>([]);
