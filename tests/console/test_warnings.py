@@ -47,7 +47,8 @@ def test_scan_rectify_and_close_a_warning(api, console):
     target = next(w for w in opened if w["member_id"] == member.id and w["track"] == "self_study")
 
     # The branch's organiser reports rectification with a note and a file.
-    console.expect_http_errors(404)  # the scanning admin sits above the branch: their name is not the organiser's to read
+    # The scanning admin sits above the branch: the organiser may not read their record (404, in the history).
+    console.expect_http_errors(404)
     page = _switch(console, secretary, "/warnings")
     expect(_row(page, "李明", "个人自学")).to_have_count(1)
     table = page.get_by_test_id("warning-table")

@@ -118,16 +118,17 @@ export async function trackNames(orgId: string): Promise<Record<string, string>>
   return names;
 }
 
-/** Names of the people in warnings' histories, looked up once each; someone outside the caller's scope
- * (an administrator of a higher org) answers 404 and is shown as such. */
+/** Names of the people in warnings' histories, looked up once per viewer; someone outside the viewer's
+ * scope (an administrator of a higher org) answers 404 and is shown as such. */
 const people = new Map<string, Promise<string | null>>();
-export function personName(memberId: string): Promise<string | null> {
-  let known = people.get(memberId);
+export function personName(viewerId: string, memberId: string): Promise<string | null> {
+  const key = `${viewerId}:${memberId}`;
+  let known = people.get(key);
   if (!known) {
     known = api.get("/api/v1/members/{member_id}", { path: { member_id: memberId } })
       .then((m) => m.name)
       .catch((e) => (e instanceof ApiProblem && (e.status === 404 || e.status === 403) ? null : Promise.reject(e)));
-    people.set(memberId, known);
+    people.set(key, known);
   }
   return known;
 }
