@@ -97,6 +97,7 @@ def test_create_a_member_with_field_errors_then_edit_and_a_refusal(api, console)
     drawer.get_by_role("button", name="保存").click()
     # phone_taken lands on the phone field, in Chinese
     expect(drawer.get_by_text("该手机号已被其他成员使用。")).to_be_visible()
+    page.screenshot(path=f"{SHOTS}/members-form.png")
     drawer.get_by_label("手机号").fill("139 2222 0001")
     drawer.get_by_role("button", name="保存").click()
     expect(drawer).to_be_hidden()

@@ -86,6 +86,10 @@ def test_scan_rectify_and_close_a_warning(api, console):
     expect(drawer.get_by_test_id("warning-status")).to_have_text("已销号")
     expect(drawer.get_by_test_id("warning-history")).to_contain_text("销号 · 党委管理员")
     page.screenshot(path=f"{SHOTS}/warnings-closed.png")
+    with page.expect_download() as download:
+        drawer.get_by_role("button", name="附件 1").click()
+    assert download.value.suggested_filename == "整改材料-1.txt"
+    assert open(download.value.path(), "rb").read() == "补学记录：11月 每周一次".encode()
 
     closed = api.admin.ok("GET", f"/warnings?org_id={branch['id']}&status=closed")["items"]
     assert [w["id"] for w in closed] == [target["id"]]
