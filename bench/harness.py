@@ -144,15 +144,6 @@ def run_burst(base_url: str, requests: list[Req], concurrency: int = 100) -> Sta
     return asyncio.run(_burst(base_url, requests, concurrency))
 
 
-def timed(label: str, coro_factory, count: int) -> float:
-    """Run an async callable once, return operations per second for `count` operations."""
-    started = time.perf_counter()
-    asyncio.run(coro_factory())
-    rate = count / (time.perf_counter() - started)
-    print(f"{label}: {count} ops, {rate:.0f}/s")
-    return rate
-
-
 class BenchServer:
     """`python -m server` (1..N processes) on a fresh durable SecantusDB, with a bootstrap admin."""
 

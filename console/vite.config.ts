@@ -5,11 +5,19 @@
 // the server may cache assets/ for a year.
 import { fileURLToPath, URL } from "node:url";
 import vue from "@vitejs/plugin-vue";
+import Components from "unplugin-vue-components/vite";
+import { ElementPlusResolver } from "unplugin-vue-components/resolvers";
 import { defineConfig } from "vite";
 
 export default defineConfig({
   base: "/console/",
-  plugins: [vue()],
+  plugins: [
+    vue(),
+    // Element Plus on demand: each <el-*> a page uses (and v-loading) is imported with its CSS into that
+    // page's chunk, so the sign-in page does not download the tables and date pickers. Template types
+    // come from element-plus/global (tsconfig), so no generated components.d.ts.
+    Components({ resolvers: [ElementPlusResolver({ importStyle: "css" })], dts: false, dirs: [] }),
+  ],
   resolve: {
     alias: { "@": fileURLToPath(new URL("./src", import.meta.url)) },
   },
@@ -24,6 +32,7 @@ export default defineConfig({
     rollupOptions: {
       input: {
         console: fileURLToPath(new URL("./index.html", import.meta.url)),
+        docs: fileURLToPath(new URL("./docs.html", import.meta.url)),
       },
       output: {
         entryFileNames: "assets/[name]-[hash].js",

@@ -6,7 +6,13 @@ import msgspec
 
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
-from schemas.announcements import AnnouncementCreate, AnnouncementOut, AnnouncementPatch, ReceiptsOut
+from schemas.announcements import (
+    AnnouncementCreate,
+    AnnouncementOut,
+    AnnouncementPage,
+    AnnouncementPatch,
+    ReceiptsOut,
+)
 from server import announcements
 
 
@@ -23,6 +29,17 @@ class AnnouncementsHandler(APIHandler):
     async def post(self) -> None:
         doc = await announcements.create(self.ctx, self.me, _fields(self.decode(AnnouncementCreate)))
         self.respond(await announcements.announcement_out(self.ctx, self.me, doc), status=201)
+
+    @openapi.endpoint("The announcements of the orgs you organise, newest first, in every status",
+                      responses={200: AnnouncementPage}, errors=("forbidden", "not_found"),
+                      query={"org_id": "only this org's subtree", "status": "scheduled, live, expired or retracted",
+                             "limit": "1..100", "cursor": "from the last page"})
+    async def get(self) -> None:
+        limit, cursor = self.page_args()
+        items, next_cursor = await announcements.list_for_organiser(
+            self.ctx, self.me, org_id=self.query("org_id", max_length=64),
+            status=self.query("status", max_length=20), limit=limit, cursor=cursor)
+        self.respond({"items": items, "next_cursor": next_cursor})
 
 
 class AnnouncementHandler(APIHandler):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -49,6 +49,28 @@ class AnnouncementOut(Out):
     acked: bool
     created_at: datetime
     updated_at: datetime
+
+
+class AnnouncementSummary(Out):
+    """An announcement in the organisers' list: its status instead of its body and the caller's receipt."""
+
+    id: str
+    org_id: str
+    title: str
+    pinned: bool
+    must_read: bool
+    publish_at: datetime
+    expires_at: datetime | None
+    file_count: int
+    version: int
+    status: Literal["scheduled", "live", "expired", "retracted"]
+    created_at: datetime
+    updated_at: datetime
+
+
+class AnnouncementPage(Out, kw_only=True):
+    items: list[AnnouncementSummary]
+    next_cursor: str | None
 
 
 class MemberRef(Out):

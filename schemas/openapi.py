@@ -67,6 +67,8 @@ QUERY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "GET /api/v1/sync": {"limit": {"schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 100}}},
     "GET /api/v1/activities": {"status": {"schema": {"type": "string",
                                                      "enum": ["draft", "published", "cancelled"]}}},
+    "GET /api/v1/announcements": {"status": {"schema": {"type": "string",
+                                                        "enum": ["scheduled", "live", "expired", "retracted"]}}},
     "GET /api/v1/warnings": {"status": {"schema": {"type": "string", "enum": ["open", "rectifying", "closed"]}}},
     "GET /api/v1/study/requests": {"status": {"schema": {"type": "string",
                                                          "enum": ["pending", "approved", "rejected"]}}},

@@ -1,5 +1,5 @@
-"""`python -m server`: serve the API (API.md §2), or `create-admin` from the shell, or `openapi` (print
-the OpenAPI document without a server: the console generates its types from it).
+"""`python -m server`: serve the API (API.md §2), or `create-admin` / `demo` from the shell, or `openapi`
+(print the OpenAPI document without a server: the console generates its types from it).
 
 Without a MongoDB URI the embedded SecantusDB runs as a child process under the data dir and is
 stopped with the server. With `--processes N` the master binds the port, prepares the database
@@ -41,6 +41,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     admin.add_argument("--mongo-uri", dest="admin_mongo_uri")
     admin.add_argument("--data-dir", dest="admin_data_dir")
     sub.add_parser("openapi", help="print the OpenAPI document (console/openapi.json is this output)")
+    demo = sub.add_parser(
+        "demo", help="fill an empty database with a demo organisation and print how to sign in",
+        description="Fill an EMPTY database with a demo organisation (机关党委, five branches, 35 members, study "
+                    "sessions, activities, announcements, a warning) and print the console address and the "
+                    "phone and password of the administrator and of each branch secretary (organiser). "
+                    "Passwords are new and random on every run, printed once, unless --password is given. "
+                    "Refuses, with exit code 1 and nothing written, when the database already holds members. "
+                    "Uses the embedded database under --data-dir (default ./var) unless --mongo-uri is given; "
+                    "start the server on the same database afterwards.")
+    demo.add_argument("--password", help="one password for every staff account (at least 10 characters)")
+    # the same dests as create-admin: load_settings reads them for either subcommand
+    demo.add_argument("--mongo-uri", dest="admin_mongo_uri", metavar="URI",
+                      help="fill this MongoDB (database BRANCHLINE_DB_NAME) instead of the embedded one")
+    demo.add_argument("--data-dir", dest="admin_data_dir", metavar="DIR",
+                      help="the embedded database's directory, as for the server (default ./var)")
     return parser.parse_args(argv)
 
 
@@ -199,6 +214,56 @@ def print_openapi() -> int:
     return 0
 
 
+def fill_demo(args: argparse.Namespace) -> int:
+    from server.app import make_context
+    from server.db import create_indexes
+    from server.demo import DatabaseNotEmpty, fill
+
+    if args.password is not None and not 10 <= len(args.password) <= 128:
+        print("--password must be 10 to 128 characters", file=sys.stderr)
+        return 2
+    settings = load_settings(args)
+    uri, embedded = start_database(settings)
+    try:
+        async def run():
+            ctx = make_context(settings, uri)
+            try:
+                await create_indexes(ctx.db)
+                return await fill(ctx, args.password)
+            finally:
+                await ctx.client.close()
+
+        try:
+            result = asyncio.run(run())
+        except DatabaseNotEmpty as exc:
+            print(f"demo refused: {exc}. It only fills an empty database; nothing was written. "
+                  "Use another --data-dir (or --mongo-uri / BRANCHLINE_DB_NAME).", file=sys.stderr)
+            return 1
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    print(f"演示组织已创建 Demo organisation created: 机关党委, {result.branches} 个党支部, {result.members} 名党员.")
+    if settings.mongo_uri:  # the URI itself is not printed: it may hold a password
+        start = "python -m server with the same --mongo-uri"
+    elif settings.data_dir == Settings().data_dir:
+        start = "python -m server"
+    else:
+        start = f"python -m server --data-dir {settings.data_dir}"
+    print(f"控制台 Console: http://{host}:{settings.port}/console/  (start the server first: {start})")
+    print("登录 Sign in (phone + password):")
+    for account in result.accounts:
+        role = "管理员 admin    " if account.role == "admin" else "组织者 organiser"
+        print(f"  {role}  {account.name}  {account.org_name}  手机号 phone {account.phone}  "
+              f"密码 password {account.password}")
+    print("组织者只看得到本支部 An organiser sees only their own branch.")
+    print("未使用的邀请码 Unused invite codes (7 days, for binding in the mini-program): "
+          + ", ".join(f"{name} {code}" for name, code in result.invites.items()))
+    if args.password is None:
+        print("密码只显示这一次 These passwords are shown only now; --password sets your own.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("BRANCHLINE_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
@@ -207,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         return create_admin(args)
     if args.command == "openapi":
         return print_openapi()
+    if args.command == "demo":
+        return fill_demo(args)
     return run_server(load_settings(args))
 
 

@@ -23,6 +23,7 @@ from server.feed import store as feed_store
 from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
+from server.pagination import page
 from server.scope import Principal
 
 COLLECTION = "announcements"
@@ -129,6 +130,57 @@ async def get(ctx: Context, principal: Principal, announcement_id: str) -> dict:
     if not visible(principal, doc, ctx.now()):
         raise _missing()
     return doc
+
+
+#: What an organiser's list calls an announcement, in the order of its life.
+STATUSES = ("scheduled", "live", "expired", "retracted")
+
+
+def status_of(doc: dict, now: datetime) -> str:
+    if doc["state"] != "active":
+        return "retracted"
+    if doc["publish_at"] > now:
+        return "scheduled"
+    return "live" if _on_air(doc, now) else "expired"
+
+
+def _status_filter(status: str, now: datetime) -> dict:
+    """The query for one of STATUSES, as `status_of` decides it."""
+    if status == "retracted":
+        return {"state": "retracted"}
+    if status == "scheduled":
+        return {"state": "active", "publish_at": {"$gt": now}}
+    if status == "expired":
+        return {"state": "active", "expires_at": {"$lte": now}}
+    return {"state": "active", "publish_at": {"$lte": now},
+            "$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
+
+
+async def list_for_organiser(ctx: Context, principal: Principal, *, org_id: str | None, status: str | None,
+                             limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """The announcements of the orgs the caller organises (or of `org_id`'s subtree), newest first,
+    whatever their status: the organisers' view; members learn of announcements through the feed."""
+    if org_id is not None:
+        await orgs.require_role(ctx, principal, org_id, "organiser")
+        clauses: list[dict] = [{"org_path": org_id}]
+    elif principal.role_orgs():
+        clauses = [principal.within_roles_filter()]
+    else:
+        raise forbidden("Listing announcements needs the organiser role.")
+    now = ctx.now()
+    if status is not None:
+        if status not in STATUSES:
+            raise invalid("status", f"status must be one of {', '.join(STATUSES)}.")
+        clauses.append(_status_filter(status, now))
+    docs, next_cursor = await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
+    return [summary_out(doc, now) for doc in docs], next_cursor
+
+
+def summary_out(doc: dict, now: datetime) -> dict:
+    return {"id": doc["_id"], "org_id": doc["org_id"], "title": doc["title"], "pinned": doc["pinned"],
+            "must_read": doc["must_read"], "publish_at": doc["publish_at"], "expires_at": doc["expires_at"],
+            "file_count": len(doc["file_ids"]), "version": doc["version"], "status": status_of(doc, now),
+            "created_at": doc["created_at"], "updated_at": doc["updated_at"]}
 
 
 async def _for_organiser(ctx: Context, principal: Principal, announcement_id: str) -> dict:

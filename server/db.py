@@ -32,19 +32,11 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, errors
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import (
-    AutoReconnect,
-    ConnectionFailure,
-    ExecutionTimeout,
-    NetworkTimeout,
-    ServerSelectionTimeoutError,
-    WTimeoutError,
-)
 
 from server.config import Settings
 from server.context import Context
@@ -53,14 +45,8 @@ log = logging.getLogger("branchline.db")
 T = TypeVar("T")
 
 # Errors that mean "the database cannot be reached right now", answered 503 database_unavailable.
-UNAVAILABLE_ERRORS = (
-    AutoReconnect,
-    ConnectionFailure,
-    ExecutionTimeout,
-    NetworkTimeout,
-    ServerSelectionTimeoutError,
-    WTimeoutError,
-)
+UNAVAILABLE_ERRORS = (errors.AutoReconnect, errors.ConnectionFailure, errors.ExecutionTimeout,
+                      errors.NetworkTimeout, errors.ServerSelectionTimeoutError, errors.WTimeoutError)
 
 # Every write acknowledged only once journaled (on a majority); reads see only majority-committed data.
 DURABLE = {"w": "majority", "journal": True, "readConcernLevel": "majority"}
@@ -180,11 +166,3 @@ async def update_then_get(collection, query: dict, update: dict, *, txn=None) ->
         return None
     key = {"_id": query["_id"]} if "_id" in query and not isinstance(query["_id"], dict) else query
     return await collection.find_one(key, session=txn)
-
-
-def without_id(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-    if doc is None:
-        return None
-    out = dict(doc)
-    out["id"] = out.pop("_id")
-    return out

@@ -193,7 +193,8 @@ async def logout(ctx: Context, member_id: str, token: str) -> None:
         await ctx.db[REFRESH].update_many({"family": doc["family"]}, {"$set": {"revoked": True}})
 
 
-async def revoke_sessions(ctx: Context, member_id: str) -> None:
+async def revoke_sessions(ctx: Context, member_id: str, txn=None) -> None:
     """Revoke every refresh family of the member. Their access tokens live on for at most
     `access_token_seconds` (≤ 15 min); a deactivated member is refused sooner, by principal_for."""
-    await ctx.db[REFRESH].update_many({"member_id": member_id, "revoked": False}, {"$set": {"revoked": True}})
+    await ctx.db[REFRESH].update_many({"member_id": member_id, "revoked": False}, {"$set": {"revoked": True}},
+                                      session=txn)

@@ -62,7 +62,19 @@ def _rows_from_xlsx(body: bytes) -> Iterator[list[str]]:
         raise ApiError(422, "invalid_request", "The spreadsheet could not be read as xlsx.") from None
     sheet = workbook.worksheets[0]
     for row in sheet.iter_rows(values_only=True):
-        yield ["" if v is None else (v.date().isoformat() if hasattr(v, "date") else str(v)) for v in row]
+        yield [_cell_text(v) for v in row]
+
+
+def _cell_text(value: object) -> str:
+    """A cell as the organiser sees it: a date as a day, and a whole number Excel stores as a float
+    (a phone typed into a number cell reads 13812345678.0) without its ".0"."""
+    if value is None:
+        return ""
+    if hasattr(value, "date"):
+        return value.date().isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def parse(content_type: str, body: bytes) -> list[tuple[int, dict]]:

@@ -24,7 +24,7 @@ from pymongo.errors import DuplicateKeyError
 # identity imports this module too; each uses the other only inside functions.
 from server import audit, identity, orgs
 from server.context import Context
-from server.db import indexes, update_then_get
+from server.db import indexes, on_commit, transaction, update_then_get
 from server.errors import ApiError, forbidden, invalid, not_found
 from server.ids import new_id
 from server.pagination import page
@@ -123,6 +123,10 @@ def forget_principal(ctx: Context, member_id: str) -> None:
     ctx.state.get("principals", {}).pop(member_id, None)
 
 
+async def _forget(ctx: Context, member_id: str) -> None:  # an on-commit hook
+    forget_principal(ctx, member_id)
+
+
 async def get_for_organiser(ctx: Context, principal: Principal, member_id: str) -> dict:
     """A member record the caller may manage, or their own record.
 
@@ -188,13 +192,17 @@ def _new_member(body: dict, org: dict, now) -> dict:
 async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     org = await orgs.require_role(ctx, principal, body["org_id"], "organiser")
     doc = _new_member(body, org, ctx.now())
-    try:
-        await ctx.db[COLLECTION].insert_one(doc)
-    except DuplicateKeyError:
-        raise ApiError(409, "phone_taken", "Another member already has this phone number.") from None
-    await audit.record(ctx, actor_id=principal.member_id, action="member.create", target_kind="member",
-                       target_id=doc["_id"], org_path=doc["org_path"],
-                       changes={"name": doc["name"], "org_id": doc["org_id"]})
+
+    async def work(txn) -> None:  # the member and its audit entry, both or neither
+        try:
+            await ctx.db[COLLECTION].insert_one(doc, session=txn)
+        except DuplicateKeyError:
+            raise ApiError(409, "phone_taken", "Another member already has this phone number.") from None
+        await audit.record(ctx, actor_id=principal.member_id, action="member.create", target_kind="member",
+                           target_id=doc["_id"], org_path=doc["org_path"],
+                           changes={"name": doc["name"], "org_id": doc["org_id"]}, txn=txn)
+
+    await transaction(ctx, work)
     return doc
 
 
@@ -223,22 +231,27 @@ async def patch(ctx: Context, principal: Principal, member_id: str, changes: dic
     if "tags" in update:
         update["tags"] = sorted(set(update["tags"]))
     update["updated_at"] = ctx.now()
-    try:
-        new = await update_then_get(ctx.db[COLLECTION], {"_id": member_id}, {"$set": update})
-    except DuplicateKeyError:
-        raise ApiError(409, "phone_taken", "Another member already has this phone number.") from None
-    if new is None:
-        raise not_found("not_found", "member")
-    forget_principal(ctx, member_id)
-    if changes.get("active") is False:  # refresh refuses inactive members, but reactivation must not revive them
-        await identity.revoke_sessions(ctx, member_id)
     before = {k: doc.get(k) for k in changes}
+    logged = changes
     if "phone" in changes:  # the audit log keeps personal data masked too
-        before["phone"], changes = mask_phone(doc["phone"]), {**changes, "phone": mask_phone(changes["phone"])}
-    await audit.record(ctx, actor_id=principal.member_id, action="member.update", target_kind="member",
-                       target_id=member_id, org_path=new["org_path"],
-                       changes={"before": _plain(before), "after": _plain(changes)})
-    return new
+        before["phone"], logged = mask_phone(doc["phone"]), {**changes, "phone": mask_phone(changes["phone"])}
+
+    async def work(txn) -> dict:  # the change, the revoked sessions and the audit entry, all or nothing
+        try:
+            new = await update_then_get(ctx.db[COLLECTION], {"_id": member_id}, {"$set": update}, txn=txn)
+        except DuplicateKeyError:
+            raise ApiError(409, "phone_taken", "Another member already has this phone number.") from None
+        if new is None:
+            raise not_found("not_found", "member")
+        if changes.get("active") is False:  # refresh refuses inactive members, but reactivation must not revive them
+            await identity.revoke_sessions(ctx, member_id, txn=txn)
+        await audit.record(ctx, actor_id=principal.member_id, action="member.update", target_kind="member",
+                           target_id=member_id, org_path=new["org_path"],
+                           changes={"before": _plain(before), "after": _plain(logged)}, txn=txn)
+        on_commit(txn, lambda: _forget(ctx, member_id))
+        return new
+
+    return await transaction(ctx, work)
 
 
 async def set_roles(ctx: Context, principal: Principal, member_id: str, roles: list[dict]) -> dict:
@@ -249,27 +262,35 @@ async def set_roles(ctx: Context, principal: Principal, member_id: str, roles: l
     for grant in roles:  # nobody grants power above their own
         await orgs.require_role(ctx, principal, grant["org_id"], "admin")
     unique = [dict(t) for t in dict.fromkeys(tuple(sorted(g.items())) for g in roles)]
-    new = await update_then_get(ctx.db[COLLECTION], {"_id": member_id},
-                                {"$set": {"roles": unique, "updated_at": ctx.now()}})
-    forget_principal(ctx, member_id)
-    await audit.record(ctx, actor_id=principal.member_id, action="member.roles", target_kind="member",
-                       target_id=member_id, org_path=doc["org_path"],
-                       changes={"before": doc.get("roles", []), "after": unique})
-    return new
+
+    async def work(txn) -> dict:
+        new = await update_then_get(ctx.db[COLLECTION], {"_id": member_id},
+                                    {"$set": {"roles": unique, "updated_at": ctx.now()}}, txn=txn)
+        await audit.record(ctx, actor_id=principal.member_id, action="member.roles", target_kind="member",
+                           target_id=member_id, org_path=doc["org_path"],
+                           changes={"before": doc.get("roles", []), "after": unique}, txn=txn)
+        on_commit(txn, lambda: _forget(ctx, member_id))
+        return new
+
+    return await transaction(ctx, work)
 
 
 async def set_password(ctx: Context, principal: Principal, member_id: str, password: str) -> None:
     doc = await get_for_organiser(ctx, principal, member_id)
     if doc["_id"] != principal.member_id:
         await require_may_manage(ctx, principal, doc, "admin")
-    await ctx.db[COLLECTION].update_one(
-        {"_id": member_id},
-        {"$set": {"password_hash": await hash_password(password), "updated_at": ctx.now()}})
-    # After the new hash is stored, so no sign-in with the old password can start a session that survives.
-    await identity.revoke_sessions(ctx, member_id)
-    if doc["_id"] != principal.member_id:
-        await audit.record(ctx, actor_id=principal.member_id, action="member.password",
-                           target_kind="member", target_id=member_id, org_path=doc["org_path"])
+    password_hash = await hash_password(password)
+
+    async def work(txn) -> None:
+        await ctx.db[COLLECTION].update_one(
+            {"_id": member_id}, {"$set": {"password_hash": password_hash, "updated_at": ctx.now()}}, session=txn)
+        # With the new hash, so no sign-in with the old password can start a session that survives.
+        await identity.revoke_sessions(ctx, member_id, txn=txn)
+        if doc["_id"] != principal.member_id:
+            await audit.record(ctx, actor_id=principal.member_id, action="member.password",
+                               target_kind="member", target_id=member_id, org_path=doc["org_path"], txn=txn)
+
+    await transaction(ctx, work)
 
 
 async def create_invite(ctx: Context, principal: Principal, member_id: str) -> tuple[str, Any]:
@@ -280,12 +301,16 @@ async def create_invite(ctx: Context, principal: Principal, member_id: str) -> t
     code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(8))
     now = ctx.now()
     expires_at = now + INVITE_LIFETIME
-    await ctx.db[INVITES].delete_many({"member_id": member_id, "used_at": None})
-    await ctx.db[INVITES].insert_one({"_id": sha256_hex(code), "member_id": member_id, "created_at": now,
-                                      "expires_at": expires_at, "used_at": None,
-                                      "created_by": principal.member_id})
-    await audit.record(ctx, actor_id=principal.member_id, action="member.invite", target_kind="member",
-                       target_id=member_id, org_path=doc["org_path"])
+
+    async def work(txn) -> None:  # the old codes die with the new one's birth, never without it
+        await ctx.db[INVITES].delete_many({"member_id": member_id, "used_at": None}, session=txn)
+        await ctx.db[INVITES].insert_one({"_id": sha256_hex(code), "member_id": member_id, "created_at": now,
+                                          "expires_at": expires_at, "used_at": None,
+                                          "created_by": principal.member_id}, session=txn)
+        await audit.record(ctx, actor_id=principal.member_id, action="member.invite", target_kind="member",
+                           target_id=member_id, org_path=doc["org_path"], txn=txn)
+
+    await transaction(ctx, work)
     return code, expires_at
 
 

@@ -56,9 +56,6 @@ class Principal:
         if not self.organises(target_path):
             raise forbidden(f"Only an organiser of the {what}'s organisation may do this.")
 
-    def administers(self, target_path) -> bool:
-        return self.holds("admin", target_path)
-
     def may_act_on(self, target_grants: Iterable[tuple[str, Sequence[str]]]) -> bool:
         """True when, for every role the target holds, the caller holds that role or a stronger one on
         the role's org or an ancestor of it. `target_grants` pairs each of the target's roles with the
@@ -77,7 +74,3 @@ class Principal:
     def within_roles_filter(self, field: str = "org_path", minimum: str = "organiser") -> dict:
         """Mongo filter: documents whose `field` path lies in a subtree the caller organises."""
         return {field: {"$in": self.role_orgs(minimum)}}
-
-    def member_visible_orgs(self) -> list[str]:
-        """Org ids whose subtree a plain member may see: their own org."""
-        return [self.org_id]

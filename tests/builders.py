@@ -15,8 +15,24 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import OperationFailure
 
 from tests.conftest import Api, Client
+
+# -- injected failures -----------------------------------------------------------------------------
+
+def fail_writes(monkeypatch, collection: str, method: str) -> None:
+    """Make `method` on `collection` fail (with monkeypatch): a write half-way through a change."""
+    original = getattr(AsyncCollection, method)
+
+    async def failing(self, *args, **kwargs):
+        if self.name == collection:
+            raise OperationFailure("injected failure", code=8000)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, method, failing)
+
 
 # -- times ------------------------------------------------------------------------------------------
 

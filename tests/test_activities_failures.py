@@ -4,22 +4,7 @@ whole (with its flag on the sign-up) or not at all."""
 
 from __future__ import annotations
 
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import OperationFailure
-
-from tests.builders import activity_checkin, published, started_with_a_signup
-
-
-def fail_writes(monkeypatch, collection: str, method: str) -> None:
-    """Make `method` on `collection` fail after the transaction has already written the activity."""
-    original = getattr(AsyncCollection, method)
-
-    async def failing(self, *args, **kwargs):
-        if self.name == collection:
-            raise OperationFailure("injected failure", code=8000)
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(AsyncCollection, method, failing)
+from tests.builders import activity_checkin, fail_writes, published, started_with_a_signup
 
 
 def state(api, organiser, act_id: str) -> tuple:
@@ -30,12 +15,18 @@ def state(api, organiser, act_id: str) -> tuple:
             [e["member_id"] for e in roster["cancelled"]])
 
 
-def test_a_sign_up_that_fails_half_way_changes_nothing(api, monkeypatch):
+def _one_place_taken(api):
+    """An activity with one place and a waitlist, the place taken by `first`; `second` is not signed up."""
     branch = api.org("一支部")
     organiser = api.organiser(branch["id"])
     act = published(api, organiser, branch["id"], capacity=1, waitlist=True)
     first, second = api.member(branch["id"]), api.member(branch["id"])
     first.ok("POST", f"/activities/{act['id']}/signups", 201)
+    return organiser, act, first, second
+
+
+def test_a_sign_up_that_fails_half_way_changes_nothing(api, monkeypatch):
+    organiser, act, first, second = _one_place_taken(api)
     before = state(api, organiser, act["id"])
     with monkeypatch.context() as patch:
         fail_writes(patch, "activity_signups", "insert_many")  # after the counters moved
@@ -46,11 +37,7 @@ def test_a_sign_up_that_fails_half_way_changes_nothing(api, monkeypatch):
 
 
 def test_a_cancel_that_fails_during_promotion_changes_nothing(api, monkeypatch):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
-    act = published(api, organiser, branch["id"], capacity=1, waitlist=True)
-    first, second = api.member(branch["id"]), api.member(branch["id"])
-    first.ok("POST", f"/activities/{act['id']}/signups", 201)
+    organiser, act, first, second = _one_place_taken(api)
     second.ok("POST", f"/activities/{act['id']}/signups", 201)
     before = state(api, organiser, act["id"])
     with monkeypatch.context() as patch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from tests.builders import iso, two_branches, wait_until
+from tests.builders import iso, publish, two_branches, wait_until
 
 
 def server_now(api) -> datetime:
@@ -182,3 +182,37 @@ def test_branch_b_never_sees_branch_a(api):
     assert gen_org.post(f"/announcements/{aid}/read").code == "forbidden"
     # ...but sees and manages announcements of the branches below
     assert gen_org.ok("GET", f"/announcements/{aid}/receipts")["audience"] == 3
+
+
+def test_organisers_list_their_announcements_by_status(api):
+    """The console's list: an organiser pages through the announcements of the orgs they organise, in every
+    status, and filters by one; a member is refused, and another branch's organiser never sees them."""
+    w = two_branches(api)
+    org_a, a_id = w["org_a"], w["a"]["id"]
+    now = api.clock.now()
+    live = publish(api, org_a, a_id, "正在发布")
+    scheduled = publish(api, org_a, a_id, "定时发布", publish_at=iso(now + timedelta(hours=2)), must_read=True)
+    expiring = publish(api, org_a, a_id, "即将过期", expires_at=iso(now + timedelta(minutes=10)))
+    retracted = publish(api, org_a, a_id, "撤回的")
+    org_a.ok("DELETE", f"/announcements/{retracted}", 204)
+    api.clock.advance(minutes=11)
+
+    listed = org_a.ok("GET", f"/announcements?org_id={a_id}")
+    assert [(i["id"], i["status"]) for i in listed["items"]] == [
+        (retracted, "retracted"), (expiring, "expired"), (scheduled, "scheduled"), (live, "live")]
+    assert listed["next_cursor"] is None and listed["items"][2]["must_read"] is True
+    assert "body" not in listed["items"][0]
+    for status, expected in [("live", [live]), ("scheduled", [scheduled]), ("expired", [expiring]),
+                             ("retracted", [retracted])]:
+        assert [i["id"] for i in org_a.ok("GET", f"/announcements?status={status}")["items"]] == expected
+    first = org_a.ok("GET", "/announcements?limit=3")
+    rest = org_a.ok("GET", f"/announcements?limit=3&cursor={first['next_cursor']}")
+    assert [i["id"] for i in first["items"] + rest["items"]] == [i["id"] for i in listed["items"]]
+    assert rest["next_cursor"] is None
+
+    bad = org_a.get("/announcements?status=draft")
+    assert bad.status == 422 and bad.code == "invalid_request"
+    assert w["m1"].get("/announcements").status == 403  # members learn of announcements from the feed
+    org_b = api.organiser(w["b"]["id"], "孙书记")
+    assert org_b.ok("GET", "/announcements")["items"] == []
+    assert org_b.get(f"/announcements?org_id={a_id}").status == 404

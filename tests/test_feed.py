@@ -17,13 +17,19 @@ from server.feed import writing as feed_writing
 from tests.builders import PDF, iso, publish, sync_all, two_branches, upload, wait_until
 
 
+def _one_second_apart(api, org_client, org_id: str, titles: list[str], **fields) -> list[str]:
+    """Publish an announcement per title, the clock a second on after each (so their order is certain)."""
+    ids = []
+    for title in titles:
+        ids.append(publish(api, org_client, org_id, title, **fields))
+        api.clock.advance(seconds=1)
+    return ids
+
+
 def test_feed_order_pinning_paging_and_etag(api):
     w = two_branches(api)
     org_a, a_id, m1 = w["org_a"], w["a"]["id"], w["m1"]
-    ids = []
-    for i in range(5):
-        ids.append(publish(api, org_a, a_id, f"通知{i}"))
-        api.clock.advance(seconds=1)
+    ids = _one_second_apart(api, org_a, a_id, [f"通知{i}" for i in range(5)])
     pinned = publish(api, org_a, a_id, "置顶", pinned=True)
     api.clock.advance(seconds=1)
     newest = publish(api, org_a, a_id, "最新")
@@ -307,14 +313,8 @@ def test_more_pinned_items_than_a_page_and_a_page_full_of_pinned_items(api):
     that pinned items filled exactly."""
     w = two_branches(api)
     org_a, a_id, m1 = w["org_a"], w["a"]["id"], w["m1"]
-    plain = []
-    for i in range(3):
-        plain.append(publish(api, org_a, a_id, f"普通{i}"))
-        api.clock.advance(seconds=1)
-    pinned = []
-    for i in range(3):
-        pinned.append(publish(api, org_a, a_id, f"置顶{i}", pinned=True))
-        api.clock.advance(seconds=1)
+    plain = _one_second_apart(api, org_a, a_id, [f"普通{i}" for i in range(3)])
+    pinned = _one_second_apart(api, org_a, a_id, [f"置顶{i}" for i in range(3)], pinned=True)
     expected = list(reversed(pinned)) + list(reversed(plain))
 
     for limit in (1, 2, 3, 4, 5):
@@ -492,19 +492,8 @@ def test_a_forged_sync_token_reveals_nothing_of_another_branch(api):
         assert a_item not in answer.content.decode(), answer.json
         assert answer.status == 422 and answer.code == "invalid_request", answer.json
     assert mb.get(f"/sync?since={token}x").status == 422
+    assert mb.get(f"/sync?since={body}").status == 422  # without its signature
     assert mb.ok("GET", f"/sync?since={sync_all(mb)[1]}")["changes"] == []
-
-
-def test_an_unsigned_token_of_an_earlier_release_starts_sync_again(api):
-    w = two_branches(api)
-    m1 = w["m1"]
-    _, token = sync_all(m1)
-    body = token.partition(".")[0]
-    fields = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    old = base64.urlsafe_b64encode(json.dumps(fields[:5]).encode()).decode().rstrip("=")
-    answer = m1.get(f"/sync?since={old}")
-    assert answer.status == 410 and answer.code == "sync_token_expired"
-    assert m1.get("/sync?since=not-a-token").code == "invalid_request"
 
 
 def test_a_move_deletes_an_item_the_old_branch_lost_to_a_list_of_names_meanwhile(api):

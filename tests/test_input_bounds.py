@@ -36,16 +36,19 @@ ANNOUNCEMENT_TIMES = ("publish_at", "expires_at")
 Case = Callable[[object], tuple[Callable[[str, str], object], tuple[str, ...]]]
 
 
-def _create_session(api):
+def _branch_and_organiser(api):
     branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
+    return branch, api.organiser(branch["id"])
+
+
+def _create_session(api):
+    branch, organiser = _branch_and_organiser(api)
     body = session_body(api, branch["id"])
     return (lambda f, v: organiser.post("/study/sessions", json={**body, f: v})), SESSION_TIMES
 
 
 def _patch_session(api):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
+    branch, organiser = _branch_and_organiser(api)
     sid = organiser.ok("POST", "/study/sessions", 201, json=session_body(api, branch["id"]))["id"]
     return (lambda f, v: organiser.patch(f"/study/sessions/{sid}", json={f: v})), SESSION_TIMES
 
@@ -58,37 +61,32 @@ def _study_checkin(api):
 
 
 def _create_activity(api):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
+    branch, organiser = _branch_and_organiser(api)
     body = activity_body(api, branch["id"])
     return (lambda f, v: organiser.post("/activities", json={**body, f: v})), ACTIVITY_TIMES
 
 
 def _patch_activity(api):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
+    branch, organiser = _branch_and_organiser(api)
     aid = organiser.ok("POST", "/activities", 201, json=activity_body(api, branch["id"]))["id"]
     return (lambda f, v: organiser.patch(f"/activities/{aid}", json={f: v})), ACTIVITY_TIMES
 
 
 def _create_announcement(api):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
+    branch, organiser = _branch_and_organiser(api)
     body = {"org_id": branch["id"], "title": "通知", "body": "正文"}
     return (lambda f, v: organiser.post("/announcements", json={**body, f: v})), ANNOUNCEMENT_TIMES
 
 
 def _patch_announcement(api):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
+    branch, organiser = _branch_and_organiser(api)
     aid = organiser.ok("POST", "/announcements", 201,
                        json={"org_id": branch["id"], "title": "通知", "body": "正文"})["id"]
     return (lambda f, v: organiser.patch(f"/announcements/{aid}", json={f: v})), ANNOUNCEMENT_TIMES
 
 
 def _list_sessions(api):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
+    branch, organiser = _branch_and_organiser(api)
     return (lambda f, v: organiser.get("/study/sessions", params={f: v})), ("from", "to")
 
 
@@ -116,8 +114,7 @@ def test_feed_cursor_out_of_range_or_grammar_is_invalid_request(api):
 
 
 def test_list_cursor_outside_its_grammar_is_invalid_request(api):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
+    branch, organiser = _branch_and_organiser(api)
     for cursor in ("é", "a b", "a.b"):
         _expect_invalid(organiser.get("/study/sessions", params={"cursor": cursor}), "cursor")
         _expect_invalid(organiser.get("/activities", params={"cursor": cursor}), "cursor")
@@ -154,8 +151,7 @@ def test_body_that_is_not_utf8_is_invalid_request(api, path, field):
 
 
 def test_texts_refuse_control_characters_and_bidi_overrides(api):
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
+    branch, organiser = _branch_and_organiser(api)
     member_body = {"phone": api.phone(), "org_id": branch["id"], "gender": "male", "birth_date": "1990-01-01",
                    "party_status": "full"}
     # "张三\n": a pattern's `$` matches before a final line feed under re.search.
@@ -177,8 +173,7 @@ def test_texts_refuse_control_characters_and_bidi_overrides(api):
 def test_exports_survive_names_already_stored_with_control_characters(api):
     """Rows written before texts were checked may hold characters a spreadsheet cannot: the xlsx
     exports replace them instead of failing."""
-    branch = api.org("一支部")
-    organiser = api.organiser(branch["id"])
+    branch, organiser = _branch_and_organiser(api)
     stored = api.member(branch["id"], "旧数据")
     api.run(api.db["members"].update_one({"_id": stored.id}, {"$set": {"name": "旧\x00数\x1b据\u202e"}}))
     act = organiser.ok("POST", "/activities", 201, json=activity_body(api, branch["id"]))

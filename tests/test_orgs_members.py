@@ -5,11 +5,13 @@ it is written."""
 from __future__ import annotations
 
 import io
+import zipfile
+from datetime import datetime
 
 import pytest
 from openpyxl import Workbook
 
-from tests.builders import member_record, sign_in
+from tests.builders import fail_writes, member_record, sign_in
 from tests.conftest import ADMIN_PASSWORD
 
 # Behind a proxy the client address comes from X-Real-Ip: `sign_in` plays callers at many addresses
@@ -90,6 +92,30 @@ def test_organiser_edits_members_and_changes_are_audited(api):
     assert entries[0]["changes"]["after"] == {"name": "赵六六", "tags": ["youth"]}
 
 
+def test_a_member_change_whose_audit_entry_fails_is_not_made(api, monkeypatch):
+    """A change to a member and its audit entry are one transaction: when the entry cannot be written,
+    the member is neither created, changed, deactivated, re-roled nor re-passworded, and no invite is made."""
+    branch = api.org("支部")
+    organiser, admin = api.organiser(branch["id"]), api.admin
+    member = api.member(branch["id"], "钱七")
+    before = api.run(api.db.members.find_one({"_id": member.id}))
+    new = {"org_id": branch["id"], "name": "孙八", "gender": "female", "birth_date": "1990-05-01",
+           "party_status": "full", "phone": "13912345678"}
+    with monkeypatch.context() as patch:
+        fail_writes(patch, "audit_log", "insert_one")
+        assert organiser.post("/members", json=new).status == 500
+        assert organiser.patch(f"/members/{member.id}", json={"name": "改名", "active": False}).status == 500
+        assert admin.put(f"/members/{member.id}/roles",
+                         json={"roles": [{"role": "organiser", "org_id": branch["id"]}]}).status == 500
+        assert admin.put(f"/members/{member.id}/password", json={"password": "another-long-password"}).status == 500
+        assert organiser.post(f"/members/{member.id}/invite").status == 500
+    assert api.run(api.db.members.find_one({"_id": member.id})) == before
+    assert api.run(api.db.members.count_documents({"phone": "13912345678"})) == 0
+    assert api.run(api.db.invites.count_documents({"member_id": member.id})) == 0
+    # and without the failure, the same create succeeds (its phone was not left taken)
+    organiser.ok("POST", "/members", 201, json=new)
+
+
 def test_roles_are_set_by_an_admin_within_their_subtree(api):
     branch = api.org("支部")
     branch_admin = api.org_admin(branch["id"])
@@ -128,6 +154,23 @@ def test_csv_import_reports_bad_rows_and_writes_the_good_ones(api):
     assert again == {"created": 0, "updated": 1, "errors": []}
 
 
+def _xlsx(book: Workbook, replace: dict[str, str]) -> bytes:
+    """The workbook's file, with the cell values of its first sheet's XML rewritten as `replace` says."""
+    saved, rewritten = io.BytesIO(), io.BytesIO()
+    book.save(saved)
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(rewritten, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                text = data.decode()
+                for old, new in replace.items():
+                    assert old in text
+                    text = text.replace(old, new)
+                data = text.encode()
+            target.writestr(item, data)
+    return rewritten.getvalue()
+
+
 def test_xlsx_import(api):
     branch = api.org("支部")
     organiser = api.organiser(branch["id"])
@@ -136,11 +179,15 @@ def test_xlsx_import(api):
     sheet.append(["name", "phone", "gender", "birth_date", "party_status", "tags"])
     sheet.append(["钱一", "13500000001", "female", "1988-08-08", "full", "union_member"])
     sheet.append(["钱二", "", "female", "1988-08-08", "full", None])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    result = organiser.ok("POST", f"/orgs/{branch['id']}/members/import", content=buffer.getvalue(),
+    # typed into number and date cells: a phone some spreadsheet programs store as 1.3500000003E10
+    sheet.append(["钱三", 13500000003, "male", datetime(1989, 9, 9), "full", None])
+    result = organiser.ok("POST", f"/orgs/{branch['id']}/members/import",
+                          content=_xlsx(book, {"<v>13500000003</v>": "<v>1.3500000003E10</v>"}),
                           headers={"Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"})
-    assert result["created"] == 1 and [e["row"] for e in result["errors"]] == [3]
+    assert result["created"] == 2 and [e["row"] for e in result["errors"]] == [3]
+    third = [m for m in organiser.ok("GET", f"/members?org_id={branch['id']}")["items"] if m["name"] == "钱三"]
+    assert third[0]["birth_date"] == "1989-09-09"
+    assert member_record(api, third[0]["id"])["phone"] == "13500000003"
     bad = organiser.post(f"/orgs/{branch['id']}/members/import", content=b"\x00\x01",
                          headers={"Content-Type": "image/png"})
     assert bad.status == 415 and bad.code == "unsupported_media_type"

@@ -61,14 +61,21 @@ def test_daily_cap_holds_under_concurrent_posts(api):
     assert api.run(total.to_list())[0]["m"] == 240
 
 
-def test_check_ins_racing_a_cancellation_never_count(api):
+def _a_crowd_about_to_check_in(api):
+    """120 members of a branch whose session starts in ten minutes, and a check-in call for each of them."""
     w = study_world(api, members=0)
     crowd = api.many_members(w.branch["id"], 120, gender="male")
     session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
-    sid = session["id"]
-    token = qr_token(w.organiser, sid)
-    calls = [lambda http, m=m: http.post("/study/checkins", json={"session_id": sid, "qr_token": token},
+    token = qr_token(w.organiser, session["id"])
+    calls = [lambda http, m=m: http.post("/study/checkins", json={"session_id": session["id"], "qr_token": token},
                                          headers={"Authorization": f"Bearer {m.token}"}) for m in crowd]
+    return w, session, calls
+
+
+def test_check_ins_racing_a_cancellation_never_count(api):
+    w, session, calls = _a_crowd_about_to_check_in(api)
+    sid = session["id"]
+
     def cancel(http):
         return http.post(f"/study/sessions/{sid}/cancel", json={"reason": "临时取消"},
                          headers={"Authorization": f"Bearer {w.organiser.token}"})
@@ -84,14 +91,9 @@ def test_check_ins_racing_a_cancellation_never_count(api):
 
 
 def test_check_ins_racing_a_move_follow_the_session_to_its_new_time(api):
-    w = study_world(api, members=0)
-    crowd = api.many_members(w.branch["id"], 120, gender="male")
-    session = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=10))
+    w, session, calls = _a_crowd_about_to_check_in(api)
     sid = session["id"]
-    token = qr_token(w.organiser, sid)
     later = parse(session["starts_at"]) + timedelta(minutes=20)
-    calls = [lambda http, m=m: http.post("/study/checkins", json={"session_id": sid, "qr_token": token},
-                                         headers={"Authorization": f"Bearer {m.token}"}) for m in crowd]
 
     def move(http):
         return http.patch(f"/study/sessions/{sid}", json={"starts_at": iso(later),

@@ -4,7 +4,6 @@
 // never through a literal path. The sidebar (AREAS) shows an area once a route answers its path.
 import { createRouter, createWebHistory, type RouteLocationNormalized, type RouteRecordRaw } from "vue-router";
 import { type Role, useSession } from "@/auth/session";
-import AdminLayout from "@/layout/AdminLayout.vue";
 
 declare module "vue-router" {
   interface RouteMeta {
@@ -71,7 +70,7 @@ export const routes: RouteRecordRaw[] = [
 
   {
     path: "/",
-    component: AdminLayout,
+    component: () => import("@/layout/AdminLayout.vue"), // its own chunk: the sign-in page does not need it
     children: [
       // 工作台 (views/dashboard/)
       { path: "", name: "dashboard", component: () => import("@/views/dashboard/DashboardPage.vue"),
@@ -91,10 +90,11 @@ export const routes: RouteRecordRaw[] = [
       { path: PATHS.warnings, name: "warnings", component: () => import("@/views/warnings/WarningsPage.vue"),
         meta: { title: "预警", roles: ORGANISER } },
 
+      // Inside the console: someone signed out is asked to sign in first, then sees the page.
       { path: PATHS.forbidden, name: "forbidden", component: () => import("@/views/Forbidden.vue"),
-        meta: { title: "没有权限", public: true } },
+        meta: { title: "没有权限", roles: ORGANISER } },
       { path: "/:pathMatch(.*)*", name: "not-found", component: () => import("@/views/NotFound.vue"),
-        meta: { title: "页面不存在", public: true } },
+        meta: { title: "页面不存在", roles: ORGANISER } },
     ],
   },
 ];

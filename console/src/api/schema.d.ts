@@ -185,7 +185,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** The announcements of the orgs you organise, newest first, in every status */
+        get: operations["get_api_v1_announcements"];
         put?: never;
         /** Publish an announcement to an org subtree you organise */
         post: operations["post_api_v1_announcements"];
@@ -1342,6 +1343,30 @@ export interface components {
             version: number;
             read: boolean;
             acked: boolean;
+            created_at: string;
+            updated_at: string;
+        };
+        /** AnnouncementPage */
+        AnnouncementPage: {
+            items: components["schemas"]["AnnouncementSummary"][];
+            next_cursor: string | null;
+        };
+        /**
+         * AnnouncementSummary
+         * @description An announcement in the organisers' list: its status instead of its body and the caller's receipt.
+         */
+        AnnouncementSummary: {
+            id: string;
+            org_id: string;
+            title: string;
+            pinned: boolean;
+            must_read: boolean;
+            publish_at: string;
+            expires_at: string | null;
+            file_count: number;
+            version: number;
+            /** @enum {unknown} */
+            status: "expired" | "live" | "retracted" | "scheduled";
             created_at: string;
             updated_at: string;
         };
@@ -3102,6 +3127,82 @@ export interface operations {
                 };
             };
             /** @description Problem: invalid_request, idempotency_key_reused */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_v1_announcements: {
+        parameters: {
+            query?: {
+                /** @description only this org's subtree */
+                org_id?: string;
+                /** @description scheduled, live, expired or retracted */
+                status?: "scheduled" | "live" | "expired" | "retracted";
+                /** @description 1..100 */
+                limit?: number;
+                /** @description from the last page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnnouncementPage"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: invalid_request */
             422: {
                 headers: {
                     [name: string]: unknown;

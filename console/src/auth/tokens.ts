@@ -52,6 +52,7 @@ export class TokenKeeper {
     private readonly lock: Lock = browserLock,
   ) {
     this.tokens = this.read();
+    this.schedule(); // after a reload, the stored pair is refreshed in the background as before
   }
 
   get current(): Tokens | null {
@@ -163,9 +164,9 @@ export class TokenKeeper {
 
   private schedule(): void {
     if (!this.tokens) return this.stop();
-    // Half the lifetime for short tokens, so a 2-minute token is not refreshed on every request.
+    // A margin before expiry; half the time left for short tokens, so that they are not refreshed at once.
     const left = this.tokens.expires_at - this.now();
-    this.scheduleIn(Math.max(0, Math.min(left - REFRESH_MARGIN_MS, left / 2)));
+    this.scheduleIn(Math.max(0, left - REFRESH_MARGIN_MS, left / 2));
   }
 
   private scheduleIn(ms: number): void {

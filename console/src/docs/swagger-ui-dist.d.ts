@@ -1,0 +1,5 @@
+// swagger-ui-dist ships no types; this is the part /docs uses.
+declare module "swagger-ui-dist/swagger-ui-es-bundle.js" {
+  const SwaggerUIBundle: (options: Record<string, unknown>) => unknown;
+  export default SwaggerUIBundle;
+}
