@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import msgspec
-
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.activities import (
@@ -18,21 +16,16 @@ from schemas.activities import (
     FeedbackOut,
     FeedbackSummary,
     NoBody,
-    QrOut,
     Roster,
     SignupIn,
     SignupOut,
 )
+from schemas.common import QrOut
 from server import activities
 from server.errors import invalid
 
 NOT_FOUND = ("activity_not_found",)
 MANAGE_ERRORS = ("activity_not_found", "forbidden")
-
-
-def _fields(body: msgspec.Struct) -> dict:
-    """The fields the client sent (UNSET left out), with datetimes kept as datetimes."""
-    return {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
 
 
 class ActivitiesHandler(APIHandler):
@@ -41,7 +34,7 @@ class ActivitiesHandler(APIHandler):
                       errors=("forbidden", "not_found", "invalid_request"))
     @idempotent
     async def post(self) -> None:
-        act = await activities.create(self.ctx, self.me, _fields(self.decode(ActivityCreate)))
+        act = await activities.create(self.ctx, self.me, self.decode_fields(ActivityCreate))
         self.respond(activities.activity_out(act, None), status=201)  # new: nobody has signed up
 
     @openapi.endpoint("Activities you can see: published in your org's ancestors or subtree, and every activity "
@@ -52,12 +45,9 @@ class ActivitiesHandler(APIHandler):
                              "cursor": "from the last page"})
     async def get(self) -> None:
         limit, cursor = self.page_args()
-        eligible = (self.query("eligible") or "").lower()
-        if eligible not in ("", "true", "false", "1", "0"):
-            raise invalid("eligible", "eligible must be true or false.")
         items, next_cursor = await activities.list_visible(
             self.ctx, self.me, programme=self.query("programme", max_length=32),
-            org_id=self.query("org_id", max_length=64), eligible=eligible in ("true", "1"),
+            org_id=self.query("org_id", max_length=64), eligible=bool(self.query_bool("eligible")),
             status=self.query("status", max_length=20), limit=limit, cursor=cursor)
         self.respond({"items": items, "next_cursor": next_cursor})
 
@@ -71,7 +61,7 @@ class ActivityHandler(APIHandler):
                       body=ActivityPatch, responses={200: ActivityOut},
                       errors=(*MANAGE_ERRORS, "capacity_below_confirmed", "activity_cancelled", "invalid_request"))
     async def patch(self, activity_id: str) -> None:
-        act = await activities.patch(self.ctx, self.me, activity_id, _fields(self.decode(ActivityPatch)))
+        act = await activities.patch(self.ctx, self.me, activity_id, self.decode_fields(ActivityPatch))
         self.respond(await activities.present(self.ctx, self.me, act))
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import msgspec
-
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.announcements import (
@@ -16,18 +14,13 @@ from schemas.announcements import (
 from server import announcements
 
 
-def _fields(body: msgspec.Struct) -> dict:
-    """The fields the client sent, keeping datetimes as datetimes (decode_dict would make strings)."""
-    return {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
-
-
 class AnnouncementsHandler(APIHandler):
     @openapi.endpoint("Publish an announcement to an org subtree you organise", body=AnnouncementCreate,
                       responses={201: AnnouncementOut}, idempotent=True,
                       errors=("forbidden", "not_found", "file_not_found", "invalid_request"))
     @idempotent
     async def post(self) -> None:
-        doc = await announcements.create(self.ctx, self.me, _fields(self.decode(AnnouncementCreate)))
+        doc = await announcements.create(self.ctx, self.me, self.decode_fields(AnnouncementCreate))
         self.respond(await announcements.announcement_out(self.ctx, self.me, doc), status=201)
 
     @openapi.endpoint("The announcements of the orgs you organise, newest first, in every status",
@@ -52,7 +45,7 @@ class AnnouncementHandler(APIHandler):
     @openapi.endpoint("Edit an announcement (version + 1)", body=AnnouncementPatch, responses={200: AnnouncementOut},
                       errors=("announcement_not_found", "forbidden", "file_not_found", "invalid_request"))
     async def patch(self, announcement_id: str) -> None:
-        doc = await announcements.patch(self.ctx, self.me, announcement_id, _fields(self.decode(AnnouncementPatch)))
+        doc = await announcements.patch(self.ctx, self.me, announcement_id, self.decode_fields(AnnouncementPatch))
         self.respond(await announcements.announcement_out(self.ctx, self.me, doc))
 
     @openapi.endpoint("Retract an announcement", responses={204: None},

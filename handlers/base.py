@@ -30,7 +30,15 @@ from urllib.parse import quote
 import msgspec
 import tornado.web
 
-from schemas.common import FIRST_YEAR, LAST_YEAR, PATTERN_MESSAGES, FieldInvalid, Timestamp, check_timestamp
+from schemas.common import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    PATTERN_MESSAGES,
+    FieldInvalid,
+    Timestamp,
+    check_timestamp,
+    sent_fields,
+)
 from server import idempotency, members, metrics
 from server.context import Context
 from server.db import UNAVAILABLE_ERRORS
@@ -190,9 +198,9 @@ class APIHandler(tornado.web.RequestHandler):
             raise ApiError(422, "invalid_request", "The body is not valid UTF-8.",
                            errors=[{"field": "body", "message": "not UTF-8"}]) from None
 
-    def decode_dict(self, type_: type) -> dict[str, Any]:
-        """Decode into `type_` and return the fields the client sent, as plain JSON values."""
-        return msgspec.to_builtins(self.decode(type_))
+    def decode_fields(self, type_: type, *, dates_as_text: bool = False) -> dict[str, Any]:
+        """Decode into `type_` and return the fields the client sent, as `schemas.common.sent_fields`."""
+        return sent_fields(self.decode(type_), dates_as_text=dates_as_text)
 
     def query(self, name: str, default: str | None = None, *, max_length: int = 200) -> str | None:
         value = self.get_query_argument(name, None)
@@ -215,6 +223,16 @@ class APIHandler(tornado.web.RequestHandler):
             raise ApiError(422, "invalid_request", f"{name} must be an integer from {low} to {high}.",
                            errors=[{"field": name, "message": f"{low}..{high}"}])
         return value
+
+    def query_bool(self, name: str) -> bool | None:
+        """true/false (or 1/0) in the query string; None when absent."""
+        raw = self.query(name, max_length=5)
+        if raw is None:
+            return None
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise ApiError(422, "invalid_request", f"{name} must be true or false.",
+                           errors=[{"field": name, "message": "true or false"}])
+        return raw.lower() in ("true", "1")
 
     def query_time(self, name: str) -> datetime | None:
         """A time in the query string, parsed and bounded exactly as a body's `Timestamp`."""

@@ -9,7 +9,7 @@ from schemas.identity import (
     BindRequiredOut,
     PasswordLogin,
     RefreshRequest,
-    SessionOut,
+    SignedInOut,
     WechatLogin,
 )
 from schemas.members import MemberOut
@@ -20,7 +20,7 @@ class WechatLoginHandler(APIHandler):
     auth_required = False
 
     @openapi.endpoint("Sign in with a WeChat login code", body=WechatLogin,
-                      responses={200: SessionOut | BindRequiredOut}, auth=False,
+                      responses={200: SignedInOut | BindRequiredOut}, auth=False,
                       errors=("wechat_code_invalid", "rate_limited", "wechat_unavailable"))
     async def post(self) -> None:
         body = self.decode(WechatLogin)
@@ -31,7 +31,7 @@ class BindHandler(APIHandler):
     auth_required = False
 
     @openapi.endpoint("Bind a WeChat identity to a member with an invite code", body=BindRequest,
-                      responses={200: SessionOut}, auth=False,
+                      responses={200: SignedInOut}, auth=False,
                       errors=("unauthenticated", "invite_code_invalid", "rate_limited"))
     async def post(self) -> None:
         body = self.decode(BindRequest)
@@ -42,7 +42,7 @@ class BindHandler(APIHandler):
 class PasswordLoginHandler(APIHandler):
     auth_required = False
 
-    @openapi.endpoint("Staff sign-in with phone and password", body=PasswordLogin, responses={200: SessionOut},
+    @openapi.endpoint("Staff sign-in with phone and password", body=PasswordLogin, responses={200: SignedInOut},
                       auth=False, errors=("invalid_credentials", "rate_limited"))
     async def post(self) -> None:
         body = self.decode(PasswordLogin)
@@ -53,7 +53,7 @@ class PasswordLoginHandler(APIHandler):
 class RefreshHandler(APIHandler):
     auth_required = False
 
-    @openapi.endpoint("Exchange a refresh token for a new pair", body=RefreshRequest, responses={200: SessionOut},
+    @openapi.endpoint("Exchange a refresh token for a new pair", body=RefreshRequest, responses={200: SignedInOut},
                       auth=False, errors=("unauthenticated", "refresh_token_reused"))
     async def post(self) -> None:
         body = self.decode(RefreshRequest)

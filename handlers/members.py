@@ -16,16 +16,21 @@ class MembersHandler(APIHandler):
                       idempotent=True, errors=("phone_taken", "forbidden", "not_found"))
     @idempotent
     async def post(self) -> None:
-        doc = await members.create(self.ctx, self.me, self.decode_dict(MemberCreate))
+        doc = await members.create(self.ctx, self.me, self.decode_fields(MemberCreate, dates_as_text=True))
         self.respond(members.member_out(doc), status=201)
 
     @openapi.endpoint("Members of an org subtree you organise", responses={200: MemberPage},
-                      query={"org_id": "org subtree", "limit": "1..100", "cursor": "from the last page"},
+                      query={"org_id": "org subtree", "q": "part of a name, or a whole phone number",
+                             "active": "true or false", "party_status": "full, probationary or none",
+                             "tag": "members with this tag", "limit": "1..100", "cursor": "from the last page"},
                       errors=("forbidden", "not_found"))
     async def get(self) -> None:
         limit, cursor = self.page_args()
+        found = members.MemberFilter(q=self.query("q", max_length=40), active=self.query_bool("active"),
+                                     party_status=self.query("party_status", max_length=20),
+                                     tag=self.query("tag", max_length=40))
         items, next_cursor = await members.list_for_organiser(self.ctx, self.me, self.query("org_id", max_length=64),
-                                                              limit, cursor)
+                                                              limit, cursor, found)
         self.respond({"items": [members.member_out(m) for m in items], "next_cursor": next_cursor})
 
 
@@ -37,7 +42,7 @@ class MemberHandler(APIHandler):
     @openapi.endpoint("Edit a member (organiser)", body=MemberPatch, responses={200: MemberOut},
                       errors=("phone_taken", "forbidden", "not_found"))
     async def patch(self, member_id: str) -> None:
-        changes = self.decode_dict(MemberPatch)
+        changes = self.decode_fields(MemberPatch, dates_as_text=True)
         self.respond(members.member_out(await members.patch(self.ctx, self.me, member_id, changes)))
 
 
@@ -45,7 +50,7 @@ class MemberRolesHandler(APIHandler):
     @openapi.endpoint("Replace a member's roles (admin)", body=RolesPut, responses={200: MemberOut},
                       errors=("forbidden", "not_found"))
     async def put(self, member_id: str) -> None:
-        body = self.decode_dict(RolesPut)
+        body = self.decode_fields(RolesPut)
         self.respond(members.member_out(await members.set_roles(self.ctx, self.me, member_id, body["roles"])))
 
 

@@ -28,5 +28,5 @@ class ProgrammeHandler(APIHandler):
             msgspec.convert(key, ProgrammeKey)
         except msgspec.ValidationError:
             raise invalid("key", "a-z, 0-9 and _, starting with a letter, at most 32 characters") from None
-        doc = await programmes.put(self.ctx, self.me, key, self.decode_dict(ProgrammePut))
+        doc = await programmes.put(self.ctx, self.me, key, self.decode_fields(ProgrammePut))
         self.respond(programmes.programme_out(doc))

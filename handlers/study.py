@@ -3,26 +3,19 @@ progress, compliance and exports."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
-
-import msgspec
-
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
+from schemas.common import QrOut
 from schemas.study import (
     AttendanceOut,
-    CheckinIn,
-    CheckinOut,
+    AttendanceRoster,
     Compliance,
     DecisionIn,
     MarkIn,
     Progress,
-    QrOut,
     RequestIn,
     RequestOut,
     RequestPage,
-    Roster,
     SchemeOut,
     SchemePut,
     SelfStudyIn,
@@ -33,6 +26,8 @@ from schemas.study import (
     SessionOut,
     SessionPage,
     SessionPatch,
+    StudyCheckinIn,
+    StudyCheckinOut,
 )
 from server import spreadsheets
 from server.errors import invalid
@@ -45,10 +40,6 @@ PERIOD_QUERY = {"period": "2026-11 (month), 2026-Q4 (quarter) or 2026 (year); de
 
 
 class StudyHandler(APIHandler):
-    def decode_values(self, type_: type) -> dict[str, Any]:
-        """Decode and validate the body; the fields sent, with datetimes and dates kept as objects."""
-        return msgspec.to_builtins(self.decode(type_), builtin_types=(datetime, date))
-
     def query_id(self, name: str) -> str | None:
         return self.query(name, max_length=64)
 
@@ -64,7 +55,7 @@ class SchemeHandler(StudyHandler):
     @openapi.endpoint("Set an org's own study scheme (admin); its subtree inherits it", body=SchemePut,
                       responses={200: SchemeOut}, errors=("forbidden", "not_found", "invalid_request"))
     async def put(self, org_id: str) -> None:
-        self.respond(await schemes.put(self.ctx, self.me, org_id, self.decode_values(SchemePut)))
+        self.respond(await schemes.put(self.ctx, self.me, org_id, self.decode_fields(SchemePut)))
 
     @openapi.endpoint("Drop an org's own scheme so it inherits again (admin)", responses={204: None},
                       errors=("forbidden", "not_found"))
@@ -81,7 +72,7 @@ class SessionsHandler(StudyHandler):
                       errors=("forbidden", "not_found", "invalid_request"))
     @idempotent
     async def post(self) -> None:
-        session = await sessions.create(self.ctx, self.me, self.decode_values(SessionCreate))
+        session = await sessions.create(self.ctx, self.me, self.decode_fields(SessionCreate))
         self.respond(await sessions.session_out(self.ctx, self.me, session), status=201)
 
     @openapi.endpoint("Study sessions you can see, newest first", responses={200: SessionPage},
@@ -101,7 +92,7 @@ class SessionHandler(StudyHandler):
     @openapi.endpoint("One study session, with my_attendance for the caller", responses={200: SessionOut},
                       errors=("session_not_found",))
     async def get(self, session_id: str) -> None:
-        session = await sessions.load_visible(self.ctx, self.me, session_id)
+        session = await sessions.get_visible(self.ctx, self.me, session_id)
         self.respond(await sessions.session_out(self.ctx, self.me, session))
 
     @openapi.endpoint("Change a session (organiser); attendees only until check-in opens", body=SessionPatch,
@@ -109,7 +100,7 @@ class SessionHandler(StudyHandler):
                       errors=("session_not_found", "forbidden", "session_cancelled", "attendees_fixed",
                               "invalid_request"))
     async def patch(self, session_id: str) -> None:
-        session = await sessions.update(self.ctx, self.me, session_id, self.decode_values(SessionPatch))
+        session = await sessions.update(self.ctx, self.me, session_id, self.decode_fields(SessionPatch))
         self.respond(await sessions.session_out(self.ctx, self.me, session))
 
 
@@ -146,16 +137,16 @@ class QrImageHandler(StudyHandler):
 
 class CheckinsHandler(StudyHandler):
     @openapi.endpoint("Check in to a study session with the scanned QR token (and location when asked)",
-                      body=CheckinIn, responses={201: CheckinOut, 200: CheckinOut}, idempotent=True,
+                      body=StudyCheckinIn, responses={201: StudyCheckinOut, 200: StudyCheckinOut}, idempotent=True,
                       errors=CHECKIN_ERRORS)
     @idempotent
     async def post(self) -> None:
-        out, created = await checkins.check_in(self.ctx, self.me, self.decode_values(CheckinIn))
+        out, created = await checkins.check_in(self.ctx, self.me, self.decode_fields(StudyCheckinIn))
         self.respond(out, status=201 if created else 200)
 
 
 class AttendanceHandler(StudyHandler):
-    @openapi.endpoint("Live attendance roster of a session (organiser)", responses={200: Roster},
+    @openapi.endpoint("Live attendance roster of a session (organiser)", responses={200: AttendanceRoster},
                       errors=("session_not_found", "forbidden"))
     async def get(self, session_id: str) -> None:
         self.respond(await attendance.roster(self.ctx, self.me, session_id))
@@ -186,14 +177,16 @@ class RequestsHandler(StudyHandler):
     @openapi.endpoint("Leave and make-up requests: your own, and those you decide as an organiser",
                       responses={200: RequestPage},
                       query={"session_id": "one session", "status": "pending, approved or rejected",
-                             "limit": "1..100", "cursor": "from the last page"})
+                             "org_id": "only that org's subtree (you organise it)",
+                             "limit": "1..100", "cursor": "from the last page"},
+                      errors=("forbidden", "not_found"))
     async def get(self) -> None:
         limit, cursor = self.page_args()
         status = self.query("status", max_length=20)
-        if status is not None and status not in ("pending", "approved", "rejected"):
+        if status is not None and status not in attendance.REQUEST_STATUSES:
             raise invalid("status", "status is pending, approved or rejected.")
         items, next_cursor = await attendance.list_requests(self.ctx, self.me, self.query_id("session_id"),
-                                                                  status, limit, cursor)
+                                                                  status, limit, cursor, self.query_id("org_id"))
         self.respond({"items": [attendance.request_out(d) for d in items], "next_cursor": next_cursor})
 
 

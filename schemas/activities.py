@@ -205,13 +205,6 @@ class Roster(Out, kw_only=True):
 
 # -- on the day -----------------------------------------------------------------------------------
 
-class QrOut(Out, kw_only=True):
-    token: str
-    expires_at: datetime
-    refresh_in: int
-    payload: str
-
-
 class CheckinIn(Body, kw_only=True):
     qr_token: QrToken
 

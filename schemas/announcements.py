@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
-from schemas.common import Body, Id, Out, ShortText, Timestamp, text
+from schemas.common import Body, FileIds, Id, Out, ShortText, Timestamp, text
 
 AnnouncementText = text(20000, min_length=1)
-FileIds = Annotated[list[Id], msgspec.Meta(max_length=20)]
 
 
 class AnnouncementCreate(Body):
@@ -51,6 +50,10 @@ class AnnouncementOut(Out):
     updated_at: datetime
 
 
+#: What an organiser's list calls an announcement, in the order of its life.
+AnnouncementStatus = Literal["scheduled", "live", "expired", "retracted"]
+
+
 class AnnouncementSummary(Out):
     """An announcement in the organisers' list: its status instead of its body and the caller's receipt."""
 
@@ -63,7 +66,7 @@ class AnnouncementSummary(Out):
     expires_at: datetime | None
     file_count: int
     version: int
-    status: Literal["scheduled", "live", "expired", "retracted"]
+    status: AnnouncementStatus
     created_at: datetime
     updated_at: datetime
 

@@ -1,4 +1,5 @@
-"""Shared body types: the base classes, problem+json, and small value types."""
+"""Shared body types: the base classes, problem+json, small value types, and the answers that more than one
+capability gives (one class each, so each has one clean OpenAPI component name)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             value = getattr(self, name)
             if isinstance(value, datetime):
                 check_timestamp(name, value)
+
+
+def sent_fields(body: msgspec.Struct, *, dates_as_text: bool = False) -> dict[str, Any]:
+    """The fields of a decoded `body` the client sent (unset ones left out), nested bodies as dicts, for a
+    service. Times and dates stay datetime and date objects, for services that compare and store them;
+    `dates_as_text` gives their RFC 3339 text instead (a member's birth_date is stored so)."""
+    return msgspec.to_builtins(body, builtin_types=() if dates_as_text else (datetime, date))
 
 
 class Out(msgspec.Struct, kw_only=True):
@@ -125,3 +133,13 @@ PartyStatus = Literal["full", "probationary", "none"]
 Role = Literal["organiser", "admin"]
 OrgKind = Literal["committee", "general_branch", "branch", "group"]
 Day = date
+FileIds = Annotated[list[Id], msgspec.Meta(max_length=20)]
+
+
+# -- answers shared by capabilities -----------------------------------------------------------------
+
+class QrOut(Out):  # the rotating check-in token of an activity or a study session (server/qr.py)
+    token: str
+    expires_at: datetime
+    refresh_in: int
+    payload: str

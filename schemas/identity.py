@@ -32,7 +32,7 @@ class RefreshRequest(Body):
     refresh_token: TokenText
 
 
-class SessionOut(Out, tag_field="status", tag="ok"):
+class SignedInOut(Out, tag_field="status", tag="ok"):
     """Signed in: `status` is "ok"."""
 
     access_token: str

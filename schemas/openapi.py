@@ -21,11 +21,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
-from schemas.common import Problem
+from schemas.activities import ActivityStatus
+from schemas.announcements import AnnouncementStatus
+from schemas.common import PartyStatus, Problem
+from schemas.study import RequestStatus, WarningStatus
 from server.errors import CODES, IN_BODY_CODES
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -53,6 +56,10 @@ QUERY: dict[str, dict[str, Any]] = {
     "parent_id": {"schema": _ID},
     "session_id": {"schema": _ID},
     "programme": {"schema": {"type": "string", "maxLength": 32}},
+    "q": {"schema": {"type": "string", "maxLength": 40}},
+    "active": {"schema": {"type": "boolean"}},
+    "party_status": {"schema": {"type": "string", "enum": list(get_args(PartyStatus))}},
+    "tag": {"schema": {"type": "string", "maxLength": 40}},
     # No default schema: each resource has its own statuses (QUERY_OVERRIDES).
     "status": {},
 }
@@ -65,13 +72,11 @@ def _enum(*values: str) -> dict[str, Any]:
 #: Where one operation's parameter differs from QUERY ("METHOD /path" → {name: parameter}).
 QUERY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "GET /api/v1/sync": {"limit": {"schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 100}}},
-    "GET /api/v1/activities": {"status": {"schema": {"type": "string",
-                                                     "enum": ["draft", "published", "cancelled"]}}},
+    "GET /api/v1/activities": {"status": {"schema": {"type": "string", "enum": list(get_args(ActivityStatus))}}},
     "GET /api/v1/announcements": {"status": {"schema": {"type": "string",
-                                                        "enum": ["scheduled", "live", "expired", "retracted"]}}},
-    "GET /api/v1/warnings": {"status": {"schema": {"type": "string", "enum": ["open", "rectifying", "closed"]}}},
-    "GET /api/v1/study/requests": {"status": {"schema": {"type": "string",
-                                                         "enum": ["pending", "approved", "rejected"]}}},
+                                                        "enum": list(get_args(AnnouncementStatus))}}},
+    "GET /api/v1/warnings": {"status": {"schema": {"type": "string", "enum": list(get_args(WarningStatus))}}},
+    "GET /api/v1/study/requests": {"status": {"schema": {"type": "string", "enum": list(get_args(RequestStatus))}}},
     "GET /api/v1/activities/{activity_id}/signups": {"format": _enum("json", "csv", "xlsx")},
     "GET /api/v1/activities/{activity_id}/qr/image": {"format": _enum("svg", "png")},
     "GET /api/v1/study/sessions/{session_id}/qr/image": {"format": _enum("svg", "png")},

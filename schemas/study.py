@@ -9,12 +9,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from schemas.common import Body, Id, LongText, Name, Out, QrToken, ShortText, Timestamp, line, text, whole
+from schemas.common import Body, FileIds, Id, LongText, Name, Out, QrToken, ShortText, Timestamp, line, text, whole
 
 TrackKey = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{0,39}"), description="a-z, 0-9, _")]
 TrackKind = Literal["session", "self_study"]
 PeriodKind = Literal["month", "quarter", "year"]
 AttendanceStatus = Literal["present", "late", "leave", "absent"]
+RequestKind = Literal["leave", "makeup"]
+RequestStatus = Literal["pending", "approved", "rejected"]
+WarningStatus = Literal["open", "rectifying", "closed"]
 Method = Literal["qr", "geo"]
 Reason = text(500, min_length=1)
 Note = text(2000)
@@ -143,13 +146,6 @@ class SessionPage(Out):
     next_cursor: str | None
 
 
-class QrOut(Out):
-    token: str
-    expires_at: datetime
-    refresh_in: int
-    payload: str
-
-
 # -- check-ins ------------------------------------------------------------------------------------
 
 class Fix(Body):
@@ -158,7 +154,7 @@ class Fix(Body):
     accuracy: Annotated[float, msgspec.Meta(ge=0, le=5000)] = 0
 
 
-class CheckinIn(Body):
+class StudyCheckinIn(Body):
     session_id: Id
     qr_token: QrToken | None = None
     location: Fix | None = None
@@ -166,7 +162,7 @@ class CheckinIn(Body):
     device_id: DeviceId | None = None
 
 
-class CheckinOut(Out):
+class StudyCheckinOut(Out):
     result: Literal["ok", "already_checked_in"]
     status: AttendanceStatus
     checked_in_at: datetime | None
@@ -180,7 +176,7 @@ class CheckinOut(Out):
 
 # -- attendance, requests -------------------------------------------------------------------------
 
-class RosterEntry(Out):
+class AttendanceEntry(Out):
     member_id: str
     name: str
     org_id: str | None
@@ -192,21 +188,21 @@ class RosterEntry(Out):
     reason: str | None = None
 
 
-class RosterCounts(Out):
+class AttendanceCounts(Out):
     present: int
     late: int
     leave: int
     absent: int
 
 
-class Roster(Out):
+class AttendanceRoster(Out):
     session_id: str
     attendees_fixed: bool
-    counts: RosterCounts
-    present: list[RosterEntry]
-    late: list[RosterEntry]
-    leave: list[RosterEntry]
-    absent: list[RosterEntry]
+    counts: AttendanceCounts
+    present: list[AttendanceEntry]
+    late: list[AttendanceEntry]
+    leave: list[AttendanceEntry]
+    absent: list[AttendanceEntry]
 
 
 class MarkIn(Body):
@@ -227,7 +223,7 @@ class AttendanceOut(Out):
 
 class RequestIn(Body):
     session_id: Id
-    kind: Literal["leave", "makeup"]
+    kind: RequestKind
     reason: Reason
 
 
@@ -239,9 +235,9 @@ class RequestOut(Out, kw_only=True):
     id: str
     session_id: str
     member_id: str
-    kind: Literal["leave", "makeup"]
+    kind: RequestKind
     reason: str
-    status: Literal["pending", "approved", "rejected"]
+    status: RequestStatus
     note: str | None = None
     created_at: datetime
     decided_at: datetime | None = None
@@ -320,9 +316,6 @@ class Compliance(Out):
 
 # -- warnings -------------------------------------------------------------------------------------
 
-FileIds = Annotated[list[Id], msgspec.Meta(max_length=20)]
-
-
 class ScanOut(Out):
     created: int
     period: str
@@ -338,7 +331,7 @@ class CloseIn(Body):
 
 
 class WarningStep(Out):
-    status: Literal["open", "rectifying", "closed"]
+    status: WarningStatus
     at: datetime
     by: str | None
     note: str | None = None
@@ -353,7 +346,7 @@ class WarningOut(Out, kw_only=True):
     period: str
     track: str
     reason: str
-    status: Literal["open", "rectifying", "closed"]
+    status: WarningStatus
     history: list[WarningStep]
     created_at: datetime
 

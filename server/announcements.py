@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from pymongo import ASCENDING, IndexModel
 
+from schemas.announcements import AnnouncementStatus
 from server import files, orgs
+from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction
 from server.errors import ApiError, forbidden, invalid, not_found
@@ -112,9 +114,9 @@ async def _write(ctx: Context, principal: Principal, announcement_id: str,
 
 async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     org = await orgs.require_role(ctx, principal, body["org_id"], "organiser")
-    now = feed_writing.to_ms(ctx.now())  # stored times are whole milliseconds (BSON); answer what is stored
-    publish_at = feed_writing.to_ms(body.get("publish_at")) or now
-    expires_at = feed_writing.to_ms(body.get("expires_at"))
+    now = to_ms(ctx.now())  # stored times are whole milliseconds (BSON); answer what is stored
+    publish_at = to_ms(body.get("publish_at")) or now
+    expires_at = to_ms(body.get("expires_at"))
     _check_times(publish_at, expires_at, now)
     new = {"_id": new_id(), "org_id": org["_id"], "org_path": orgs.full_path(org), "title": body["title"],
            "body": body["body"], "pinned": body.get("pinned", False), "must_read": body.get("must_read", False),
@@ -132,8 +134,7 @@ async def get(ctx: Context, principal: Principal, announcement_id: str) -> dict:
     return doc
 
 
-#: What an organiser's list calls an announcement, in the order of its life.
-STATUSES = ("scheduled", "live", "expired", "retracted")
+STATUSES = get_args(AnnouncementStatus)
 
 
 def status_of(doc: dict, now: datetime) -> str:
@@ -192,8 +193,8 @@ async def _for_organiser(ctx: Context, principal: Principal, announcement_id: st
 async def patch(ctx: Context, principal: Principal, announcement_id: str, changes: dict[str, Any]) -> dict:
     """Edit; every edit is a new version (and a sync upsert with that version)."""
     await _for_organiser(ctx, principal, announcement_id)
-    now = feed_writing.to_ms(ctx.now())
-    changes = {k: feed_writing.to_ms(v) if k in ("publish_at", "expires_at") else v for k, v in changes.items()}
+    now = to_ms(ctx.now())
+    changes = {k: to_ms(v) if k in ("publish_at", "expires_at") else v for k, v in changes.items()}
 
     def build(current: dict | None) -> dict:
         if current is None:

@@ -21,9 +21,9 @@ from handlers import (
     members,
     orgs,
     programmes,
+    rectification,
     study,
     system,
-    warnings,
 )
 from handlers.base import NotFoundHandler
 from server.clock import Clock
@@ -127,10 +127,10 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/openapi.json", system.OpenAPIHandler),
 
     # Study warnings (API.md §5): scan a period, rectify (整改), close (销号)
-    ("/api/v1/orgs/{org_id}/warnings/scan", warnings.ScanHandler),
-    ("/api/v1/warnings", warnings.WarningsHandler),
-    ("/api/v1/warnings/{warning_id}/rectify", warnings.RectifyHandler),
-    ("/api/v1/warnings/{warning_id}/close", warnings.CloseHandler),
+    ("/api/v1/orgs/{org_id}/warnings/scan", rectification.ScanHandler),
+    ("/api/v1/warnings", rectification.WarningsHandler),
+    ("/api/v1/warnings/{warning_id}/rectify", rectification.RectifyHandler),
+    ("/api/v1/warnings/{warning_id}/close", rectification.CloseHandler),
 ]]
 
 #: The pages served beside the API (handlers/console.py): the organisers' console and the API reference.

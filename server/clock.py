@@ -1,4 +1,5 @@
-"""The one source of "now" for every rule, so tests can move time without sleeping."""
+"""The one source of "now" for every rule (so tests can move time without sleeping), and `to_ms`, the one
+cut of a time to the precision MongoDB keeps."""
 
 from __future__ import annotations
 
@@ -16,3 +17,13 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.offset += timedelta(**delta)
+
+
+def to_ms(moment: datetime | None) -> datetime | None:
+    """UTC, cut to the millisecond BSON keeps, so what we answer and compare equals what a later read
+    finds. None stays None; a naive time is refused (it would be read as the server's local time)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValueError("stored times must be timezone-aware")
+    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)

@@ -15,13 +15,15 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 # identity imports this module too; each uses the other only inside functions.
+from schemas.common import PartyStatus
 from server import audit, identity, orgs
 from server.context import Context
 from server.db import indexes, on_commit, transaction, update_then_get
@@ -206,16 +208,43 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     return doc
 
 
-async def list_for_organiser(ctx: Context, principal: Principal, org_id: str | None,
-                             limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+@dataclass(frozen=True)
+class MemberFilter:
+    """What an organiser's member list narrows to; None: any."""
+
+    q: str | None = None  # part of a name, or a whole phone number (never part of one: phones are shown masked)
+    active: bool | None = None
+    party_status: str | None = None
+    tag: str | None = None
+
+    def clauses(self) -> list[dict]:
+        found: list[dict] = []
+        if self.q:
+            try:
+                found.append({"phone": normalise_phone(self.q)})
+            except ApiError:
+                found.append({"name": {"$regex": re.escape(self.q)}})
+        if self.active is not None:
+            found.append({"active": self.active})
+        if self.party_status is not None:
+            if self.party_status not in get_args(PartyStatus):
+                raise invalid("party_status", "party_status is full, probationary or none.")
+            found.append({"party_status": self.party_status})
+        if self.tag:
+            found.append({"tags": self.tag})
+        return found
+
+
+async def list_for_organiser(ctx: Context, principal: Principal, org_id: str | None, limit: int,
+                             cursor: str | None, found: MemberFilter = MemberFilter()) -> tuple[list[dict], str | None]:
     if org_id is not None:
         await orgs.require_role(ctx, principal, org_id, "organiser")
-        query: dict[str, Any] = {"org_path": org_id}
+        scope: dict[str, Any] = {"org_path": org_id}
     elif principal.role_orgs():
-        query = principal.within_roles_filter()
+        scope = principal.within_roles_filter()
     else:
         raise forbidden("Listing members needs the organiser role.")
-    return await page(ctx.db[COLLECTION], query, limit, cursor)
+    return await page(ctx.db[COLLECTION], {"$and": [scope, *found.clauses()]}, limit, cursor)
 
 
 async def patch(ctx: Context, principal: Principal, member_id: str, changes: dict) -> dict:

@@ -75,7 +75,13 @@ def payload(purpose: str, resource_id: str, token: str) -> str:
 
 
 def render_svg(text: str) -> bytes:
-    return segno.make(text, error="m").svg_inline(scale=8, border=2).encode()
+    """A standalone SVG document: with its namespace, which a browser needs to draw it as an image
+    (segno's svg_inline leaves it out, for SVG embedded in HTML)."""
+    import io
+
+    buffer = io.BytesIO()
+    segno.make(text, error="m").save(buffer, kind="svg", xmldecl=False, scale=8, border=2)
+    return buffer.getvalue()
 
 
 def render_png(text: str) -> bytes:

@@ -78,6 +78,35 @@ def test_members_are_created_masked_and_listed_by_subtree(api):
     assert page1["items"][0]["id"] != page2["items"][0]["id"] and page2["next_cursor"] is None
 
 
+def test_the_member_list_narrows_by_name_phone_status_and_tag(api):
+    """The console's member search: part of a name, or a whole phone number (never part of one: phones are
+    shown masked), and filters; within the caller's scope only, and refused when malformed."""
+    branch, other = api.org("支部"), api.org("另一支部")
+    organiser = api.organiser(branch["id"])
+    zhang = api.member(branch["id"], "张建国", party_status="probationary", tags=["youth"])
+    api.member(branch["id"], "李建华")
+    retired = api.member(branch["id"], "王明", tags=["youth"])
+    api.admin.ok("PATCH", f"/members/{retired.id}", json={"active": False})
+    api.member(other["id"], "张建军")  # matches the name, out of scope
+
+    def names(query: str) -> list[str]:
+        return sorted(m["name"] for m in organiser.ok("GET", f"/members?org_id={branch['id']}&{query}")["items"])
+
+    assert names("q=建") == ["张建国", "李建华"]
+    assert names("q=张建") == ["张建国"]
+    assert names("q=.*") == []  # a pattern character is a character
+    phone = member_record(api, zhang.id)["phone"]
+    assert names(f"q={phone}") == ["张建国"] and names(f"q={phone[:7]}") == []
+    assert names("party_status=probationary") == ["张建国"]
+    assert names("tag=youth") == ["张建国", "王明"]
+    assert names("tag=youth&active=true") == ["张建国"]
+    assert names("active=false") == ["王明"]
+    assert sorted(m["name"] for m in organiser.ok("GET", "/members?q=张建")["items"]) == ["张建国"]
+    for bad in ("active=maybe", "party_status=member", f"q={'建' * 41}"):
+        answer = organiser.get(f"/members?{bad}")
+        assert answer.status == 422 and answer.code == "invalid_request", bad
+
+
 def test_organiser_edits_members_and_changes_are_audited(api):
     branch = api.org("支部")
     other = api.org("另一支部")

@@ -4,6 +4,7 @@ window, a token from another session, a tampered token, the image for the projec
 from __future__ import annotations
 
 from datetime import timedelta
+from xml.etree import ElementTree
 
 from tests.builders import advance, checkin, iso, move_to, new_session, parse, study_world
 
@@ -62,6 +63,8 @@ def test_qr_image_for_the_projector(api):
     sid = _open_session(api, w)["id"]
     svg = w.organiser.get(f"/study/sessions/{sid}/qr/image")
     assert svg.status == 200 and svg.headers["Content-Type"] == "image/svg+xml" and b"<svg" in svg.content
+    # a standalone document in the SVG namespace: without it a browser's <img> draws nothing
+    assert ElementTree.fromstring(svg.content).tag == "{http://www.w3.org/2000/svg}svg"
     png = w.organiser.get(f"/study/sessions/{sid}/qr/image?format=png")
     assert png.status == 200 and png.content.startswith(b"\x89PNG")
     assert w.organiser.get(f"/study/sessions/{sid}/qr/image?format=gif").code == "invalid_request"

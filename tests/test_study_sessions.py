@@ -307,6 +307,12 @@ def test_leave_and_makeup_requests_change_attendance(api):
     pending = w.organiser.ok("GET", f"/study/requests?session_id={sid}&status=pending")["items"]
     assert [r["id"] for r in pending] == [leave["id"]]
     assert [r["id"] for r in second.ok("GET", "/study/requests")["items"]] == []
+    # the console's queue for one org: that org's subtree, which the caller must organise
+    assert [r["id"] for r in w.organiser.ok("GET", f"/study/requests?org_id={w.branch['id']}")["items"]] \
+        == [leave["id"]]
+    assert w.outsider_organiser.ok("GET", "/study/requests")["items"] == []
+    assert w.outsider_organiser.get(f"/study/requests?org_id={w.branch['id']}").status == 404
+    assert first.get(f"/study/requests?org_id={w.branch['id']}").status in (403, 404)
     approved = w.organiser.ok("POST", f"/study/requests/{leave['id']}/approve", json={"note": "同意"})
     assert approved["status"] == "approved" and approved["note"] == "同意"
     assert w.organiser.post(f"/study/requests/{leave['id']}/reject", json={}).code == "request_not_pending"

@@ -9,8 +9,9 @@ read, and server/feed/background.py for scheduled transitions. Nothing else writ
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
+from server.clock import to_ms
 from server.context import Context
 from server.errors import not_found
 from server.feed.reading import get_visible_item
@@ -28,15 +29,6 @@ def _compute_state(published_at: datetime, expires_at: datetime | None, now: dat
     if published_at > now:
         return "scheduled"
     return "live"
-
-
-def to_ms(moment: datetime | None) -> datetime | None:
-    """BSON keeps milliseconds: compare and store at that precision."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        raise ValueError("feed times must be timezone-aware")
-    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _item_id(kind: str, ref_id: str) -> str:

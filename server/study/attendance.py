@@ -11,12 +11,14 @@ the notice exists if and only if the change does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from server import audit
+from schemas.study import AttendanceStatus, RequestStatus
+from server import audit, orgs
+from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, forbidden, not_found
@@ -30,10 +32,13 @@ from server.study.sessions import ATTENDANCE
 
 EVENTS = "study_checkin_events"
 REQUESTS = "study_requests"
-STATUSES = ("present", "late", "leave", "absent")
+STATUSES = get_args(AttendanceStatus)  # the roster's groups, in the order the API lists them
 ATTENDED = ("present", "late")
+REQUEST_STATUSES = get_args(RequestStatus)
+# The Chinese labels of exports and feed texts, one table each.
 STATUS_ZH = {"present": "出席", "late": "迟到", "leave": "请假", "absent": "缺席"}
 KIND_ZH = {"leave": "请假", "makeup": "补学"}
+SOURCE_ZH = {"member": "本人签到", "organiser": "组织者标记", "request": "请假/补学审批"}
 ATTEMPTS = 3
 
 indexes(EVENTS, IndexModel([("session_id", ASCENDING), ("at", ASCENDING)]),
@@ -53,8 +58,7 @@ def record_fields(session: dict, member_id: str, member_org_path) -> dict[str, A
     return {"session_id": session["_id"], "member_id": member_id, "member_org_path": list(member_org_path),
             "org_id": session["org_id"], "org_path": session["org_path"], "track": session["track"],
             "starts_at": session["starts_at"],
-            "minutes": int((session["ends_at"] - session["starts_at"]).total_seconds() // 60),
-            "cancelled": session["status"] == "cancelled"}
+            "minutes": sessions.minutes(session), "cancelled": sessions.is_cancelled(session)}
 
 
 def attendance_out(record: dict) -> dict:
@@ -127,7 +131,7 @@ async def _member_in_session_org(ctx: Context, session: dict, member_id: str) ->
 
 async def mark(ctx: Context, principal: Principal, session_id: str, member_id: str, status: str,
                reason: str) -> dict:
-    session = await sessions.load_organised(ctx, principal, session_id)
+    session = await sessions.get_managed(ctx, principal, session_id)
     sessions.require_not_cancelled(session)
     member = await _member_in_session_org(ctx, session, member_id)
 
@@ -150,7 +154,7 @@ async def mark(ctx: Context, principal: Principal, session_id: str, member_id: s
 
 
 async def roster(ctx: Context, principal: Principal, session_id: str) -> dict:
-    session = await sessions.load_organised(ctx, principal, session_id)
+    session = await sessions.get_managed(ctx, principal, session_id)
     attendees = await sessions.current_attendees(ctx, session)
     records = {r["member_id"]: r for r in await ctx.db[ATTENDANCE].find({"session_id": session_id}).to_list()}
     ids = list(dict.fromkeys([*attendees, *records]))
@@ -179,16 +183,15 @@ def request_out(doc: dict) -> dict:
 
 
 async def create_request(ctx: Context, principal: Principal, session_id: str, kind: str, reason: str) -> dict:
-    session = await sessions.load_visible(ctx, principal, session_id)
+    session = await sessions.get_visible(ctx, principal, session_id)
     sessions.require_not_cancelled(session)
-    if not sessions.is_attendee(session, principal.member_id, principal.org_path):
-        raise ApiError(403, "not_an_attendee", "You are not on this session's attendee list.")
+    sessions.require_attendee(session, principal)
     record = await ctx.db[ATTENDANCE].find_one({"session_id": session_id, "member_id": principal.member_id})
     if record is not None and record["status"] in ATTENDED:
         raise ApiError(409, "already_checked_in", "You attended this session already.")
     doc = {"_id": new_id(), "session_id": session_id, "member_id": principal.member_id,
            "org_path": session["org_path"], "kind": kind, "reason": reason, "status": "pending",
-           "pending_key": f"{session_id}:{principal.member_id}", "created_at": sessions.utc(ctx.now())}
+           "pending_key": f"{session_id}:{principal.member_id}", "created_at": to_ms(ctx.now())}
     try:
         await ctx.db[REQUESTS].insert_one(doc)
     except DuplicateKeyError:
@@ -196,23 +199,29 @@ async def create_request(ctx: Context, principal: Principal, session_id: str, ki
     return doc
 
 
-async def _load_request_for_organiser(ctx: Context, principal: Principal, request_id: str) -> tuple[dict, dict]:
+def request_not_found() -> ApiError:
+    return not_found("request_not_found", "study request")
+
+
+async def _get_managed_request(ctx: Context, principal: Principal, request_id: str) -> tuple[dict, dict]:
+    """The request and its session, for an organiser of the session; its own member is told 403, anyone
+    else 404 request_not_found (also when the session itself is out of sight)."""
     doc = await ctx.db[REQUESTS].find_one({"_id": request_id})
     if doc is None:
-        raise not_found("request_not_found", "study request")
+        raise request_not_found()
     try:
-        session = await sessions.load_visible(ctx, principal, doc["session_id"])
+        session = await sessions.get_visible(ctx, principal, doc["session_id"])
     except ApiError:
-        raise not_found("request_not_found", "study request") from None
+        raise request_not_found() from None
     if not principal.organises(session["org_path"]):
         if doc["member_id"] == principal.member_id:
             raise forbidden("An organiser decides on your request.")
-        raise not_found("request_not_found", "study request")
+        raise request_not_found()
     return doc, session
 
 
 async def decide(ctx: Context, principal: Principal, request_id: str, approve: bool, note: str | None) -> dict:
-    doc, session = await _load_request_for_organiser(ctx, principal, request_id)
+    doc, session = await _get_managed_request(ctx, principal, request_id)
     if approve:
         sessions.require_not_cancelled(session)
     status = "approved" if approve else "rejected"
@@ -264,10 +273,15 @@ async def decide(ctx: Context, principal: Principal, request_id: str, approve: b
 
 
 async def list_requests(ctx: Context, principal: Principal, session_id: str | None, status: str | None,
-                        limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    """Organisers see requests in the subtrees they organise; everyone sees their own."""
+                        limit: int, cursor: str | None, org_id: str | None = None) -> tuple[list[dict], str | None]:
+    """Organisers see requests in the subtrees they organise; everyone sees their own. With `org_id`,
+    only the requests of that org's subtree, which the caller must organise."""
     own = {"member_id": principal.member_id}
-    scope = {"$or": [own, principal.within_roles_filter("org_path")]} if principal.role_orgs() else own
+    if org_id is not None:
+        await orgs.require_role(ctx, principal, org_id, "organiser")
+        scope: dict = {"org_path": org_id}
+    else:
+        scope = {"$or": [own, principal.within_roles_filter("org_path")]} if principal.role_orgs() else own
     clauses: list[dict] = [scope]
     if session_id is not None:
         clauses.append({"session_id": session_id})

@@ -28,6 +28,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from server import qr
+from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction
 from server.errors import ApiError, invalid
@@ -62,58 +63,49 @@ def _already(record: dict) -> dict:
     return {"result": "already_checked_in", **attendance.attendance_out(record)}
 
 
-def _refuse(status: int, code: str, detail: str) -> ApiError:
-    return ApiError(status, code, detail)
-
-
 def _check_rules(session: dict, principal: Principal, body: dict, now: datetime) -> tuple[datetime, bool]:
     """Apply the rules that need no database; returns (the moment judged, offline)."""
     sessions.require_not_cancelled(session)
-    if not sessions.is_attendee(session, principal.member_id, principal.org_path):
-        raise _refuse(403, "not_an_attendee", "You are not on this session's attendee list.")
+    sessions.require_attendee(session, principal)
     client_time = body.get("client_time")
     offline = client_time is not None
     at = now
     if offline:
-        at = sessions.utc(client_time)
+        at = to_ms(client_time)
         if at > now + CLOCK_SKEW:
             raise invalid("client_time", "client_time lies in the future.")
         if now - at > OFFLINE_LIMIT:
-            raise _refuse(409, "checkin_closed", "An offline check-in must reach us within 24 h of the scan.")
+            raise ApiError(409, "checkin_closed", "An offline check-in must reach us within 24 h of the scan.")
     if at < session["checkin_opens_at"]:
-        raise _refuse(409, "checkin_not_open", "Check-in has not opened yet.")
+        raise ApiError(409, "checkin_not_open", "Check-in has not opened yet.")
     if at > session["checkin_closes_at"]:
-        raise _refuse(409, "checkin_closed", "Check-in has closed.")
+        raise ApiError(409, "checkin_closed", "Check-in has closed.")
     token = body.get("qr_token")
     if not token:
-        raise _refuse(422, "qr_invalid", "Scan the QR code shown at the session.")
+        raise ApiError(422, "qr_invalid", "Scan the QR code shown at the session.")
     qr.verify(session["qr_secret"], QR_PURPOSE, session["_id"], token, at)
     if "geo" in session["methods"]:
         fix, fence = body.get("location"), session["location"]
         if fix is None:
-            raise _refuse(422, "location_required", "This session checks your location; allow it and retry.")
+            raise ApiError(422, "location_required", "This session checks your location; allow it and retry.")
         if fix.get("accuracy", 0) > fence["radius_m"]:
-            raise _refuse(422, "location_inaccurate", "Your location is too imprecise for this session's "
+            raise ApiError(422, "location_inaccurate", "Your location is too imprecise for this session's "
                                                       "place; wait for a better fix and retry.")
         if distance_m(fix["lat"], fix["lng"], fence["lat"], fence["lng"]) > fence["radius_m"]:
-            raise _refuse(422, "outside_geofence", "You are not at the session's place.")
+            raise ApiError(422, "outside_geofence", "You are not at the session's place.")
     return at, offline
 
 
 async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[dict, bool]:
     """→ (the attendance answer, created?): False when the member had already checked in."""
-    now = sessions.utc(ctx.now())
+    now = to_ms(ctx.now())
     session_id = body["session_id"]
     session: dict | None = None
     method = "qr"
     log: dict[str, Any] = {"client_time": body.get("client_time"), "offline": body.get("client_time") is not None,
                            "device_id": body.get("device_id"), "location": body.get("location")}
     try:
-        session = await ctx.db[SESSIONS].find_one(
-            {"$and": [{"_id": session_id}, sessions.visible_filter(principal)]})
-        if session is None:
-            raise sessions.session_not_found()
-        session = await sessions.fix_attendees(ctx, session)
+        session = await sessions.get_visible(ctx, principal, session_id)
         method = "+".join(session["methods"])
         try:
             at, offline = _check_rules(session, principal, body, now)
@@ -204,7 +196,7 @@ async def log_self_study(ctx: Context, principal: Principal, track: str, minutes
         raise invalid("date", f"Self-study is logged within {BACKDATE_DAYS} days.")
     doc = {"_id": new_id(), "member_id": principal.member_id, "member_org_path": list(principal.org_path),
            "track": track, "minutes": minutes, "material": material, "note": note, "date": day.isoformat(),
-           "day_total_minutes": 0, "created_at": sessions.utc(ctx.now())}  # as stored: to the ms
+           "day_total_minutes": 0, "created_at": to_ms(ctx.now())}  # as stored: to the ms
     counter = f"{principal.member_id}:{day.isoformat()}"
     await _open_day(ctx, counter)
 

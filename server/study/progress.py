@@ -21,13 +21,12 @@ from server.errors import invalid
 from server.members import COLLECTION as MEMBERS
 from server.scope import Principal
 from server.study import schemes
-from server.study.attendance import ATTENDED, STATUS_ZH
+from server.study.attendance import ATTENDED, SOURCE_ZH, STATUS_ZH
 from server.study.checkins import SELF_STUDY
 from server.study.sessions import ATTENDANCE, current_attendees, fix_attendees
 from server.study.sessions import COLLECTION as SESSIONS
 
 MONTHS = {"month": 1, "quarter": 3, "year": 12}
-SOURCE_CN = {"member": "本人签到", "organiser": "组织者标记", "request": "请假/补学审批"}
 _PERIOD = re.compile(r"^(?P<year>\d{4})(?:-(?:(?P<month>0[1-9]|1[0-2])|Q(?P<quarter>[1-4])))?$")
 
 
@@ -196,7 +195,7 @@ async def _attendance_rows(ctx: Context, org: dict, period: Period, org_names: d
                          org_names.get(person.get("org_id"), ""), STATUS_ZH[status],
                          _local(record.get("checked_in_at") if record else None, ctx),
                          record["method"] if record else "", "是" if record and record.get("offline") else "否",
-                         SOURCE_CN.get(record["source"], record["source"]) if record else "",
+                         SOURCE_ZH.get(record["source"], record["source"]) if record else "",
                          (record.get("reason") or "") if record else ""])
     return rows
 

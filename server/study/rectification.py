@@ -26,11 +26,12 @@ uploader, and a refused file id leaves the warning unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from schemas.study import WarningStatus
 from server import audit, files, orgs
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
@@ -44,7 +45,7 @@ from server.study import progress, schemes
 from server.study.sessions import COLLECTION as SESSIONS
 
 COLLECTION = "study_warnings"
-STATUSES = ("open", "rectifying", "closed")
+STATUSES = get_args(WarningStatus)
 FILE_REF = "warning"
 MAX_ORGANISERS = 500  # organisers told of one scan's branch warnings
 NOTICE_BATCH = 200  # members told per transaction

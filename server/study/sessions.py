@@ -20,13 +20,14 @@ failure between the two steps is repaired by the next touch. A cancelled session
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import PyMongoError
 
 from server import audit, orgs, qr
+from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, invalid, not_found
@@ -58,14 +59,12 @@ indexes(
 )
 
 
-def utc(moment: datetime) -> datetime:
-    """UTC, cut to the millisecond MongoDB keeps, so what we answer equals what we stored."""
-    moment = moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
 def session_not_found() -> ApiError:
     return not_found("session_not_found", "study session")
+
+
+def session_cancelled() -> ApiError:
+    return ApiError(409, "session_cancelled", "This session was cancelled.")
 
 
 # -- scope ------------------------------------------------------------------------------------------
@@ -77,23 +76,27 @@ def visible_filter(principal: Principal) -> dict:
     return {"$or": clauses}
 
 
-async def load_visible(ctx: Context, principal: Principal, session_id: str, projection=None) -> dict:
-    session = await ctx.db[COLLECTION].find_one({"$and": [{"_id": session_id}, visible_filter(principal)]},
-                                                projection)
+async def get_visible(ctx: Context, principal: Principal, session_id: str) -> dict:
+    """The session if the caller may see it, its attendees fixed when due; else 404 session_not_found."""
+    session = await ctx.db[COLLECTION].find_one({"$and": [{"_id": session_id}, visible_filter(principal)]})
     if session is None:
         raise session_not_found()
     return await fix_attendees(ctx, session)
 
 
-async def load_organised(ctx: Context, principal: Principal, session_id: str) -> dict:
-    session = await load_visible(ctx, principal, session_id)
+async def get_managed(ctx: Context, principal: Principal, session_id: str) -> dict:
+    session = await get_visible(ctx, principal, session_id)
     principal.require_organiser(session["org_path"], "session")
     return session
 
 
+def is_cancelled(session: dict) -> bool:
+    return session["status"] == "cancelled"
+
+
 def require_not_cancelled(session: dict) -> None:
-    if session["status"] == "cancelled":
-        raise ApiError(409, "session_cancelled", "This session was cancelled.")
+    if is_cancelled(session):
+        raise session_cancelled()
 
 
 # -- attendees --------------------------------------------------------------------------------------
@@ -142,6 +145,11 @@ def is_attendee(session: dict, member_id: str, member_org_path) -> bool:
     return session["org_id"] in member_org_path
 
 
+def require_attendee(session: dict, principal: Principal) -> None:
+    if not is_attendee(session, principal.member_id, principal.org_path):
+        raise ApiError(403, "not_an_attendee", "You are not on this session's attendee list.")
+
+
 # -- the feed item ----------------------------------------------------------------------------------
 
 def feed_audience(session: dict) -> list[str] | None:
@@ -161,7 +169,7 @@ def feed_summary(ctx: Context, session: dict) -> str:
     if session.get("location"):
         parts.append(session["location"]["name"])
     text = " · ".join(parts)
-    if session["status"] == "cancelled":
+    if is_cancelled(session):
         reason = session.get("cancel_reason")
         return f"已取消（原定 {text}）" + (f"。原因：{reason}" if reason else "")
     return text
@@ -169,7 +177,7 @@ def feed_summary(ctx: Context, session: dict) -> str:
 
 async def publish_feed(ctx: Context, session: dict, txn) -> None:
     """Write the session's feed item as the session now is, inside the caller's transaction `txn`."""
-    cancelled = session["status"] == "cancelled"
+    cancelled = is_cancelled(session)
     await feed_writing.publish_item(
         ctx, kind=FEED_KIND, ref_id=session["_id"], org_id=session["org_id"],
         title=f"【已取消】{session['title']}" if cancelled else session["title"],
@@ -235,7 +243,7 @@ async def session_out(ctx: Context, principal: Principal, session: dict, *, reco
     if record is _LOOKUP:
         record = await ctx.db[ATTENDANCE].find_one({"session_id": session["_id"], "member_id": principal.member_id})
     mine = attendance_brief(record)
-    if (mine is None and ctx.now() > session["checkin_closes_at"] and session["status"] != "cancelled"
+    if (mine is None and ctx.now() > session["checkin_closes_at"] and not is_cancelled(session)
             and is_attendee(session, principal.member_id, principal.org_path)):
         mine = {"status": "absent", "checked_in_at": None, "source": None, "offline": False}
     out["my_attendance"] = mine
@@ -246,10 +254,10 @@ async def session_out(ctx: Context, principal: Principal, session: dict, *, reco
 
 def _times(values: dict) -> dict:
     """Fill the window defaults and check the order of the times; all UTC."""
-    starts, ends = utc(values["starts_at"]), utc(values["ends_at"])
-    opens = utc(values["checkin_opens_at"]) if values.get("checkin_opens_at") else starts - DEFAULT_OPEN_BEFORE
-    closes = utc(values["checkin_closes_at"]) if values.get("checkin_closes_at") else ends
-    late = utc(values["late_after"]) if values.get("late_after") else starts
+    starts, ends = to_ms(values["starts_at"]), to_ms(values["ends_at"])
+    opens = to_ms(values["checkin_opens_at"]) if values.get("checkin_opens_at") else starts - DEFAULT_OPEN_BEFORE
+    closes = to_ms(values["checkin_closes_at"]) if values.get("checkin_closes_at") else ends
+    late = to_ms(values["late_after"]) if values.get("late_after") else starts
     if ends <= starts:
         raise invalid("ends_at", "ends_at must be after starts_at.")
     if closes <= opens:
@@ -295,7 +303,7 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     await _require_session_track(ctx, org, body["track"])
     times = _times(body)
     attendees = body.get("attendees")
-    now = utc(ctx.now())
+    now = to_ms(ctx.now())
     session = {
         "_id": new_id(), "org_id": org["_id"], "org_path": orgs.full_path(org), "track": body["track"],
         "title": body["title"], "agenda": body.get("agenda"), **times,
@@ -318,7 +326,7 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
 
 
 async def update(ctx: Context, principal: Principal, session_id: str, changes: dict) -> dict:
-    session = await load_organised(ctx, principal, session_id)
+    session = await get_managed(ctx, principal, session_id)
     require_not_cancelled(session)
     merged = {**session, **changes}
     update: dict[str, Any] = {k: v for k, v in changes.items() if k in ("title", "agenda", "location")}
@@ -347,7 +355,7 @@ async def update(ctx: Context, principal: Principal, session_id: str, changes: d
             raise ApiError(409, "session_changed", "The session changed meanwhile (cancelled or opened); reload it.")
         if "starts_at" in update or "ends_at" in update:
             await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {
-                "starts_at": new["starts_at"], "minutes": _minutes(new)}}, session=txn)
+                "starts_at": new["starts_at"], "minutes": minutes(new)}}, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.session.update",
                            target_kind="study_session", target_id=session_id, org_path=session["org_path"],
                            changes={"fields": sorted(changes)}, txn=txn)
@@ -361,8 +369,8 @@ async def update(ctx: Context, principal: Principal, session_id: str, changes: d
         try:
             await ctx.db[ATTENDANCE].update_many(
                 {"session_id": session_id, "$or": [{"starts_at": {"$ne": new["starts_at"]}},
-                                                   {"minutes": {"$ne": _minutes(new)}}]},
-                {"$set": {"starts_at": new["starts_at"], "minutes": _minutes(new)}})
+                                                   {"minutes": {"$ne": minutes(new)}}]},
+                {"$set": {"starts_at": new["starts_at"], "minutes": minutes(new)}})
         except PyMongoError as exc:
             log.warning("sweeping the records of moved study session %s failed: %s", session_id, exc)
     return await fix_attendees(ctx, new)
@@ -373,12 +381,13 @@ def _default(session: dict, key: str) -> datetime:
             "checkin_closes_at": session["ends_at"], "late_after": session["starts_at"]}[key]
 
 
-def _minutes(session: dict) -> int:
+def minutes(session: dict) -> int:
+    """How long the session lasts, as its attendance records count it."""
     return int((session["ends_at"] - session["starts_at"]).total_seconds() // 60)
 
 
 async def cancel(ctx: Context, principal: Principal, session_id: str, reason: str) -> dict:
-    session = await load_organised(ctx, principal, session_id)
+    session = await get_managed(ctx, principal, session_id)
     require_not_cancelled(session)
     async def work(txn) -> dict:
         now = ctx.now()
@@ -387,7 +396,7 @@ async def cancel(ctx: Context, principal: Principal, session_id: str, reason: st
             {"$set": {"status": "cancelled", "cancel_reason": reason, "cancelled_at": now,
                       "cancelled_by": principal.member_id, "updated_at": now}}, txn=txn)
         if new is None:
-            raise ApiError(409, "session_cancelled", "This session was cancelled.")
+            raise session_cancelled()
         await ctx.db[ATTENDANCE].update_many({"session_id": session_id}, {"$set": {"cancelled": True}}, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.session.cancel",
                            target_kind="study_session", target_id=session_id, org_path=session["org_path"],
@@ -414,9 +423,9 @@ async def list_visible(ctx: Context, principal: Principal, org_id: str | None, s
         org = await orgs.get_visible(ctx, principal, org_id)
         clauses.append({"org_path": org["_id"]})
     if start is not None:
-        clauses.append({"starts_at": {"$gte": utc(start)}})
+        clauses.append({"starts_at": {"$gte": to_ms(start)}})
     if end is not None:
-        clauses.append({"starts_at": {"$lt": utc(end)}})
+        clauses.append({"starts_at": {"$lt": to_ms(end)}})
     docs, next_cursor = await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
     return [await fix_attendees(ctx, d) for d in docs], next_cursor
 
@@ -424,7 +433,7 @@ async def list_visible(ctx: Context, principal: Principal, org_id: str | None, s
 # -- QR ---------------------------------------------------------------------------------------------
 
 async def qr_token(ctx: Context, principal: Principal, session_id: str) -> dict:
-    session = await load_organised(ctx, principal, session_id)
+    session = await get_managed(ctx, principal, session_id)
     require_not_cancelled(session)
     token = qr.current(session["qr_secret"], QR_PURPOSE, session["_id"], ctx.now())
     return {**token, "payload": qr.payload(QR_PURPOSE, session["_id"], token["token"])}
