@@ -1166,14 +1166,14 @@ export interface components {
             reason: string;
         };
         /** CheckinIn */
-        "schemas.activities.CheckinIn": {
+        CheckinIn: {
             qr_token: string;
         };
         /**
          * CheckinOut
          * @description As for study check-ins (API.md §5): an activity has no late arrivals, so status is always present.
          */
-        "schemas.activities.CheckinOut": {
+        CheckinOut: {
             /** @enum {unknown} */
             result: "already_checked_in" | "ok";
             /** @enum {unknown} */
@@ -1258,24 +1258,17 @@ export interface components {
             /** @default [] */
             party_status: ("full" | "none" | "probationary")[];
         };
-        /** QrOut */
-        "schemas.activities.QrOut": {
-            token: string;
-            expires_at: string;
-            refresh_in: number;
-            payload: string;
-        };
         /** Roster */
-        "schemas.activities.Roster": {
+        Roster: {
             activity_id: string;
             capacity: number;
-            counts: components["schemas"]["schemas.activities.RosterCounts"];
-            confirmed: components["schemas"]["schemas.activities.RosterEntry"][];
-            waitlisted: components["schemas"]["schemas.activities.RosterEntry"][];
-            cancelled: components["schemas"]["schemas.activities.RosterEntry"][];
+            counts: components["schemas"]["RosterCounts"];
+            confirmed: components["schemas"]["RosterEntry"][];
+            waitlisted: components["schemas"]["RosterEntry"][];
+            cancelled: components["schemas"]["RosterEntry"][];
         };
         /** RosterCounts */
-        "schemas.activities.RosterCounts": {
+        RosterCounts: {
             confirmed: number;
             waitlisted: number;
             cancelled: number;
@@ -1283,7 +1276,7 @@ export interface components {
             no_show: number;
         };
         /** RosterEntry */
-        "schemas.activities.RosterEntry": {
+        RosterEntry: {
             member_id: string;
             name: string;
             phone_masked: string;
@@ -1412,6 +1405,13 @@ export interface components {
             field: string;
             message: string;
         };
+        /** QrOut */
+        QrOut: {
+            token: string;
+            expires_at: string;
+            refresh_in: number;
+            payload: string;
+        };
         /** Status */
         Status: {
             status: string;
@@ -1493,10 +1493,10 @@ export interface components {
             refresh_token: string;
         };
         /**
-         * SessionOut
+         * SignedInOut
          * @description Signed in: `status` is "ok".
          */
-        "schemas.identity.SessionOut": {
+        SignedInOut: {
             /** @enum {unknown} */
             status: "ok";
             access_token: string;
@@ -1624,36 +1624,37 @@ export interface components {
             /** @default null */
             reason: string | null;
         };
-        /** CheckinIn */
-        "schemas.study.CheckinIn": {
+        /** AttendanceRoster */
+        AttendanceRoster: {
             session_id: string;
-            /** @default null */
-            qr_token: string | null;
-            /** @default null */
-            location: components["schemas"]["Fix"] | null;
-            /** @default null */
-            client_time: string | null;
-            /** @default null */
-            device_id: string | null;
+            attendees_fixed: boolean;
+            counts: components["schemas"]["AttendanceCounts"];
+            present: components["schemas"]["AttendanceEntry"][];
+            late: components["schemas"]["AttendanceEntry"][];
+            leave: components["schemas"]["AttendanceEntry"][];
+            absent: components["schemas"]["AttendanceEntry"][];
         };
-        /** Fix */
-        Fix: {
-            lat: number;
-            lng: number;
-            /** @default 0 */
-            accuracy: number;
+        /** AttendanceCounts */
+        AttendanceCounts: {
+            present: number;
+            late: number;
+            leave: number;
+            absent: number;
         };
-        /** CheckinOut */
-        "schemas.study.CheckinOut": {
-            /** @enum {unknown} */
-            result: "already_checked_in" | "ok";
+        /** AttendanceEntry */
+        AttendanceEntry: {
+            member_id: string;
+            name: string;
+            org_id: string | null;
             /** @enum {unknown} */
             status: "absent" | "late" | "leave" | "present";
+            /** @default null */
             checked_in_at: string | null;
-            session_id: string;
-            member_id: string;
-            source: string;
-            method: string;
+            /** @default null */
+            source: string | null;
+            /** @default null */
+            method: string | null;
+            /** @default false */
             offline: boolean;
             /** @default null */
             reason: string | null;
@@ -1714,13 +1715,6 @@ export interface components {
             tracks: components["schemas"]["TrackProgress"][];
             complete: boolean;
         };
-        /** QrOut */
-        "schemas.study.QrOut": {
-            token: string;
-            expires_at: string;
-            refresh_in: number;
-            payload: string;
-        };
         /** RectifyIn */
         RectifyIn: {
             note: string;
@@ -1754,41 +1748,6 @@ export interface components {
         RequestPage: {
             items: components["schemas"]["RequestOut"][];
             next_cursor: string | null;
-        };
-        /** Roster */
-        "schemas.study.Roster": {
-            session_id: string;
-            attendees_fixed: boolean;
-            counts: components["schemas"]["schemas.study.RosterCounts"];
-            present: components["schemas"]["schemas.study.RosterEntry"][];
-            late: components["schemas"]["schemas.study.RosterEntry"][];
-            leave: components["schemas"]["schemas.study.RosterEntry"][];
-            absent: components["schemas"]["schemas.study.RosterEntry"][];
-        };
-        /** RosterCounts */
-        "schemas.study.RosterCounts": {
-            present: number;
-            late: number;
-            leave: number;
-            absent: number;
-        };
-        /** RosterEntry */
-        "schemas.study.RosterEntry": {
-            member_id: string;
-            name: string;
-            org_id: string | null;
-            /** @enum {unknown} */
-            status: "absent" | "late" | "leave" | "present";
-            /** @default null */
-            checked_in_at: string | null;
-            /** @default null */
-            source: string | null;
-            /** @default null */
-            method: string | null;
-            /** @default false */
-            offline: boolean;
-            /** @default null */
-            reason: string | null;
         };
         /** ScanOut */
         ScanOut: {
@@ -1905,7 +1864,7 @@ export interface components {
             radius_m: number;
         };
         /** SessionOut */
-        "schemas.study.SessionOut": {
+        SessionOut: {
             id: string;
             org_id: string;
             track: string;
@@ -1950,7 +1909,7 @@ export interface components {
         };
         /** SessionPage */
         SessionPage: {
-            items: components["schemas"]["schemas.study.SessionOut"][];
+            items: components["schemas"]["SessionOut"][];
             next_cursor: string | null;
         };
         /** SessionPatch */
@@ -1985,6 +1944,40 @@ export interface components {
             location?: components["schemas"]["LocationIn"] | null;
             methods?: ("geo" | "qr")[];
             attendees?: string[];
+        };
+        /** StudyCheckinIn */
+        StudyCheckinIn: {
+            session_id: string;
+            /** @default null */
+            qr_token: string | null;
+            /** @default null */
+            location: components["schemas"]["Fix"] | null;
+            /** @default null */
+            client_time: string | null;
+            /** @default null */
+            device_id: string | null;
+        };
+        /** Fix */
+        Fix: {
+            lat: number;
+            lng: number;
+            /** @default 0 */
+            accuracy: number;
+        };
+        /** StudyCheckinOut */
+        StudyCheckinOut: {
+            /** @enum {unknown} */
+            result: "already_checked_in" | "ok";
+            /** @enum {unknown} */
+            status: "absent" | "late" | "leave" | "present";
+            checked_in_at: string | null;
+            session_id: string;
+            member_id: string;
+            source: string;
+            method: string;
+            offline: boolean;
+            /** @default null */
+            reason: string | null;
         };
         /** WarningOut */
         WarningOut: {
@@ -2525,7 +2518,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.activities.Roster"];
+                    "application/json": components["schemas"]["Roster"];
                     "text/csv": string;
                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
                 };
@@ -2757,7 +2750,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.activities.QrOut"];
+                    "application/json": components["schemas"]["QrOut"];
                 };
             };
             /** @description Problem: unauthenticated */
@@ -2905,7 +2898,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["schemas.activities.CheckinIn"];
+                "application/json": components["schemas"]["CheckinIn"];
             };
         };
         responses: {
@@ -2915,7 +2908,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.activities.CheckinOut"];
+                    "application/json": components["schemas"]["CheckinOut"];
                 };
             };
             /** @description OK */
@@ -2924,7 +2917,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.activities.CheckinOut"];
+                    "application/json": components["schemas"]["CheckinOut"];
                 };
             };
             /** @description Problem: unauthenticated */
@@ -4103,7 +4096,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.identity.SessionOut"] | components["schemas"]["BindRequiredOut"];
+                    "application/json": components["schemas"]["SignedInOut"] | components["schemas"]["BindRequiredOut"];
                 };
             };
             /** @description Problem: wechat_code_invalid */
@@ -4176,7 +4169,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.identity.SessionOut"];
+                    "application/json": components["schemas"]["SignedInOut"];
                 };
             };
             /** @description Problem: unauthenticated */
@@ -4249,7 +4242,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.identity.SessionOut"];
+                    "application/json": components["schemas"]["SignedInOut"];
                 };
             };
             /** @description Problem: invalid_credentials */
@@ -4322,7 +4315,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.identity.SessionOut"];
+                    "application/json": components["schemas"]["SignedInOut"];
                 };
             };
             /** @description Problem: unauthenticated, refresh_token_reused */
@@ -4470,6 +4463,14 @@ export interface operations {
             query?: {
                 /** @description org subtree */
                 org_id?: string;
+                /** @description part of a name, or a whole phone number */
+                q?: string;
+                /** @description true or false */
+                active?: boolean;
+                /** @description full, probationary or none */
+                party_status?: "full" | "probationary" | "none";
+                /** @description members with this tag */
+                tag?: string;
                 /** @description 1..100 */
                 limit?: number;
                 /** @description from the last page */
@@ -5734,7 +5735,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.study.SessionOut"];
+                    "application/json": components["schemas"]["SessionOut"];
                 };
             };
             /** @description Problem: unauthenticated */
@@ -5821,7 +5822,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.study.SessionOut"];
+                    "application/json": components["schemas"]["SessionOut"];
                 };
             };
             /** @description Problem: unauthenticated */
@@ -5876,7 +5877,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.study.SessionOut"];
+                    "application/json": components["schemas"]["SessionOut"];
                 };
             };
             /** @description Problem: unauthenticated */
@@ -5967,7 +5968,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.study.SessionOut"];
+                    "application/json": components["schemas"]["SessionOut"];
                 };
             };
             /** @description Problem: unauthenticated */
@@ -6054,7 +6055,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.study.QrOut"];
+                    "application/json": components["schemas"]["QrOut"];
                 };
             };
             /** @description Problem: unauthenticated */
@@ -6205,7 +6206,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.study.Roster"];
+                    "application/json": components["schemas"]["AttendanceRoster"];
                 };
             };
             /** @description Problem: unauthenticated */
@@ -6352,7 +6353,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["schemas.study.CheckinIn"];
+                "application/json": components["schemas"]["StudyCheckinIn"];
             };
         };
         responses: {
@@ -6362,7 +6363,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.study.CheckinOut"];
+                    "application/json": components["schemas"]["StudyCheckinOut"];
                 };
             };
             /** @description OK */
@@ -6371,7 +6372,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["schemas.study.CheckinOut"];
+                    "application/json": components["schemas"]["StudyCheckinOut"];
                 };
             };
             /** @description Problem: unauthenticated */
@@ -6448,6 +6449,8 @@ export interface operations {
                 session_id?: string;
                 /** @description pending, approved or rejected */
                 status?: "pending" | "approved" | "rejected";
+                /** @description only that org's subtree (you organise it) */
+                org_id?: string;
                 /** @description 1..100 */
                 limit?: number;
                 /** @description from the last page */
@@ -6470,6 +6473,24 @@ export interface operations {
             };
             /** @description Problem: unauthenticated */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: not_found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

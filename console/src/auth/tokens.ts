@@ -5,7 +5,7 @@
 // then re-reads storage, and if another tab has already rotated the pair it uses that pair instead.
 import type { components } from "@/api/schema";
 
-export type SignedIn = components["schemas"]["schemas.identity.SessionOut"];
+export type SignedIn = components["schemas"]["SignedInOut"];
 export type Member = components["schemas"]["MemberOut"];
 
 export interface Tokens {

@@ -8,7 +8,7 @@ import { allPages } from "@/lib/pages";
 import { periodOf, thisWeek, type PeriodKind } from "@/lib/periods";
 import type { Org } from "./useOrgScope";
 
-export type Session = Schemas["schemas.study.SessionOut"];
+export type Session = Schemas["SessionOut"];
 export type Activity = Schemas["ActivityOut"];
 export type Warning = Schemas["WarningOut"];
 export type Compliance = Schemas["Compliance"];
