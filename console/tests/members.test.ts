@@ -1,42 +1,19 @@
 import { describe, expect, it } from "vitest";
-import { EMPTY_FILTER, isFiltering, matches, phoneFits } from "../src/views/members/memberFilter";
+import { EMPTY_FILTER, isFiltering, memberQuery } from "../src/views/members/memberFilter";
 import { importType, rowMessage, TEMPLATE_HEADERS, templateCsv } from "../src/views/members/importRows";
-import type { Schemas } from "../src/api/types";
-
-const member = (over: Partial<Schemas["MemberOut"]> = {}): Schemas["MemberOut"] => ({
-  id: "m1", name: "王小红", phone_masked: "139****0001", org_id: "o1", gender: "female", birth_date: "1991-03-08",
-  party_status: "full", tags: ["union_member"], roles: [], active: true, ...over,
-});
 
 describe("member search and filters", () => {
-  it("is off when every field is empty or blank", () => {
-    expect(isFiltering(EMPTY_FILTER)).toBe(false);
-    expect(isFiltering({ ...EMPTY_FILTER, text: "  " })).toBe(false);
-    expect(isFiltering({ ...EMPTY_FILTER, active: "inactive" })).toBe(true);
+  it("sends nothing for blank fields", () => {
+    expect(memberQuery(EMPTY_FILTER)).toEqual({});
+    expect(memberQuery({ ...EMPTY_FILTER, q: "  ", tag: " " })).toEqual({});
+    expect(isFiltering(memberQuery(EMPTY_FILTER))).toBe(false);
   });
 
-  it("finds a name by any part of it", () => {
-    expect(matches(member(), { ...EMPTY_FILTER, text: "小红" })).toBe(true);
-    expect(matches(member(), { ...EMPTY_FILTER, text: "小明" })).toBe(false);
-  });
-
-  it("finds a phone by the digits the API shows, or a whole number by its ends", () => {
-    expect(phoneFits("139****0001", "0001")).toBe(true);
-    expect(phoneFits("139****0001", "139")).toBe(true);
-    expect(phoneFits("139****0001", "13900000001")).toBe(true);
-    expect(phoneFits("139****0001", "13800000001")).toBe(false);
-    expect(phoneFits("139****0001", "5555")).toBe(false);
-    expect(matches(member(), { ...EMPTY_FILTER, text: "139 0000 0001" })).toBe(true);
-    expect(matches(member(), { ...EMPTY_FILTER, text: "+13900000001" })).toBe(true);
-  });
-
-  it("combines party status, active and tag", () => {
-    const f = { ...EMPTY_FILTER, partyStatus: "full" as const, active: "active" as const, tag: "union" };
-    expect(matches(member(), f)).toBe(true);
-    expect(matches(member({ party_status: "probationary" }), f)).toBe(false);
-    expect(matches(member({ active: false }), f)).toBe(false);
-    expect(matches(member({ active: false }), { ...EMPTY_FILTER, active: "inactive" })).toBe(true);
-    expect(matches(member({ tags: [] }), f)).toBe(false);
+  it("sends the API's parameters, trimmed, with 在册/已停用 as active=true/false", () => {
+    expect(memberQuery({ q: " 139 0000 0001 ", partyStatus: "probationary", active: "inactive", tag: " youth " }))
+      .toEqual({ q: "139 0000 0001", party_status: "probationary", active: false, tag: "youth" });
+    expect(memberQuery({ ...EMPTY_FILTER, active: "active" })).toEqual({ active: true });
+    expect(isFiltering(memberQuery({ ...EMPTY_FILTER, active: "active" }))).toBe(true);
   });
 });
 

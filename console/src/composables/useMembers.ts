@@ -1,12 +1,12 @@
-// Members of the selected org's subtree (API.md §4): one page at a time from the API's cursor, or, while a
-// search or filter is set, every page of the subtree matched here, because GET /members filters by org only.
-// Also the member's changes: create, edit, (de)activate, roles and invite codes.
+// Members of the selected org's subtree (API.md §4), one page at a time from the API's cursor, narrowed by
+// the API to the search and filters (q, active, party_status, tag). Also the member's changes: create, edit,
+// (de)activate, roles and invite codes.
 import { computed, ref, shallowRef } from "vue";
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
-import { isFiltering, matches, type MemberFilter, SEARCH_LIMIT } from "@/views/members/memberFilter";
+import { isFiltering, type MemberFilter, type MemberQuery, memberQuery } from "@/views/members/memberFilter";
 
-export { EMPTY_FILTER, isFiltering, matches, type MemberFilter, SEARCH_LIMIT } from "@/views/members/memberFilter";
+export { EMPTY_FILTER, type MemberFilter } from "@/views/members/memberFilter";
 
 export type Member = Schemas["MemberOut"];
 export type MemberCreate = Schemas["MemberCreate"];
@@ -18,24 +18,23 @@ export function useMemberList() {
   const loading = ref(false);
   const error = shallowRef<unknown>(null);
   const pageSize = ref(20);
-  // Cursor paging: the cursor of every page reached so far (index 0 is the first page: no cursor).
+  // The cursor of every page reached so far (index 0 is the first page: no cursor).
   const cursors = ref<(string | undefined)[]>([undefined]);
   const pageIndex = ref(0);
   const nextCursor = ref<string | null>(null);
-  // Filtered: every match of the subtree, paged here.
-  const matched = shallowRef<Member[]>([]);
-  const scanned = ref(0);
-  const partial = ref(false);
+  // The org and filter of the pages on screen: the ones sent with 查询, not what is being typed since.
+  let orgId = "";
+  let query: MemberQuery = {};
   const filtered = ref(false);
   let run = 0;
 
-  async function loadPage(orgId: string, index: number): Promise<void> {
+  async function loadPage(index: number): Promise<void> {
     const mine = ++run;
     loading.value = true;
     error.value = null;
     try {
       const page = await api.get("/api/v1/members", {
-        query: { org_id: orgId, limit: pageSize.value, cursor: cursors.value[index] },
+        query: { org_id: orgId, ...query, limit: pageSize.value, cursor: cursors.value[index] },
       });
       if (mine !== run) return;
       rows.value = page.items;
@@ -49,70 +48,32 @@ export function useMemberList() {
     }
   }
 
-  async function search(orgId: string, f: MemberFilter): Promise<void> {
-    const mine = ++run;
-    loading.value = true;
-    error.value = null;
-    scanned.value = 0;
-    partial.value = false;
-    const found: Member[] = [];
-    try {
-      let cursor: string | undefined;
-      do {
-        const page = await api.get("/api/v1/members", { query: { org_id: orgId, limit: 100, cursor } });
-        if (mine !== run) return;
-        scanned.value += page.items.length;
-        found.push(...page.items.filter((m) => matches(m, f)));
-        cursor = page.next_cursor ?? undefined;
-        if (cursor && scanned.value >= SEARCH_LIMIT) {
-          partial.value = true;
-          break;
-        }
-      } while (cursor);
-      matched.value = found;
-      pageIndex.value = 0;
-    } catch (e) {
-      if (mine === run) error.value = e;
-    } finally {
-      if (mine === run) loading.value = false;
-    }
-  }
-
   return {
-    loading, error, pageSize, pageIndex, filtered, scanned, partial,
-    /** The rows of the page on screen. */
-    rows: computed(() => filtered.value
-      ? matched.value.slice(pageIndex.value * pageSize.value, (pageIndex.value + 1) * pageSize.value)
-      : rows.value),
-    /** Filtered: how many matched (a total is known only then; cursor pages have none). */
-    total: computed(() => matched.value.length),
+    loading, error, pageSize, pageIndex, rows,
+    /** Whether the rows on screen are narrowed by a search or filter. */
+    filtered,
     hasPrevious: computed(() => pageIndex.value > 0),
-    hasNext: computed(() => filtered.value
-      ? (pageIndex.value + 1) * pageSize.value < matched.value.length
-      : nextCursor.value !== null),
-    /** From the first page, for `orgId` and the filter. */
-    async reload(orgId: string, f: MemberFilter): Promise<void> {
-      filtered.value = isFiltering(f);
+    hasNext: computed(() => nextCursor.value !== null),
+    /** From the first page, for `org` and the filter. */
+    async reload(org: string, f: MemberFilter): Promise<void> {
+      orgId = org;
+      query = memberQuery(f);
+      filtered.value = isFiltering(query);
       cursors.value = [undefined];
       nextCursor.value = null;
-      if (filtered.value) await search(orgId, f);
-      else await loadPage(orgId, 0);
+      await loadPage(0);
     },
-    /** The current page again (after an edit). */
-    async refresh(orgId: string, f: MemberFilter): Promise<void> {
-      if (filtered.value) await search(orgId, f);
-      else await loadPage(orgId, pageIndex.value);
+    /** The current page again (after a member was added). */
+    refresh(): Promise<void> {
+      return loadPage(pageIndex.value);
     },
-    async go(orgId: string, delta: 1 | -1): Promise<void> {
+    async go(delta: 1 | -1): Promise<void> {
       const to = pageIndex.value + delta;
-      if (to < 0) return;
-      if (filtered.value) pageIndex.value = to;
-      else await loadPage(orgId, to);
+      if (to >= 0 && to < cursors.value.length) await loadPage(to);
     },
     /** A row changed on the server: show the answer in place. */
     replace(m: Member): void {
       rows.value = rows.value.map((r) => (r.id === m.id ? m : r));
-      matched.value = matched.value.map((r) => (r.id === m.id ? m : r));
     },
   };
 }
