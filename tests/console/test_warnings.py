@@ -13,13 +13,6 @@ from tests.console.conftest import staff
 SHOTS = "/tmp/c-members-shots"
 
 
-def _switch(console, person, path: str) -> Page:
-    """Be `person` from now on. The signed-in page is left first: its own requests (GET /me on load) would
-    otherwise write the previous member's tokens back over the new ones."""
-    console.page.evaluate("localStorage.clear()")
-    return console.enter_as(person, path)
-
-
 def _row(page: Page, *texts: str):
     rows = page.get_by_test_id("warning-table").get_by_role("row")
     for text in texts:
@@ -49,7 +42,7 @@ def test_scan_rectify_and_close_a_warning(api, console):
     # The branch's organiser reports rectification with a note and a file.
     # The scanning admin sits above the branch: the organiser may not read their record (404, in the history).
     console.expect_http_errors(404)
-    page = _switch(console, secretary, "/warnings")
+    page = console.enter_as(secretary, "/warnings")
     expect(_row(page, "李明", "个人自学")).to_have_count(1)
     table = page.get_by_test_id("warning-table")
     expect(table).not_to_contain_text("赵强")
@@ -74,7 +67,7 @@ def test_scan_rectify_and_close_a_warning(api, console):
     page.screenshot(path=f"{SHOTS}/warnings-rectified.png")
 
     # The admin closes it, after confirming with a note.
-    page = _switch(console, chief, "/warnings?status=rectifying")
+    page = console.enter_as(chief, "/warnings?status=rectifying")
     _row(page, "李明", "个人自学").get_by_role("button", name="详情").click()
     drawer = page.get_by_role("dialog", name="预警详情")
     drawer.get_by_role("button", name="销号").click()
