@@ -84,6 +84,8 @@ export const routes: RouteRecordRaw[] = [
         meta: { title: "工作台", roles: ORGANISER } },
 
       // 组织与成员 (views/members/)
+      { path: PATHS.members, name: "members", component: () => import("@/views/members/MembersPage.vue"),
+        meta: { title: "组织与成员", roles: ORGANISER } },
 
       // 学习 (views/study/)
       { path: PATHS.study, redirect: PATHS.studySessions },
@@ -125,6 +127,8 @@ export const routes: RouteRecordRaw[] = [
         meta: { title: "编辑公告", roles: ORGANISER } },
 
       // 预警 (views/warnings/)
+      { path: PATHS.warnings, name: "warnings", component: () => import("@/views/warnings/WarningsPage.vue"),
+        meta: { title: "预警", roles: ORGANISER } },
 
       // Inside the console: someone signed out is asked to sign in first, then sees the page.
       { path: PATHS.forbidden, name: "forbidden", component: () => import("@/views/Forbidden.vue"),

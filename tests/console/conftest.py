@@ -10,7 +10,8 @@
   the test said it expects (`console.expect_http_errors(401)`).
 - `staff(api, org_id, ...)`: a member with a known phone and password (and roles), for signing in;
   `console.sign_in(person)` signs them in through the sign-in form, `console.enter_as(person)` by putting
-  the tokens the API answered into localStorage (faster, for tests about other pages).
+  the tokens the API answered into localStorage (faster, for tests about other pages; also to switch the
+  page from one member to another).
 
 Write tests as an organiser works: locators by role and text (`page.get_by_role("button", name="保存")`)
 and `expect(...)` for what must appear; then check the outcome through the API.
@@ -40,6 +41,10 @@ BUILD_INPUTS = ["src", "public", "index.html", "docs.html", "vite.config.ts", "t
                 "openapi.json"]
 STAFF_PASSWORD = "console-password-123"
 TOKENS_KEY = "branchline.console.tokens"
+#: Where `enter_as` waits while it swaps tokens: answered by the test itself, never by the server.
+BLANK_PATH = "/__console-test-blank__"
+#: Its own icon, so that the browser asks the server for no /favicon.ico (a 404, logged as an error).
+BLANK_PAGE = '<!doctype html><link rel="icon" href="data:,">'
 
 expect.set_options(timeout=10_000)
 
@@ -162,9 +167,17 @@ class ConsolePage:
                                        json={"phone": person.phone, "password": person.password})
         stored = {"access_token": body["access_token"], "refresh_token": body["refresh_token"],
                   "expires_at": None, "member": body["member"]}
-        self.open("/login")
+        # Leave the console first: a signed-in page's own requests (GET /me on load, a refresh) would
+        # otherwise write the previous member's tokens back over these. A blank page of the same origin runs
+        # none of the console's code and still reaches its localStorage.
+        blank = f"{self.base_url}{BLANK_PATH}"
+        self.page.route(blank, lambda route: route.fulfill(content_type="text/html", body=BLANK_PAGE))
+        try:
+            self.page.goto(blank)
+        finally:
+            self.page.unroute(blank)
         self.page.evaluate("([key, value, seconds]) => { value.expires_at = Date.now() + seconds * 1000;"
-                           " localStorage.setItem(key, JSON.stringify(value)); }",
+                           " localStorage.clear(); localStorage.setItem(key, JSON.stringify(value)); }",
                            [TOKENS_KEY, stored, body["expires_in"]])
         return self.open(path)
 

@@ -1,0 +1,134 @@
+// Study warnings of the selected org's subtree (API.md §5): lists by status from the API's cursor, the
+// period scan (admins), 整改 with a note and files (each file uploaded first, then one rectify call) and
+// 销号 (admins). Also what the list needs to read well: track names from the org's scheme and the names of
+// the people in each warning's history.
+import { computed, ref, shallowRef } from "vue";
+import { api } from "@/api/client";
+import { ApiProblem } from "@/api/errors";
+import type { Schemas } from "@/api/types";
+
+export type Warning = Schemas["WarningOut"];
+export type WarningStatus = Warning["status"];
+export type WarningStep = Schemas["WarningStep"];
+
+export const STATUS_LABELS: Record<WarningStatus, string> = { open: "待整改", rectifying: "整改中", closed: "已销号" };
+
+export function useWarningList() {
+  const rows = shallowRef<Warning[]>([]);
+  const loading = ref(false);
+  const error = shallowRef<unknown>(null);
+  const cursors = ref<(string | undefined)[]>([undefined]);
+  const pageIndex = ref(0);
+  const nextCursor = ref<string | null>(null);
+  const pageSize = ref(20);
+  let run = 0;
+
+  async function load(orgId: string, status: WarningStatus | undefined, index: number): Promise<void> {
+    const mine = ++run;
+    loading.value = true;
+    error.value = null;
+    try {
+      const page = await api.get("/api/v1/warnings", {
+        query: { org_id: orgId, status, limit: pageSize.value, cursor: cursors.value[index] },
+      });
+      if (mine !== run) return;
+      rows.value = page.items;
+      pageIndex.value = index;
+      nextCursor.value = page.next_cursor;
+      if (page.next_cursor) cursors.value[index + 1] = page.next_cursor;
+    } catch (e) {
+      if (mine === run) error.value = e;
+    } finally {
+      if (mine === run) loading.value = false;
+    }
+  }
+
+  return {
+    rows, loading, error, pageIndex, pageSize,
+    hasPrevious: computed(() => pageIndex.value > 0),
+    hasNext: computed(() => nextCursor.value !== null),
+    reload(orgId: string, status?: WarningStatus): Promise<void> {
+      cursors.value = [undefined];
+      nextCursor.value = null;
+      return load(orgId, status, 0);
+    },
+    refresh(orgId: string, status?: WarningStatus): Promise<void> {
+      return load(orgId, status, pageIndex.value);
+    },
+    go(orgId: string, status: WarningStatus | undefined, delta: 1 | -1): Promise<void> {
+      return load(orgId, status, Math.max(0, pageIndex.value + delta));
+    },
+  };
+}
+
+export function scanPeriod(orgId: string, period: string): Promise<Schemas["ScanOut"]> {
+  return api.post("/api/v1/orgs/{org_id}/warnings/scan", { path: { org_id: orgId }, query: { period } });
+}
+
+/** Upload each file (POST /files), then report the rectification with their ids. */
+export async function rectify(id: string, note: string, files: File[],
+  onUploaded: (done: number) => void = () => undefined): Promise<Warning> {
+  const fileIds: string[] = [];
+  for (const file of files) {
+    const uploaded = await api.upload("/api/v1/files", file, file.type || "application/octet-stream", {
+      headers: { "X-Filename": encodeURIComponent(file.name) },
+    });
+    fileIds.push(uploaded.id);
+    onUploaded(fileIds.length);
+  }
+  return api.post("/api/v1/warnings/{warning_id}/rectify", {
+    path: { warning_id: id }, body: { note, file_ids: fileIds },
+  });
+}
+
+export function closeWarning(id: string, note: string): Promise<Warning> {
+  return api.post("/api/v1/warnings/{warning_id}/close", { path: { warning_id: id }, body: { note } });
+}
+
+const EXTENSIONS: Record<string, string> = {
+  "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp", "application/pdf": ".pdf",
+  "text/plain": ".txt", "application/msword": ".doc", "application/vnd.ms-excel": ".xls",
+  "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+  "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
+};
+
+/** A rectification file, saved as `name` with the extension of its type (the step keeps ids, not names). */
+export async function downloadFile(fileId: string, name: string): Promise<void> {
+  const blob = await api.blob("/api/v1/files/{file_id}", { path: { file_id: fileId } });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name + (EXTENSIONS[blob.type.split(";")[0]] ?? "");
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** Track key → name, from the scheme that applies to the org (the default names when it cannot be read). */
+export async function trackNames(orgId: string): Promise<Record<string, string>> {
+  const names: Record<string, string> = {
+    branch_assembly: "支部党员大会", group_meeting: "党小组会", party_lecture: "党课", self_study: "个人自学",
+  };
+  try {
+    const scheme = await api.get("/api/v1/orgs/{org_id}/study-scheme", { path: { org_id: orgId } });
+    for (const t of scheme.tracks) names[t.key] = t.name;
+  } catch {
+    // keep the default names: the list is still readable
+  }
+  return names;
+}
+
+/** Names of the people in warnings' histories, looked up once per viewer; someone outside the viewer's
+ * scope (an administrator of a higher org) answers 404 and is shown as such. */
+const people = new Map<string, Promise<string | null>>();
+export function personName(viewerId: string, memberId: string): Promise<string | null> {
+  const key = `${viewerId}:${memberId}`;
+  let known = people.get(key);
+  if (!known) {
+    known = api.get("/api/v1/members/{member_id}", { path: { member_id: memberId } })
+      .then((m) => m.name)
+      .catch((e) => (e instanceof ApiProblem && (e.status === 404 || e.status === 403) ? null : Promise.reject(e)));
+    people.set(key, known);
+  }
+  return known;
+}
