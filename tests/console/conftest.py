@@ -87,8 +87,10 @@ def console_dist() -> Path:
     return dist
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Browser:
+    """One Chromium for the browser tests, stopped when they are done: while Playwright's sync API runs,
+    the main thread counts as inside an event loop, and every later test's asyncio.run() would fail."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium fonts-noto-cjk` (.ci/run does it)",
                     pytrace=False)
