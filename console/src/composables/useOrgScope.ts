@@ -106,6 +106,10 @@ export function useOrgScope() {
       if (!id) return [];
       return [...orgs.value.values()].filter((o) => o.id === id || o.path.includes(id));
     },
+    /** An org's name for a table cell, or "—" for one outside the tree. */
+    orgName(id: string): string {
+      return orgs.value.get(id)?.name ?? "—";
+    },
     reset: forget,
   };
 }
