@@ -7,12 +7,29 @@ import { fileURLToPath, URL } from "node:url";
 import vue from "@vitejs/plugin-vue";
 import Components from "unplugin-vue-components/vite";
 import { ElementPlusResolver } from "unplugin-vue-components/resolvers";
-import { defineConfig } from "vite";
+import { defineConfig, type Plugin } from "vite";
+
+const BASE = "/console/";
+
+/** The head both pages share (index.html the console, docs.html the API reference), written once here. */
+function sharedHead(): Plugin {
+  return {
+    name: "branchline-shared-head",
+    transformIndexHtml: () => [
+      { tag: "meta", attrs: { charset: "utf-8" }, injectTo: "head-prepend" },
+      { tag: "meta", attrs: { name: "viewport", content: "width=device-width, initial-scale=1" },
+        injectTo: "head-prepend" },
+      { tag: "link", attrs: { rel: "icon", href: `${BASE}favicon.svg`, type: "image/svg+xml" },
+        injectTo: "head-prepend" },
+    ],
+  };
+}
 
 export default defineConfig({
-  base: "/console/",
+  base: BASE,
   plugins: [
     vue(),
+    sharedHead(),
     // Element Plus on demand: each <el-*> a page uses (and v-loading) is imported with its CSS into that
     // page's chunk, so the sign-in page does not download the tables and date pickers. Template types
     // come from element-plus/global (tsconfig), so no generated components.d.ts.

@@ -94,18 +94,24 @@ def test_a_member_without_roles_sees_the_no_access_page(api, console):
     expect(page).to_have_url(console.url("/login"))
 
 
-def test_a_session_the_server_ended_goes_back_to_sign_in_and_returns_afterwards(api, console):
-    org = api.org("第一支部")
-    secretary = staff(api, org["id"], "张书记")
+def _signed_in_then_signed_out_by_the_server(api, console, tokens_then: str):
+    """张书记 in the console, then their session ended on the server; the browser still holds its tokens,
+    changed by the JavaScript `tokens_then` (on `t`), and the page's next request will get 401."""
+    secretary = staff(api, api.org("第一支部")["id"], "张书记")
     page = console.enter_as(secretary)
     expect(page.get_by_test_id("user-menu")).to_be_visible()
     stored = page.evaluate(STORED_TOKENS)
     api.anonymous().ok("POST", "/auth/logout", 204, json={"refresh_token": stored["refresh_token"]},
                        headers={"Authorization": f"Bearer {stored['access_token']}"})
-    # the access token is now refused too: the page's next request gets 401, the refresh is refused
-    page.evaluate(f"(() => {{ const t = {STORED_TOKENS}; t.access_token = 'x.y.z';"
+    page.evaluate(f"(() => {{ const t = {STORED_TOKENS}; {tokens_then};"
                   f" localStorage.setItem('{TOKENS_KEY}', JSON.stringify(t)); }})()")
     console.expect_http_errors(401)
+    return secretary, page
+
+
+def test_a_session_the_server_ended_goes_back_to_sign_in_and_returns_afterwards(api, console):
+    # the access token is now refused too: the page's next request gets 401, the refresh is refused
+    secretary, page = _signed_in_then_signed_out_by_the_server(api, console, "t.access_token = 'x.y.z'")
     page.goto(console.url("/no-such-page"))
     expect(page).to_have_url(re.compile(r"/console/login\?redirect="))
     page.get_by_label("手机号").fill(secretary.phone)
@@ -124,17 +130,8 @@ def test_an_unknown_page_answers_the_404_page(api, console):
 
 
 def test_a_revoked_session_found_on_load_goes_to_sign_in(api, console):
-    org = api.org("第一支部")
-    secretary = staff(api, org["id"], "张书记")
-    page = console.enter_as(secretary)
-    expect(page.get_by_test_id("user-menu")).to_be_visible()
-    stored = page.evaluate(STORED_TOKENS)
-    api.anonymous().ok("POST", "/auth/logout", 204, json={"refresh_token": stored["refresh_token"]},
-                       headers={"Authorization": f"Bearer {stored['access_token']}"})
     # as if the browser came back after the access token expired: the refresh is refused on load
-    page.evaluate(f"(() => {{ const t = {STORED_TOKENS}; t.expires_at = Date.now() - 1000;"
-                  f" localStorage.setItem('{TOKENS_KEY}', JSON.stringify(t)); }})()")
-    console.expect_http_errors(401)
+    _, page = _signed_in_then_signed_out_by_the_server(api, console, "t.expires_at = Date.now() - 1000")
     page.goto(console.url("/"))
     expect(page).to_have_url(console.url("/login"))
     expect(page.get_by_role("button", name="登录")).to_be_visible()

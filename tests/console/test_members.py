@@ -49,6 +49,14 @@ def _more(page: Page, name: str, action: str) -> None:
     page.get_by_role("menuitem", name=action).click()
 
 
+def _members_page_with_liming(api, console):
+    """第一支部 with its secretary 张书记 and the member 李明, on the secretary's 组织与成员 page."""
+    branch = api.org("第一支部")
+    member = api.member(branch["id"], "李明")
+    page = console.enter_as(staff(api, branch["id"], "张书记"), "/members")
+    return branch, member, page
+
+
 def test_import_a_csv_with_one_bad_row_reports_it_and_writes_the_rest(api, console, tmp_path):
     branch = api.org("第一支部")
     secretary = staff(api, branch["id"], "张书记")
@@ -149,10 +157,7 @@ def test_create_a_member_with_field_errors_then_edit_and_a_refusal(api, console)
 
 
 def test_deactivate_asks_first(api, console):
-    branch = api.org("第一支部")
-    secretary = staff(api, branch["id"], "张书记")
-    member = api.member(branch["id"], "李明")
-    page = console.enter_as(secretary, "/members")
+    branch, member, page = _members_page_with_liming(api, console)
 
     _more(page, "李明", "停用")
     confirm = page.get_by_role("dialog", name="停用成员")
@@ -238,10 +243,7 @@ def test_search_and_filters_are_answered_by_the_api_page_by_page(api, console):
 
 
 def test_invite_code_shows_with_a_qr_of_the_code_and_prints_alone(api, console):
-    branch = api.org("第一支部")
-    secretary = staff(api, branch["id"], "张书记")
-    member = api.member(branch["id"], "李明")
-    page = console.enter_as(secretary, "/members")
+    _, member, page = _members_page_with_liming(api, console)
 
     _more(page, "李明", "邀请码")
     dialog = page.get_by_role("dialog", name=re.compile("绑定邀请码"))

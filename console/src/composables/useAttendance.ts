@@ -1,6 +1,6 @@
 // A session's attendance roster (API.md §5): who is present, late, on leave or absent, and marking a
 // member by hand with a reason (recorded with source "organiser" and audited by the server).
-import { ref, shallowRef } from "vue";
+import { useLoader } from "./useLoader";
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
 
@@ -28,21 +28,7 @@ export function everyone(r: Roster): RosterEntry[] {
 }
 
 export function useRoster(sessionId: string) {
-  const roster = shallowRef<Roster | null>(null);
-  const loading = ref(false);
-  const error = shallowRef<unknown>(null);
-
-  async function load(): Promise<void> {
-    loading.value = true;
-    error.value = null;
-    try {
-      roster.value = await getRoster(sessionId);
-    } catch (e) {
-      error.value = e;
-    } finally {
-      loading.value = false;
-    }
-  }
+  const { data: roster, loading, error, reload: load } = useLoader(() => getRoster(sessionId), { immediate: false });
 
   async function mark(memberId: string, status: AttendanceStatus, reason: string): Promise<void> {
     await api.put("/api/v1/study/sessions/{session_id}/attendance/{member_id}", {

@@ -58,3 +58,9 @@ export function useBusy() {
 
   return { busy, problem, fields, message: computed(() => (problem.value ? problemMessage(problem.value) : "")), run };
 }
+
+/** A form's refusal: its field errors (for the form to show on the fields), and a message only when none. */
+export function formRefusal(error: unknown, aliases?: Record<string, string>): Record<string, string> {
+  if (!(error instanceof ApiProblem) || !error.errors.length) ElMessage.error(problemMessage(error as ApiProblem));
+  return fieldErrors(error, aliases);
+}

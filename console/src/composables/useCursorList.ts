@@ -29,6 +29,10 @@ export function useCursorList<T, F>(fetchPage: (filters: F, cursor: string | und
     hasPrevious: computed(() => index.value > 0),
     hasNext: computed(() => next.value !== null),
     reload,
+    /** Put these rows on screen in place of the page's (a row changed on the server). */
+    setItems(items: T[]): void {
+      data.value = items;
+    },
     /** Start again at the first page with these filters. */
     search(f: F): Promise<void> {
       filters.value = { ...f };

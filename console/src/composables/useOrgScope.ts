@@ -78,6 +78,15 @@ async function load(memberId: string, rootIds: string[]): Promise<void> {
   }
 }
 
+function findNode(nodes: OrgNode[], id: string): OrgNode | null {
+  for (const n of nodes) {
+    if (n.id === id) return n;
+    const below = findNode(n.children, id);
+    if (below) return below;
+  }
+  return null;
+}
+
 export function useOrgScope() {
   const { member } = useSession();
   const selected = computed(() => (selectedId.value ? orgs.value.get(selectedId.value) ?? null : null));
@@ -105,6 +114,14 @@ export function useOrgScope() {
     subtree(id: string | null = selectedId.value): Org[] {
       if (!id) return [];
       return [...orgs.value.values()].filter((o) => o.id === id || o.path.includes(id));
+    },
+    /** An org's node in the tree, with everything below it. */
+    node(id: string | null): OrgNode | null {
+      return id ? findNode(tree.value, id) : null;
+    },
+    /** An org's name for a table cell, or "—" for one outside the tree. */
+    orgName(id: string): string {
+      return orgs.value.get(id)?.name ?? "—";
     },
     reset: forget,
   };

@@ -3,6 +3,7 @@
 import { ref, shallowRef } from "vue";
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
+import { saveBlob } from "@/lib/download";
 
 export type Compliance = Schemas["Compliance"];
 export type MemberCompliance = Schemas["MemberCompliance"];
@@ -37,16 +38,4 @@ export async function downloadExport(orgId: string, orgName: string, period: str
   const blob = await api.blob("/api/v1/orgs/{org_id}/study/export", { path: { org_id: orgId }, query });
   const label = kind === "attendance-csv" ? "考勤明细" : "学习情况";
   saveBlob(blob, `${orgName}-${label}-${period}.${kind === "xlsx" ? "xlsx" : "csv"}`);
-}
-
-export function saveBlob(blob: Blob, fileName: string): void {
-  const url = URL.createObjectURL(blob);
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = fileName;
-  document.body.appendChild(link);
-  link.click();
-  link.remove();
-  // Give the browser a moment to start the download before the URL goes away.
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }

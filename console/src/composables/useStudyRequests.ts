@@ -1,9 +1,9 @@
 // Leave and make-up requests (API.md §5): the queue an organiser decides for one org's subtree, a page
 // at a time by status, with each request's session and member looked up once, and approving or
 // rejecting with a note.
-import { ref, shallowRef } from "vue";
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
+import { type Page, useCursorList } from "./useCursorList";
 import type { Session } from "./useStudySessions";
 
 export type StudyRequest = Schemas["RequestOut"];
@@ -19,15 +19,13 @@ export interface RequestRow extends StudyRequest {
   memberName: string;
 }
 
+interface RequestQuery {
+  orgId: string;
+  status: RequestStatus;
+}
+
+/** One page of an org subtree's requests with one status, 20 a page. */
 export function useStudyRequests() {
-  const rows = shallowRef<RequestRow[]>([]);
-  const loading = ref(false);
-  const error = shallowRef<unknown>(null);
-  const cursors = ref<(string | undefined)[]>([undefined]);
-  const pageIndex = ref(0);
-  const hasNext = ref(false);
-  let orgId = "";
-  let status: RequestStatus = "pending";
   // Looked up once per page view; a request names its session and member by id only.
   const sessions = new Map<string, Promise<Session | null>>();
   const names = new Map<string, Promise<string>>();
@@ -48,38 +46,14 @@ export function useStudyRequests() {
     return names.get(id)!;
   }
 
-  async function fetchPage(index: number): Promise<void> {
-    loading.value = true;
-    error.value = null;
-    try {
-      const page = await api.get("/api/v1/study/requests",
-        { query: { org_id: orgId, status, limit: 20, cursor: cursors.value[index] } });
-      rows.value = await Promise.all(page.items.map(async (r) => ({
-        ...r, session: await sessionOf(r.session_id), memberName: await nameOf(r.member_id),
-      })));
-      pageIndex.value = index;
-      cursors.value = [...cursors.value.slice(0, index + 1), page.next_cursor ?? undefined];
-      hasNext.value = !!page.next_cursor;
-    } catch (e) {
-      error.value = e;
-    } finally {
-      loading.value = false;
-    }
-  }
-
-  return {
-    rows, loading, error, pageIndex, hasNext,
-    /** The first page of `org`'s subtree with status `s`. */
-    load(org: string, s: RequestStatus) {
-      orgId = org;
-      status = s;
-      cursors.value = [undefined];
-      return fetchPage(0);
-    },
-    reload: () => fetchPage(pageIndex.value),
-    next: () => (hasNext.value ? fetchPage(pageIndex.value + 1) : Promise.resolve()),
-    previous: () => (pageIndex.value > 0 ? fetchPage(pageIndex.value - 1) : Promise.resolve()),
-  };
+  return useCursorList(async (q: RequestQuery, cursor: string | undefined): Promise<Page<RequestRow>> => {
+    const page = await api.get("/api/v1/study/requests",
+      { query: { org_id: q.orgId, status: q.status, limit: 20, cursor } });
+    const items = await Promise.all(page.items.map(async (r) => ({
+      ...r, session: await sessionOf(r.session_id), memberName: await nameOf(r.member_id),
+    })));
+    return { items, next_cursor: page.next_cursor };
+  });
 }
 
 export function decideRequest(id: string, approve: boolean, note: string): Promise<StudyRequest> {

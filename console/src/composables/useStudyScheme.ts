@@ -1,6 +1,6 @@
 // An org's study scheme (API.md §5): the one that applies (its own, inherited from an ancestor, or the
 // shipped default), setting the org's own (admins) and dropping it to inherit again.
-import { ref, shallowRef } from "vue";
+import { useLoader } from "./useLoader";
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
 
@@ -15,22 +15,12 @@ export function getScheme(orgId: string): Promise<Scheme> {
 }
 
 export function useStudyScheme() {
-  const scheme = shallowRef<Scheme | null>(null);
-  const loading = ref(false);
-  const error = shallowRef<unknown>(null);
   let orgId = "";
+  const { data: scheme, loading, error, reload } = useLoader(() => getScheme(orgId), { immediate: false });
 
-  async function load(org: string): Promise<void> {
+  function load(org: string): Promise<void> {
     orgId = org;
-    loading.value = true;
-    error.value = null;
-    try {
-      scheme.value = await getScheme(org);
-    } catch (e) {
-      error.value = e;
-    } finally {
-      loading.value = false;
-    }
+    return reload();
   }
 
   return {

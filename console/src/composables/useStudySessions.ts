@@ -1,8 +1,8 @@
 // Study sessions (API.md §5): the list of an org subtree (a page at a time, or a whole week for the
 // calendar), one session, and creating, changing and cancelling one. Pages render; this fetches.
-import { ref, shallowRef } from "vue";
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
+import { useCursorList } from "./useCursorList";
 
 export type Session = Schemas["SessionOut"];
 export type SessionCreate = Schemas["SessionCreate"];
@@ -10,48 +10,16 @@ export type SessionPatch = Schemas["SessionPatch"];
 
 export const PAGE_SIZE = 20;
 
-/** One page of an org subtree's sessions (newest first), with the cursors to go back and forth. */
+interface SessionQuery {
+  orgId: string;
+  from?: string;
+  to?: string;
+}
+
+/** One page of an org subtree's sessions (newest first); `search` with only those starting in [from, to). */
 export function useSessionPages() {
-  const items = shallowRef<Session[]>([]);
-  const loading = ref(false);
-  const error = shallowRef<unknown>(null);
-  // cursors[i] opens page i (page 0 has none); the last entry is the next page's, or null at the end.
-  const cursors = ref<(string | undefined)[]>([undefined]);
-  const pageIndex = ref(0);
-  const hasNext = ref(false);
-  let orgId = "";
-  let range: { from?: string; to?: string } = {};
-
-  async function fetchPage(index: number): Promise<void> {
-    loading.value = true;
-    error.value = null;
-    try {
-      const page = await api.get("/api/v1/study/sessions",
-        { query: { org_id: orgId, ...range, limit: PAGE_SIZE, cursor: cursors.value[index] } });
-      items.value = page.items;
-      pageIndex.value = index;
-      cursors.value = [...cursors.value.slice(0, index + 1), page.next_cursor ?? undefined];
-      hasNext.value = !!page.next_cursor;
-    } catch (e) {
-      error.value = e;
-    } finally {
-      loading.value = false;
-    }
-  }
-
-  return {
-    items, loading, error, pageIndex, hasNext,
-    /** The first page of `org`'s sessions, optionally only those starting in [from, to). */
-    load(org: string, from?: Date | null, to?: Date | null) {
-      orgId = org;
-      range = { from: from?.toISOString(), to: to?.toISOString() };
-      cursors.value = [undefined];
-      return fetchPage(0);
-    },
-    reload: () => fetchPage(pageIndex.value),
-    next: () => (hasNext.value ? fetchPage(pageIndex.value + 1) : Promise.resolve()),
-    previous: () => (pageIndex.value > 0 ? fetchPage(pageIndex.value - 1) : Promise.resolve()),
-  };
+  return useCursorList((q: SessionQuery, cursor: string | undefined) => api.get("/api/v1/study/sessions",
+    { query: { org_id: q.orgId, from: q.from, to: q.to, limit: PAGE_SIZE, cursor } }));
 }
 
 /** Every session of an org subtree starting in [from, to): the week calendar's. */

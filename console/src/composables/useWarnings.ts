@@ -2,10 +2,11 @@
 // period scan (admins), 整改 with a note and files (each file uploaded first, then one rectify call) and
 // 销号 (admins). Also what the list needs to read well: track names from the org's scheme and the names of
 // the people in each warning's history.
-import { computed, ref, shallowRef } from "vue";
+import { ref } from "vue";
 import { api } from "@/api/client";
 import { ApiProblem } from "@/api/errors";
 import type { Schemas } from "@/api/types";
+import { useCursorList } from "./useCursorList";
 
 export type Warning = Schemas["WarningOut"];
 export type WarningStatus = Warning["status"];
@@ -13,52 +14,12 @@ export type WarningStep = Schemas["WarningStep"];
 
 export const STATUS_LABELS: Record<WarningStatus, string> = { open: "待整改", rectifying: "整改中", closed: "已销号" };
 
+/** One page of an org subtree's warnings at a time, of one status or all. */
 export function useWarningList() {
-  const rows = shallowRef<Warning[]>([]);
-  const loading = ref(false);
-  const error = shallowRef<unknown>(null);
-  const cursors = ref<(string | undefined)[]>([undefined]);
-  const pageIndex = ref(0);
-  const nextCursor = ref<string | null>(null);
   const pageSize = ref(20);
-  let run = 0;
-
-  async function load(orgId: string, status: WarningStatus | undefined, index: number): Promise<void> {
-    const mine = ++run;
-    loading.value = true;
-    error.value = null;
-    try {
-      const page = await api.get("/api/v1/warnings", {
-        query: { org_id: orgId, status, limit: pageSize.value, cursor: cursors.value[index] },
-      });
-      if (mine !== run) return;
-      rows.value = page.items;
-      pageIndex.value = index;
-      nextCursor.value = page.next_cursor;
-      if (page.next_cursor) cursors.value[index + 1] = page.next_cursor;
-    } catch (e) {
-      if (mine === run) error.value = e;
-    } finally {
-      if (mine === run) loading.value = false;
-    }
-  }
-
-  return {
-    rows, loading, error, pageIndex, pageSize,
-    hasPrevious: computed(() => pageIndex.value > 0),
-    hasNext: computed(() => nextCursor.value !== null),
-    reload(orgId: string, status?: WarningStatus): Promise<void> {
-      cursors.value = [undefined];
-      nextCursor.value = null;
-      return load(orgId, status, 0);
-    },
-    refresh(orgId: string, status?: WarningStatus): Promise<void> {
-      return load(orgId, status, pageIndex.value);
-    },
-    go(orgId: string, status: WarningStatus | undefined, delta: 1 | -1): Promise<void> {
-      return load(orgId, status, Math.max(0, pageIndex.value + delta));
-    },
-  };
+  const list = useCursorList((q: { orgId: string; status?: WarningStatus }, cursor: string | undefined) =>
+    api.get("/api/v1/warnings", { query: { org_id: q.orgId, status: q.status, limit: pageSize.value, cursor } }));
+  return { ...list, pageSize };
 }
 
 export function scanPeriod(orgId: string, period: string): Promise<Schemas["ScanOut"]> {
