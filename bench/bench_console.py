@@ -21,16 +21,16 @@ import gzip
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from server.launcher import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -45,13 +45,6 @@ READY = """() => document.querySelectorAll('[data-testid^="count-"] .count-value
   && !!document.querySelector('[data-testid="panel-compliance"] canvas')"""
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def fill_demo(data_dir: Path) -> dict[str, str]:
     """Run the demo command; answer the phones of the admin and of the first branch secretary."""
@@ -62,28 +55,9 @@ def fill_demo(data_dir: Path) -> dict[str, str]:
             "organiser": next(p for role, p in phones if role == "组织者")}
 
 
-class Server:
+class Server(ServerProcess):
     def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "BRANCHLINE_LOG_LEVEL": "WARNING"}
-        self.process = subprocess.Popen([sys.executable, "-m", "server", "--data-dir", str(data_dir),
-                                         "--port", str(self.port)], cwd=ROOT, env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("server did not start: " + self.process.stderr.read().decode(errors="replace"))
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(30)
+        super().__init__(["--data-dir", str(data_dir)], env={**os.environ, "BRANCHLINE_LOG_LEVEL": "WARNING"})
 
     def tokens(self, phone: str) -> dict:
         body = httpx.post(self.base_url + "/api/v1/auth/password", json={"phone": phone, "password": PASSWORD})

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +23,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repository's packages
+from server.launcher import ServerProcess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -53,11 +53,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")  # the browser's time zone, and the demo's 
 expect.set_options(timeout=30_000)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def environment() -> dict[str, str]:
     """No bootstrap administrator (the demo wants an empty database) and no other BRANCHLINE_ settings."""
@@ -74,28 +69,11 @@ def fill_demo(data_dir: Path) -> dict[str, str]:
             "organiser": next(phone for role, _, phone in accounts if role.startswith("组织者"))}
 
 
-class Server:
+class Server(ServerProcess):
     """`python -m server` on the demo's data dir."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.base_url = f"http://127.0.0.1:{free_port()}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--data-dir", str(data_dir), "--port", self.base_url.rsplit(":", 1)[1]],
-            cwd=ROOT, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("server did not start: " + self.process.stderr.read().decode(errors="replace"))
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(30)
+        super().__init__(["--data-dir", str(data_dir)], env=environment())
 
     def get(self, token: str, path: str, **params) -> dict:
         answer = httpx.get(f"{self.base_url}/api/v1{path}", params=params, timeout=30,

@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -35,7 +31,8 @@ from server.app import make_app, make_context, start_http
 from server.bootstrap import ensure_admin
 from server.config import Settings
 from server.db import create_indexes
-from server.embedded import EmbeddedDatabase, free_port
+from server.embedded import EmbeddedDatabase
+from server.launcher import ServerProcess
 from server.security import TokenSigner
 from tests.fake_wechat import make_fake_wechat
 
@@ -299,43 +296,21 @@ PROCESS_ADMIN_PHONE = "13600000000"
 PROCESS_ADMIN_PASSWORD = "process-admin-password"
 
 
-class SharedDatabaseServer:
+class SharedDatabaseServer(ServerProcess):
     """`python -m server` as a subprocess on the session's database server, with its own database name."""
 
     def __init__(self, mongo_uri: str, data_dir: Path, db_name: str, processes: int = 1) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
         self.mongo_uri, self.db_name = mongo_uri, db_name
         env = {**os.environ, "BRANCHLINE_JWT_SECRET": PROCESS_SECRET, "BRANCHLINE_DB_NAME": db_name,
                "BRANCHLINE_BOOTSTRAP_ADMIN_PHONE": PROCESS_ADMIN_PHONE,
                "BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD": PROCESS_ADMIN_PASSWORD, "BRANCHLINE_LOG_LEVEL": "WARNING"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--processes", str(processes), "--mongo-uri", mongo_uri,
-             "--port", str(self.port), "--data-dir", str(data_dir)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start: " + self.process.stderr.read().decode(errors="replace"))
-            time.sleep(0.1)
+        super().__init__(["--processes", str(processes), "--mongo-uri", mongo_uri, "--data-dir", str(data_dir)],
+                         env=env)
         self.signer = TokenSigner(Settings(jwt_secret=PROCESS_SECRET))
 
     def api_pids(self) -> list[int]:
         master = psutil.Process(self.process.pid)
         return [c.pid for c in master.children()] or [master.pid]
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
     # -- building a world through HTTP ------------------------------------------------------------
 

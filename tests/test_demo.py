@@ -11,15 +11,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from pymongo import MongoClient
 
-from server.embedded import free_port
+from server.launcher import ServerProcess
 from tests.builders import parse
 from tests.conftest import PROCESS_SECRET, ROOT, Client
 
@@ -41,39 +39,16 @@ def demo(mongo_uri: str, db_name: str, *extra: str) -> subprocess.CompletedProce
                           env=environment(db_name), capture_output=True, text=True, timeout=300)
 
 
-class Served:
+class Served(ServerProcess):
     """`python -m server` on the demo's database, and sign-in with the printed passwords."""
 
     def __init__(self, mongo_uri: str | None, db_name: str, data_dir) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
         database = ["--mongo-uri", mongo_uri] if mongo_uri else []  # else the embedded one under data_dir
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", *database, "--port", str(self.port), "--data-dir", str(data_dir)],
-            cwd=ROOT, env=environment(db_name),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start: " + self.process.stderr.read().decode(errors="replace"))
-            time.sleep(0.1)
+        super().__init__([*database, "--data-dir", str(data_dir)], env=environment(db_name))
 
     def sign_in(self, phone: str, password: str) -> Client:
         body = Client(self.base_url).ok("POST", "/auth/password", json={"phone": phone, "password": password})
         return Client(self.base_url, body["access_token"], body["member"])
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture
