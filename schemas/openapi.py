@@ -29,6 +29,7 @@ from schemas.activities import ActivityStatus
 from schemas.announcements import AnnouncementStatus
 from schemas.common import PartyStatus, Problem
 from schemas.study import RequestStatus, WarningStatus
+from schemas.suggestions import SuggestionStatus
 from server.errors import CODES, IN_BODY_CODES
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -60,6 +61,9 @@ QUERY: dict[str, dict[str, Any]] = {
     "active": {"schema": {"type": "boolean"}},
     "party_status": {"schema": {"type": "string", "enum": list(get_args(PartyStatus))}},
     "tag": {"schema": {"type": "string", "maxLength": 40}},
+    "mine": {"schema": {"type": "boolean", "default": False}},
+    "actor_id": {"schema": _ID},
+    "target_id": {"schema": {"type": "string", "minLength": 1, "maxLength": 200}},
     # No default schema: each resource has its own statuses (QUERY_OVERRIDES).
     "status": {},
 }
@@ -75,6 +79,7 @@ QUERY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "GET /api/v1/activities": {"status": {"schema": {"type": "string", "enum": list(get_args(ActivityStatus))}}},
     "GET /api/v1/announcements": {"status": {"schema": {"type": "string",
                                                         "enum": list(get_args(AnnouncementStatus))}}},
+    "GET /api/v1/suggestions": {"status": {"schema": {"type": "string", "enum": list(get_args(SuggestionStatus))}}},
     "GET /api/v1/warnings": {"status": {"schema": {"type": "string", "enum": list(get_args(WarningStatus))}}},
     "GET /api/v1/study/requests": {"status": {"schema": {"type": "string", "enum": list(get_args(RequestStatus))}}},
     "GET /api/v1/activities/{activity_id}/signups": {"format": _enum("json", "csv", "xlsx")},

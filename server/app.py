@@ -14,15 +14,18 @@ import tornado.web
 from handlers import (
     activities,
     announcements,
+    audit,
     console,
     feed,
     files,
     identity,
     members,
     orgs,
+    personal_export,
     programmes,
     rectification,
     study,
+    suggestions,
     system,
 )
 from handlers.base import NotFoundHandler
@@ -69,6 +72,9 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/announcements/{announcement_id}/ack", announcements.AnnouncementAckHandler),
     ("/api/v1/announcements/{announcement_id}/receipts", announcements.AnnouncementReceiptsHandler),
 
+    # The audit log (API.md §11): read-only, for admins
+    ("/api/v1/audit", audit.AuditHandler),
+
     # The personal feed and its sync (API.md §7)
     ("/api/v1/feed", feed.FeedHandler),
     ("/api/v1/sync", feed.SyncHandler),
@@ -93,10 +99,15 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/members/{member_id}/password", members.MemberPasswordHandler),
     ("/api/v1/members/{member_id}/invite", members.MemberInviteHandler),
     ("/api/v1/orgs/{org_id}/members/import", members.MemberImportHandler),
+    ("/api/v1/members/{member_id}/anonymise", members.MemberAnonymiseHandler),
 
     # Organisations (API.md §4)
     ("/api/v1/orgs", orgs.OrgsHandler),
     ("/api/v1/orgs/{org_id}", orgs.OrgHandler),
+    ("/api/v1/orgs/{org_id}/settings", orgs.OrgSettingsHandler),
+
+    # Members' own data (API.md §11): the export
+    ("/api/v1/me/export", personal_export.MeExportHandler),
 
     # Programmes (群心驿站, API.md §6): who may sign up
     ("/api/v1/programmes", programmes.ProgrammesHandler),
@@ -119,6 +130,10 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/me/study/progress", study.ProgressHandler),
     ("/api/v1/orgs/{org_id}/study/compliance", study.ComplianceHandler),
     ("/api/v1/orgs/{org_id}/study/export", study.ExportHandler),
+
+    # Suggestions (意见建议, API.md §11)
+    ("/api/v1/suggestions", suggestions.SuggestionsHandler),
+    ("/api/v1/suggestions/{suggestion_id}/reply", suggestions.SuggestionReplyHandler),
 
     # Operations: liveness, readiness, metrics, and this table as OpenAPI
     ("/healthz", system.HealthHandler),
@@ -144,10 +159,12 @@ PAGES = [
 
 
 def make_app(ctx: Context) -> tornado.web.Application:
-    # per-process feed tasks: counter watcher, scheduled publication/expiry
+    # per-process background tasks: the feed's counter watcher and scheduler; the location retention sweep
+    from server import retention
     from server.feed import background as feed_background
 
     feed_background.start(ctx)
+    retention.start(ctx)
     return tornado.web.Application(
         ROUTES + PAGES,
         ctx=ctx,

@@ -49,6 +49,10 @@ class Settings:
     body_timeout_seconds: float = 60.0
     # Vite's build of console/ (`npm run build`), served at /console/ and /docs.
     console_dir: Path = Path(__file__).resolve().parent.parent / "console" / "dist"
+    # Check-in locations are dropped from attendance records this long after the check-in (server/retention.py).
+    location_retention_days: int = 90
+    # How often each process looks for locations past that period (an indexed query, usually finding none).
+    retention_sweep_seconds: float = 3600.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -77,6 +81,7 @@ class Settings:
             bootstrap_admin_name=_env("BRANCHLINE_BOOTSTRAP_ADMIN_NAME", "管理员"),
             bootstrap_org_name=_env("BRANCHLINE_BOOTSTRAP_ORG_NAME", "机关党委"),
             console_dir=Path(_env("BRANCHLINE_CONSOLE_DIR", str(cls.console_dir))),
+            location_retention_days=int(_env("BRANCHLINE_LOCATION_RETENTION_DAYS", "90")),
         )
 
     def with_overrides(self, **overrides) -> Settings:

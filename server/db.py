@@ -71,14 +71,17 @@ INDEXED_MODULES = (
     "server.idempotency",
     "server.identity",
     "server.members",
+    "server.org_settings",
     "server.orgs",
     "server.ratelimit",
+    "server.retention",
     "server.signups",
     "server.study.attendance",
     "server.study.checkins",
     "server.study.rectification",
     "server.study.schemes",
     "server.study.sessions",
+    "server.suggestions",
 )
 
 
