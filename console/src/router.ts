@@ -31,6 +31,8 @@ export const PATHS = {
   activities: "/activities",
   announcements: "/announcements",
   warnings: "/warnings",
+  suggestions: "/suggestions",
+  audit: "/audit",
   projector: "/projector",
   /** `${PATHS.projectorSession}/${sessionId}`: the projector page of a study session. */
   projectorSession: "/projector/session",
@@ -42,7 +44,7 @@ export const PATHS = {
 export interface Area {
   title: string;
   path: string;
-  icon: "dashboard" | "members" | "study" | "activities" | "announcements" | "warnings";
+  icon: "dashboard" | "members" | "study" | "activities" | "announcements" | "warnings" | "suggestions" | "audit";
   children?: { title: string; path: string }[];
 }
 
@@ -60,9 +62,12 @@ export const AREAS: Area[] = [
   { title: "群心驿站活动", path: PATHS.activities, icon: "activities" },
   { title: "公告", path: PATHS.announcements, icon: "announcements" },
   { title: "预警", path: PATHS.warnings, icon: "warnings" },
+  { title: "意见建议", path: PATHS.suggestions, icon: "suggestions" },
+  { title: "审计日志", path: PATHS.audit, icon: "audit" },
 ];
 
 const ORGANISER: Role[] = ["organiser"];
+const ADMIN: Role[] = ["admin"];
 
 export const routes: RouteRecordRaw[] = [
   { path: PATHS.login, name: "login", component: () => import("@/views/Login.vue"),
@@ -130,6 +135,14 @@ export const routes: RouteRecordRaw[] = [
       { path: PATHS.warnings, name: "warnings", component: () => import("@/views/warnings/WarningsPage.vue"),
         meta: { title: "预警", roles: ORGANISER } },
 
+      // 意见建议 (views/suggestions/)
+      { path: PATHS.suggestions, name: "suggestions", component: () => import("@/views/suggestions/SuggestionsPage.vue"),
+        meta: { title: "意见建议", roles: ORGANISER } },
+
+      // 审计日志 (views/audit/): administrators only
+      { path: PATHS.audit, name: "audit", component: () => import("@/views/audit/AuditPage.vue"),
+        meta: { title: "审计日志", roles: ADMIN } },
+
       // Inside the console: someone signed out is asked to sign in first, then sees the page.
       { path: PATHS.forbidden, name: "forbidden", component: () => import("@/views/Forbidden.vue"),
         meta: { title: "没有权限", roles: ORGANISER } },
@@ -144,18 +157,23 @@ export const router = createRouter({
   routes,
 });
 
+/** Whether the signed-in member may open a page of these roles ("organiser" covers admins too). */
+export function allowed(roles: Role[] | undefined): boolean {
+  const { hasConsoleAccess, isAdmin } = useSession();
+  if (!roles) return true;
+  return roles.includes("organiser") ? hasConsoleAccess.value : roles.includes("admin") ? isAdmin.value : true;
+}
+
 /** Where a navigation must go instead, or true: sign-in first, then console access, then the page's roles. */
 export function guard(to: RouteLocationNormalized): true | { path: string; query?: Record<string, string> } {
-  const { signedIn, hasConsoleAccess, isAdmin } = useSession();
+  const { signedIn, hasConsoleAccess } = useSession();
   if (to.meta.public) {
     if (to.name === "login" && signedIn.value) return { path: PATHS.dashboard };
     return true;
   }
   if (!signedIn.value) return { path: PATHS.login, query: to.fullPath !== "/" ? { redirect: to.fullPath } : {} };
   if (!hasConsoleAccess.value) return { path: PATHS.noAccess };
-  if (to.meta.roles?.includes("admin") && !to.meta.roles.includes("organiser") && !isAdmin.value) {
-    return { path: PATHS.forbidden };
-  }
+  if (!allowed(to.meta.roles)) return { path: PATHS.forbidden };
   return true;
 }
 
@@ -164,7 +182,8 @@ router.afterEach((to) => {
   document.title = to.meta.title ? `${to.meta.title} · 党建管理后台` : "党建管理后台";
 });
 
-/** Whether an area has a page yet (its path is not the not-found route). */
+/** Whether an area has a page yet (its path is not the not-found route) that the signed-in member may open. */
 export function hasPage(path: string): boolean {
-  return router.resolve(path).name !== "not-found";
+  const found = router.resolve(path);
+  return found.name !== "not-found" && allowed(found.meta.roles);
 }

@@ -57,3 +57,19 @@ export function setRoles(id: string, roles: RoleGrant[]): Promise<Member> {
 export function issueInvite(id: string): Promise<Schemas["InviteOut"]> {
   return api.post("/api/v1/members/{member_id}/invite", { path: { member_id: id } });
 }
+
+/** Wipe a deactivated member's personal fields (administrators; API.md §11). */
+export function anonymiseMember(id: string): Promise<Member> {
+  return api.post("/api/v1/members/{member_id}/anonymise", { path: { member_id: id } });
+}
+
+/** Up to 20 members of the org's subtree whose name has `q` (or whose whole phone is `q`), for a picker. */
+export async function findMembers(orgId: string, q: string): Promise<Member[]> {
+  const page = await api.get("/api/v1/members", { query: { org_id: orgId, q: q || undefined, limit: 20 } });
+  return page.items;
+}
+
+/** Whether the member was anonymised: deactivated, and their phone removed (the API then masks it as ""). */
+export function isAnonymised(m: Member): boolean {
+  return !m.active && m.phone_masked === "";
+}

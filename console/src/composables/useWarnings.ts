@@ -4,7 +4,6 @@
 // the people in each warning's history.
 import { ref } from "vue";
 import { api } from "@/api/client";
-import { ApiProblem } from "@/api/errors";
 import type { Schemas } from "@/api/types";
 import { useCursorList } from "./useCursorList";
 
@@ -77,19 +76,4 @@ export async function trackNames(orgId: string): Promise<Record<string, string>>
     // keep the default names: the list is still readable
   }
   return names;
-}
-
-/** Names of the people in warnings' histories, looked up once per viewer; someone outside the viewer's
- * scope (an administrator of a higher org) answers 404 and is shown as such. */
-const people = new Map<string, Promise<string | null>>();
-export function personName(viewerId: string, memberId: string): Promise<string | null> {
-  const key = `${viewerId}:${memberId}`;
-  let known = people.get(key);
-  if (!known) {
-    known = api.get("/api/v1/members/{member_id}", { path: { member_id: memberId } })
-      .then((m) => m.name)
-      .catch((e) => (e instanceof ApiProblem && (e.status === 404 || e.status === 403) ? null : Promise.reject(e)));
-    people.set(key, known);
-  }
-  return known;
 }
