@@ -8,6 +8,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+# A camera scan's qr_text (prefix + a token of about 40 characters) must fit a check-in's qr_token (100).
+QR_LINK_PREFIX_MAX = 60
+CONTENT_CHECKS = ("off", "wechat")
+
 
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
@@ -49,7 +53,19 @@ class Settings:
     body_timeout_seconds: float = 60.0
     # Vite's build of console/ (`npm run build`), served at /console/ and /docs.
     console_dir: Path = Path(__file__).resolve().parent.parent / "console" / "dist"
+    # API.md §10: the link registered for "扫普通链接二维码打开小程序"; empty: QR codes carry the app's payload.
+    qr_link_prefix: str = ""
+    # API.md §10: "wechat" sends members' free text through msg_sec_check (server/content_check.py).
+    content_check: str = "off"
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        prefix = self.qr_link_prefix
+        if len(prefix) > QR_LINK_PREFIX_MAX or not all(33 <= ord(c) < 127 for c in prefix):
+            raise ValueError(f"BRANCHLINE_QR_LINK_PREFIX: at most {QR_LINK_PREFIX_MAX} printable ASCII "
+                             "characters without spaces")
+        if self.content_check not in CONTENT_CHECKS:
+            raise ValueError(f"BRANCHLINE_CONTENT_CHECK: one of {', '.join(CONTENT_CHECKS)}")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -77,6 +93,8 @@ class Settings:
             bootstrap_admin_name=_env("BRANCHLINE_BOOTSTRAP_ADMIN_NAME", "管理员"),
             bootstrap_org_name=_env("BRANCHLINE_BOOTSTRAP_ORG_NAME", "机关党委"),
             console_dir=Path(_env("BRANCHLINE_CONSOLE_DIR", str(cls.console_dir))),
+            qr_link_prefix=_env("BRANCHLINE_QR_LINK_PREFIX", ""),
+            content_check=_env("BRANCHLINE_CONTENT_CHECK", "off"),
         )
 
     def with_overrides(self, **overrides) -> Settings:

@@ -63,7 +63,8 @@ def _already(record: dict) -> dict:
     return {"result": "already_checked_in", **attendance.attendance_out(record)}
 
 
-def _check_rules(session: dict, principal: Principal, body: dict, now: datetime) -> tuple[datetime, bool]:
+def _check_rules(session: dict, principal: Principal, body: dict, now: datetime,
+                 link_prefix: str) -> tuple[datetime, bool]:
     """Apply the rules that need no database; returns (the moment judged, offline)."""
     sessions.require_not_cancelled(session)
     sessions.require_attendee(session, principal)
@@ -83,7 +84,7 @@ def _check_rules(session: dict, principal: Principal, body: dict, now: datetime)
     token = body.get("qr_token")
     if not token:
         raise ApiError(422, "qr_invalid", "Scan the QR code shown at the session.")
-    qr.verify(session["qr_secret"], QR_PURPOSE, session["_id"], token, at)
+    qr.verify(session["qr_secret"], QR_PURPOSE, session["_id"], qr.scanned_token(token, link_prefix), at)
     if "geo" in session["methods"]:
         fix, fence = body.get("location"), session["location"]
         if fix is None:
@@ -108,7 +109,7 @@ async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[dict
         session = await sessions.get_visible(ctx, principal, session_id)
         method = "+".join(session["methods"])
         try:
-            at, offline = _check_rules(session, principal, body, now)
+            at, offline = _check_rules(session, principal, body, now, ctx.settings.qr_link_prefix)
         except ApiError as exc:
             if exc.code in ("checkin_closed", "qr_expired", "qr_invalid", "checkin_not_open",
                             "location_required", "location_inaccurate", "outside_geofence"):

@@ -435,10 +435,8 @@ async def list_visible(ctx: Context, principal: Principal, org_id: str | None, s
 async def qr_token(ctx: Context, principal: Principal, session_id: str) -> dict:
     session = await get_managed(ctx, principal, session_id)
     require_not_cancelled(session)
-    token = qr.current(session["qr_secret"], QR_PURPOSE, session["_id"], ctx.now())
-    return {**token, "payload": qr.payload(QR_PURPOSE, session["_id"], token["token"])}
+    return qr.shown(session["qr_secret"], QR_PURPOSE, session["_id"], ctx.now(), ctx.settings.qr_link_prefix)
 
 
 async def qr_image(ctx: Context, principal: Principal, session_id: str, fmt: str) -> bytes:
-    token = await qr_token(ctx, principal, session_id)
-    return qr.render_svg(token["payload"]) if fmt == "svg" else qr.render_png(token["payload"])
+    return qr.image(await qr_token(ctx, principal, session_id), fmt)
