@@ -71,6 +71,7 @@ INDEXED_MODULES = (
     "server.idempotency",
     "server.identity",
     "server.members",
+    "server.notifications.outbox",
     "server.orgs",
     "server.ratelimit",
     "server.signups",
