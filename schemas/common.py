@@ -130,6 +130,9 @@ Tag = line(40)
 # The bare token (about 40 characters) or a camera scan's whole qr_text: the link prefix is held to
 # server.config.QR_LINK_PREFIX_MAX characters so that the two fit.
 QrToken = Annotated[str, msgspec.Meta(max_length=100)]
+# server/content_check.py: how WeChat's content check judged a member's text (None: passed, or not checked
+# because the check is off); "review" and "unchecked" texts are stored and shown flagged to organisers.
+ContentFlag = Literal["review", "unchecked"] | None
 Gender = Literal["male", "female"]
 PartyStatus = Literal["full", "probationary", "none"]
 Role = Literal["organiser", "admin"]

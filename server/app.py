@@ -57,6 +57,7 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/activities/{activity_id}/cancel", activities.ActivityCancelHandler),
     ("/api/v1/activities/{activity_id}/signups", activities.SignupsHandler),
     ("/api/v1/activities/{activity_id}/signups/me", activities.MySignupHandler),
+    ("/api/v1/activities/{activity_id}/signup-reminder", activities.SignupReminderHandler),
     ("/api/v1/activities/{activity_id}/qr", activities.ActivityQrHandler),
     ("/api/v1/activities/{activity_id}/qr/image", activities.ActivityQrImageHandler),
     ("/api/v1/activities/{activity_id}/checkins", activities.CheckinsHandler),
@@ -68,6 +69,7 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/announcements/{announcement_id}/read", announcements.AnnouncementReadHandler),
     ("/api/v1/announcements/{announcement_id}/ack", announcements.AnnouncementAckHandler),
     ("/api/v1/announcements/{announcement_id}/receipts", announcements.AnnouncementReceiptsHandler),
+    ("/api/v1/announcements/{announcement_id}/remind", announcements.AnnouncementRemindHandler),
 
     # The personal feed and its sync (API.md §7)
     ("/api/v1/feed", feed.FeedHandler),
@@ -146,8 +148,10 @@ PAGES = [
 def make_app(ctx: Context) -> tornado.web.Application:
     # per-process feed tasks: counter watcher, scheduled publication/expiry
     from server.feed import background as feed_background
+    from server.notifications import reminders
 
     feed_background.start(ctx)
+    reminders.start(ctx)
     return tornado.web.Application(
         ROUTES + PAGES,
         ctx=ctx,

@@ -72,6 +72,8 @@ INDEXED_MODULES = (
     "server.identity",
     "server.members",
     "server.notifications.outbox",
+    "server.notifications.reminders",
+    "server.notifications.signup_reminders",
     "server.orgs",
     "server.ratelimit",
     "server.signups",

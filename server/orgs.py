@@ -33,6 +33,12 @@ async def get(ctx: Context, org_id: str) -> dict | None:
     return await ctx.db[COLLECTION].find_one({"_id": org_id})
 
 
+async def name_of(ctx: Context, org_id: str) -> str:
+    """The org's name, for a notification's text ("" for an org that is gone)."""
+    org = await ctx.db[COLLECTION].find_one({"_id": org_id}, {"name": 1})
+    return org["name"] if org else ""
+
+
 async def visibility_filter(ctx: Context, principal: Principal) -> dict:
     """Orgs the caller may see: the ancestors and subtree of their own org and of each org they hold a role on."""
     roots = list(dict.fromkeys([principal.org_id, *principal.role_orgs()]))

@@ -17,7 +17,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from schemas.study import AttendanceStatus, RequestStatus
-from server import audit, orgs
+from server import audit, content_check, orgs
 from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
@@ -178,7 +178,8 @@ async def roster(ctx: Context, principal: Principal, session_id: str) -> dict:
 
 def request_out(doc: dict) -> dict:
     return {"id": doc["_id"], "session_id": doc["session_id"], "member_id": doc["member_id"], "kind": doc["kind"],
-            "reason": doc["reason"], "status": doc["status"], "note": doc.get("note"),
+            "reason": doc["reason"], "content_flag": doc.get("content_flag"), "status": doc["status"],
+            "note": doc.get("note"),
             "created_at": doc["created_at"], "decided_at": doc.get("decided_at")}
 
 
@@ -189,8 +190,9 @@ async def create_request(ctx: Context, principal: Principal, session_id: str, ki
     record = await ctx.db[ATTENDANCE].find_one({"session_id": session_id, "member_id": principal.member_id})
     if record is not None and record["status"] in ATTENDED:
         raise ApiError(409, "already_checked_in", "You attended this session already.")
+    flag = await content_check.check(ctx, principal, reason, "reason")
     doc = {"_id": new_id(), "session_id": session_id, "member_id": principal.member_id,
-           "org_path": session["org_path"], "kind": kind, "reason": reason, "status": "pending",
+           "org_path": session["org_path"], "kind": kind, "reason": reason, "content_flag": flag, "status": "pending",
            "pending_key": f"{session_id}:{principal.member_id}", "created_at": to_ms(ctx.now())}
     try:
         await ctx.db[REQUESTS].insert_one(doc)

@@ -27,7 +27,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from server import qr
+from server import content_check, qr
 from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction
@@ -179,7 +179,7 @@ async def _follow_session(ctx: Context, session: dict, record: dict) -> None:
 
 def self_study_out(doc: dict, day_total: int | None = None) -> dict:
     return {"id": doc["_id"], "track": doc["track"], "minutes": doc["minutes"], "material": doc["material"],
-            "note": doc.get("note"), "date": date.fromisoformat(doc["date"]),
+            "note": doc.get("note"), "content_flag": doc.get("content_flag"), "date": date.fromisoformat(doc["date"]),
             "day_total_minutes": day_total if day_total is not None else doc.get("day_total_minutes", 0),
             "created_at": doc["created_at"]}
 
@@ -195,8 +195,10 @@ async def log_self_study(ctx: Context, principal: Principal, track: str, minutes
         raise invalid("date", "date lies in the future.")
     if day < today - timedelta(days=BACKDATE_DAYS):
         raise invalid("date", f"Self-study is logged within {BACKDATE_DAYS} days.")
+    flag = await content_check.check(ctx, principal, note, "note")
     doc = {"_id": new_id(), "member_id": principal.member_id, "member_org_path": list(principal.org_path),
-           "track": track, "minutes": minutes, "material": material, "note": note, "date": day.isoformat(),
+           "track": track, "minutes": minutes, "material": material, "note": note, "content_flag": flag,
+           "date": day.isoformat(),
            "day_total_minutes": 0, "created_at": to_ms(ctx.now())}  # as stored: to the ms
     counter = f"{principal.member_id}:{day.isoformat()}"
     await _open_day(ctx, counter)
