@@ -48,10 +48,6 @@ TICK_SECONDS = 2.0
 # A holder that died is replaced within this; it renews every third of it.
 LEASE_SECONDS = 15.0
 LEASE = "reminders"
-# Occurrences handled per kind and tick; more wait for the next tick (a burst of 200 sessions starting
-# together is far beyond any branch's calendar).
-BATCH = 200
-
 indexes(sessions.COLLECTION, IndexModel([("status", ASCENDING), ("starts_at", ASCENDING)]))
 indexes(ACTIVITIES, IndexModel([("status", ASCENDING), ("starts_at", ASCENDING)]))
 
@@ -69,6 +65,7 @@ class Kind:
 
 
 async def _attendees(ctx: Context, session: dict, txn) -> list[str]:
+    # Read outside the transaction, as every reader of the attendee list does (server/study/sessions.py).
     return await sessions.current_attendees(ctx, session)
 
 
@@ -117,12 +114,13 @@ async def remind_due(ctx: Context) -> int:
     now = to_ms(ctx.now())
     for kind in KINDS:
         lead = timedelta(minutes=await lead_minutes(ctx, kind.event))
-        due = await ctx.db[kind.collection].find(
-            {"status": kind.live, "starts_at": {"$gt": now, "$lte": now + lead}},
-            {"starts_at": 1, "reminded_for": 1}).sort("starts_at", ASCENDING).limit(BATCH).to_list()
-        for doc in due:
-            if doc.get("reminded_for") != doc["starts_at"]:
-                queued += await _remind(ctx, kind, doc["_id"], doc["starts_at"])
+        # The whole window, not a first page: the ones already reminded are skipped here, and a page of
+        # them could otherwise keep a later one out for as long as they stay in the window.
+        due = [d async for d in ctx.db[kind.collection].find(
+            {"status": kind.live, "starts_at": {"$gt": now, "$lte": now + lead}}, {"starts_at": 1, "reminded_for": 1})
+            if d.get("reminded_for") != d["starts_at"]]
+        for doc in sorted(due, key=lambda d: d["starts_at"]):
+            queued += await _remind(ctx, kind, doc["_id"], doc["starts_at"])
     return queued + await signup_reminders.send_due(ctx)
 
 
