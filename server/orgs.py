@@ -33,6 +33,12 @@ async def get(ctx: Context, org_id: str) -> dict | None:
     return await ctx.db[COLLECTION].find_one({"_id": org_id})
 
 
+async def name(ctx: Context, org_id: str, *, txn=None) -> str:
+    """The org's name ("" for one that is gone), as notifications show it."""
+    org = await ctx.db[COLLECTION].find_one({"_id": org_id}, {"name": 1}, session=txn)
+    return org["name"] if org else ""
+
+
 async def visibility_filter(ctx: Context, principal: Principal) -> dict:
     """Orgs the caller may see: the ancestors and subtree of their own org and of each org they hold a role on."""
     roots = list(dict.fromkeys([principal.org_id, *principal.role_orgs()]))
