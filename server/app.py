@@ -19,6 +19,7 @@ from handlers import (
     files,
     identity,
     members,
+    notifications,
     orgs,
     programmes,
     rectification,
@@ -96,6 +97,14 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/members/{member_id}/invite", members.MemberInviteHandler),
     ("/api/v1/orgs/{org_id}/members/import", members.MemberImportHandler),
 
+    # Notifications (API.md §9): WeChat templates, grants, preferences, a member's notifications, deliveries
+    ("/api/v1/notification-templates", notifications.TemplatesHandler),
+    ("/api/v1/notification-templates/{event}", notifications.TemplateHandler),
+    ("/api/v1/me/subscriptions", notifications.SubscriptionsHandler),
+    ("/api/v1/me/notification-preferences", notifications.PreferencesHandler),
+    ("/api/v1/me/notifications", notifications.MyNotificationsHandler),
+    ("/api/v1/notifications/deliveries", notifications.DeliveriesHandler),
+
     # Organisations (API.md §4)
     ("/api/v1/orgs", orgs.OrgsHandler),
     ("/api/v1/orgs/{org_id}", orgs.OrgHandler),
@@ -146,11 +155,14 @@ PAGES = [
 
 
 def make_app(ctx: Context) -> tornado.web.Application:
-    # per-process feed tasks: counter watcher, scheduled publication/expiry
+    # per-process tasks: the feed's counter watcher and scheduled publication/expiry; the notification
+    # sender and the reminders (each works only in the process holding its lease)
     from server.feed import background as feed_background
     from server.notifications import reminders
+    from server.notifications import sender as notification_sender
 
     feed_background.start(ctx)
+    notification_sender.start(ctx)
     reminders.start(ctx)
     return tornado.web.Application(
         ROUTES + PAGES,

@@ -39,6 +39,10 @@ class Settings:
     wechat_secret: str = ""
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_timeout_seconds: float = 5.0
+    # Subscription messages sent per minute at most, by the one sender of all processes
+    # (server/notifications/sender.py), and how many at once.
+    wechat_send_per_minute: int = 1000
+    wechat_send_concurrency: int = 8
     bootstrap_admin_phone: str | None = None
     bootstrap_admin_password: str | None = None
     bootstrap_admin_name: str = "管理员"
@@ -88,6 +92,8 @@ class Settings:
             wechat_appid=_env("BRANCHLINE_WECHAT_APPID", ""),
             wechat_secret=_env("BRANCHLINE_WECHAT_SECRET", ""),
             wechat_api_base=_env("BRANCHLINE_WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/"),
+            wechat_send_per_minute=int(_env("BRANCHLINE_WECHAT_SEND_PER_MINUTE", "1000")),
+            wechat_send_concurrency=int(_env("BRANCHLINE_WECHAT_SEND_CONCURRENCY", "8")),
             bootstrap_admin_phone=_env("BRANCHLINE_BOOTSTRAP_ADMIN_PHONE"),
             bootstrap_admin_password=_env("BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD"),
             bootstrap_admin_name=_env("BRANCHLINE_BOOTSTRAP_ADMIN_NAME", "管理员"),

@@ -33,9 +33,9 @@ async def get(ctx: Context, org_id: str) -> dict | None:
     return await ctx.db[COLLECTION].find_one({"_id": org_id})
 
 
-async def name_of(ctx: Context, org_id: str) -> str:
-    """The org's name, for a notification's text ("" for an org that is gone)."""
-    org = await ctx.db[COLLECTION].find_one({"_id": org_id}, {"name": 1})
+async def name(ctx: Context, org_id: str, *, txn=None) -> str:
+    """The org's name ("" for one that is gone), as notifications show it."""
+    org = await ctx.db[COLLECTION].find_one({"_id": org_id}, {"name": 1}, session=txn)
     return org["name"] if org else ""
 
 

@@ -251,19 +251,19 @@ def settings_overrides(request, tmp_path) -> dict:
 
 @pytest.fixture
 def api(loop_thread, mongo_uri, fake_wechat, settings_overrides):
-    settings = Settings(
-        jwt_secret=TEST_SECRET,
-        db_name=f"t_{uuid.uuid4().hex[:12]}",
-        wechat_appid="wx-test-app",
-        wechat_secret="wx-test-secret",
-        wechat_api_base=fake_wechat["base"],
-        wechat_timeout_seconds=1.0,
+    settings = Settings(**{
+        "jwt_secret": TEST_SECRET,
+        "db_name": f"t_{uuid.uuid4().hex[:12]}",
+        "wechat_appid": "wx-test-app",
+        "wechat_secret": "wx-test-secret",
+        "wechat_api_base": fake_wechat["base"],
+        "wechat_timeout_seconds": 1.0,
         # One embedded database serves the whole suite on a 2-core machine: a burst of a few hundred
         # requests late in the run can queue past production's 3 s driver bound and answer 503 (seen
         # in the check-in races). Tests of that bound run real processes with the default settings.
-        mongo_timeout_ms=10_000,
-        **settings_overrides,
-    )
+        "mongo_timeout_ms": 10_000,
+        **settings_overrides,  # a test's own settings win over these
+    })
     sockets = bind_sockets(0, "127.0.0.1")
     port = sockets[0].getsockname()[1]
 

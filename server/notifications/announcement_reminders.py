@@ -56,7 +56,7 @@ async def remind(ctx: Context, principal: Principal, announcement_id: str) -> in
             org_id=doc["org_id"], title=f"请阅读：{current['title']}",
             summary="请确认已阅这则通知。" if current["must_read"] else "您还有一则通知未读。",
             values={"title": current["title"], "time": current["publish_at"],
-                    "org": await orgs.name_of(ctx, doc["org_id"]),
+                    "org": await orgs.name(ctx, doc["org_id"], txn=txn),
                     "note": "请确认已阅" if current["must_read"] else "请及时阅读"},
             dedupe_key=now.isoformat())
 

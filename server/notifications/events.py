@@ -25,6 +25,9 @@ class Event:
     key: str
     values: dict[str, str]  # value name -> kind
     reminder: bool = False  # sent `lead_minutes` before a start: the template says how long
+    # A notice in the feed. Not for the changes of a study session: its own feed item already shows
+    # them to the same attendees (new, moved, 【已取消】), and a notice beside it would say it twice.
+    notice: bool = True
 
 
 _ACTIVITY = {"title": THING, "time": TIME, "place": THING, "org": THING}
@@ -36,9 +39,9 @@ EVENTS: dict[str, Event] = {e.key: e for e in [
     Event("activity_changed", {**_ACTIVITY, "note": THING}),
     Event("activity_reminder", dict(_ACTIVITY), reminder=True),
     Event("signup_opens", {**_ACTIVITY, "opens_at": TIME}),
-    Event("session_scheduled", dict(_SESSION)),
-    Event("session_changed", {**_SESSION, "note": THING}),
-    Event("session_cancelled", {**_SESSION, "reason": THING}),
+    Event("session_scheduled", dict(_SESSION), notice=False),
+    Event("session_changed", {**_SESSION, "note": THING}, notice=False),
+    Event("session_cancelled", {**_SESSION, "reason": THING}, notice=False),
     Event("session_reminder", dict(_SESSION), reminder=True),
     Event("request_decided", {"title": THING, "result": PHRASE, "reason": THING, "time": TIME, "org": THING}),
     Event("must_read_reminder", {"title": THING, "time": TIME, "org": THING, "note": THING}),

@@ -1,7 +1,8 @@
 """The outbox: how an event becomes feed notices and WeChat deliveries, in the transaction of the change.
 
 `enqueue(ctx, txn, ...)` is the one way in. Inside the caller's transaction it writes, for each active
-member, the feed notice (server/feed/writing.py `notify`, same `txn`) and one delivery record in
+member, the feed notice (server/feed/writing.py `notify`, same `txn`; not for the events whose ref's own
+feed item tells it, `Event.notice`) and one delivery record in
 `notification_deliveries`, then registers an on-commit hook that wakes this process's sender. So a
 change that rolls back leaves no notice and no delivery, and a change that committed has its
 deliveries on disk before anything is sent: a process that dies after the commit loses nothing, the
@@ -93,8 +94,9 @@ async def enqueue(ctx: Context, txn, *, event: str, member_ids: list[str], ref_k
         recipients = await _claim_dedupe(ctx, txn, event, recipients, dedupe_key)
     if not recipients:
         return 0
-    await feed_writing.notify(ctx, recipients, title=title, summary=summary, ref_kind=ref_kind, ref_id=ref_id,
-                              org_id=org_id, txn=txn)
+    if spec.notice:
+        await feed_writing.notify(ctx, recipients, title=title, summary=summary, ref_kind=ref_kind, ref_id=ref_id,
+                                  org_id=org_id, txn=txn)
     now = to_ms(ctx.now())
     template = await templates.configured(ctx, event, txn=txn) if ctx.settings.wechat_appid else None
     muted = await preferences.muted_among(ctx, recipients, event, txn=txn) if template else set()

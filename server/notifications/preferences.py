@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from server.context import Context
-from server.errors import invalid
 from server.notifications.events import EVENTS
 
 COLLECTION = "notification_preferences"
@@ -18,9 +17,7 @@ async def get(ctx: Context, member_id: str) -> dict:
 
 
 async def put(ctx: Context, member_id: str, muted: list[str]) -> dict:
-    for i, event in enumerate(muted):
-        if event not in EVENTS:
-            raise invalid(f"muted[{i}]", f"{event!r} is not an event.")
+    """Replace the member's muted events (each one of EVENTS: the body's schema admits no other)."""
     muted = [e for e in EVENTS if e in set(muted)]  # one order, no repeats
     await ctx.db[COLLECTION].update_one({"_id": member_id}, {"$set": {"muted": muted, "updated_at": ctx.now()}},
                                         upsert=True)

@@ -132,7 +132,7 @@ async def _remind(ctx: Context, kind: Kind, ref_id: str, starts_at: datetime) ->
         if doc is None:  # cancelled or moved since it was read: the move is reminded at its own time
             return 0
         title, summary, values = kind.words(ctx, doc)
-        values["org"] = await orgs.name_of(ctx, doc["org_id"])
+        values["org"] = await orgs.name(ctx, doc["org_id"], txn=txn)
         return await outbox.enqueue(
             ctx, txn, event=kind.event, member_ids=await kind.recipients(ctx, doc, txn), ref_kind=kind.ref_kind,
             ref_id=ref_id, org_id=doc["org_id"], title=title, summary=summary, values=values,

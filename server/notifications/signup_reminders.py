@@ -120,7 +120,7 @@ async def _send(ctx: Context, activity_id: str, opens_at: datetime) -> int:
             ref_id=activity_id, org_id=act["org_id"], title=f"开始报名：{act['title']}",
             summary="您关注的活动已开始报名。",
             values={"title": act["title"], "time": act["starts_at"], "opens_at": opens_at,
-                    "place": act.get("location") or "", "org": await orgs.name_of(ctx, act["org_id"])},
+                    "place": act.get("location") or "", "org": await orgs.name(ctx, act["org_id"], txn=txn)},
             dedupe_key=opens_at.isoformat())
 
     return await transaction(ctx, work)

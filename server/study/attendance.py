@@ -4,9 +4,10 @@ One attendance record per (session, member), guaranteed by the unique index decl
 server/study/sessions.py. Every change an organiser makes to someone's record goes to the audit log and
 to the append-only check-in event log with its source (`organiser` or `request`).
 
-A decision on a leave or make-up request, and a manual mark, tell the member with a personal notice in their
-feed (server/feed/writing.py `notify`), written in the same transaction as the change, its event and its audit entry:
-the notice exists if and only if the change does.
+A decision on a leave or make-up request tells the member (`request_decided`, server/notifications/outbox.py: a
+notice in the feed and maybe a WeChat message), and a manual mark with a personal notice in their feed
+(server/feed/writing.py `notify`), each written in the same transaction as the change, its event and its audit
+entry: the notice exists if and only if the change does.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from server.errors import ApiError, forbidden, not_found
 from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
+from server.notifications import outbox
 from server.pagination import page
 from server.scope import Principal
 from server.study import sessions
@@ -267,8 +269,12 @@ async def decide(ctx: Context, principal: Principal, request_id: str, approve: b
             summary += f"出勤已记为「{STATUS_ZH['leave' if doc['kind'] == 'leave' else 'present']}」。"
         if note:
             summary += f"意见：{note}"
-        await _tell(ctx, doc["member_id"], session, title=f"{kind}申请{verdict}：{session['title']}",
-                    summary=summary, ref_kind="study_request", ref_id=request_id, txn=txn)
+        await outbox.enqueue(ctx, txn, event="request_decided", member_ids=[doc["member_id"]],
+                             ref_kind="study_request", ref_id=request_id, org_id=session["org_id"],
+                             title=f"{kind}申请{verdict}：{session['title']}", summary=summary,
+                             values={"title": f"{kind}申请：{session['title']}", "result": verdict, "reason": note,
+                                     "time": session["starts_at"],
+                                     "org": await orgs.name(ctx, session["org_id"], txn=txn)})
         return decided
 
     return await _with_retry(ctx, work)
