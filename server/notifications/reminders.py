@@ -59,40 +59,36 @@ class Kind:
     event: str
     collection: str
     live: str  # the status of an occurrence that takes place
-    ref_kind: str
-    recipients: Callable[[Context, dict, object], Awaitable[list[str]]]
-    words: Callable[[Context, dict], tuple[str, str, dict]]  # (title, summary, values)
+    # Queue the reminder of `doc` to its members in `txn` with `dedupe_key`; → how many were queued.
+    tell: Callable[[Context, object, dict, str], Awaitable[int]]
 
 
-async def _attendees(ctx: Context, session: dict, txn) -> list[str]:
-    # Read outside the transaction, as every reader of the attendee list does (server/study/sessions.py).
-    return await sessions.current_attendees(ctx, session)
+def _when(ctx: Context, doc: dict) -> str:
+    local = doc["starts_at"].astimezone(ctx.settings.tz)
+    return f"{local.month}月{local.day}日 {local:%H:%M}开始"
 
 
-async def _confirmed(ctx: Context, act: dict, txn) -> list[str]:
-    return [d["member_id"] async for d in ctx.db[signups.COLLECTION].find(
+async def _tell_attendees(ctx: Context, txn, session: dict, dedupe_key: str) -> int:
+    where = sessions.place(session)
+    return await sessions.tell(ctx, txn, session, "session_reminder", title=f"即将开始：{session['title']}",
+                               summary=_when(ctx, session) + (f"，地点：{where}" if where else ""),
+                               dedupe_key=dedupe_key)
+
+
+async def _tell_confirmed(ctx: Context, txn, act: dict, dedupe_key: str) -> int:
+    confirmed = [d["member_id"] async for d in ctx.db[signups.COLLECTION].find(
         {"activity_id": act["_id"], "status": "confirmed"}, {"member_id": 1}, session=txn)]
+    where = act.get("location") or ""
+    return await outbox.enqueue(
+        ctx, txn, event="activity_reminder", member_ids=confirmed, ref_kind="activity", ref_id=act["_id"],
+        org_id=act["org_id"], title=f"即将开始：{act['title']}",
+        summary=_when(ctx, act) + (f"，地点：{where}" if where else ""), dedupe_key=dedupe_key,
+        values={"title": act["title"], "time": act["starts_at"], "place": where,
+                "org": await orgs.name(ctx, act["org_id"], txn=txn)})
 
 
-def _local(ctx: Context, moment: datetime) -> str:
-    return moment.astimezone(ctx.settings.tz).strftime("%m月%d日 %H:%M")
-
-
-def _session_words(ctx: Context, session: dict) -> tuple[str, str, dict]:
-    place = (session.get("location") or {}).get("name")
-    summary = f"{_local(ctx, session['starts_at'])}开始" + (f"，地点：{place}" if place else "")
-    return (f"即将开始：{session['title']}", summary,
-            {"title": session["title"], "time": session["starts_at"], "place": place or ""})
-
-
-def _activity_words(ctx: Context, act: dict) -> tuple[str, str, dict]:
-    place = act.get("location") or ""
-    summary = f"{_local(ctx, act['starts_at'])}开始" + (f"，地点：{place}" if place else "")
-    return (f"即将开始：{act['title']}", summary, {"title": act["title"], "time": act["starts_at"], "place": place})
-
-
-SESSION = Kind("session_reminder", sessions.COLLECTION, "scheduled", sessions.FEED_KIND, _attendees, _session_words)
-ACTIVITY = Kind("activity_reminder", ACTIVITIES, "published", "activity", _confirmed, _activity_words)
+SESSION = Kind("session_reminder", sessions.COLLECTION, "scheduled", _tell_attendees)
+ACTIVITY = Kind("activity_reminder", ACTIVITIES, "published", _tell_confirmed)
 KINDS = (SESSION, ACTIVITY)
 
 
@@ -131,12 +127,7 @@ async def _remind(ctx: Context, kind: Kind, ref_id: str, starts_at: datetime) ->
                                     {"$set": {"reminded_for": starts_at}}, txn=txn)
         if doc is None:  # cancelled or moved since it was read: the move is reminded at its own time
             return 0
-        title, summary, values = kind.words(ctx, doc)
-        values["org"] = await orgs.name(ctx, doc["org_id"], txn=txn)
-        return await outbox.enqueue(
-            ctx, txn, event=kind.event, member_ids=await kind.recipients(ctx, doc, txn), ref_kind=kind.ref_kind,
-            ref_id=ref_id, org_id=doc["org_id"], title=title, summary=summary, values=values,
-            dedupe_key=dedupe_key(starts_at))
+        return await kind.tell(ctx, txn, doc, dedupe_key(starts_at))
 
     return await transaction(ctx, work)
 
