@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
 import tracemalloc
 import uuid
@@ -34,14 +35,15 @@ from server.scope import Principal  # noqa: E402
 
 def _records(member_id: str, org_path: list[str], count: int) -> dict[str, list[dict]]:
     """`count` records of a member who studies a lot: half self-study entries, a quarter attendance records
-    (with a location), a quarter check-in events; each about as large as the real ones."""
+    (with a location), a quarter check-in events; each about as large as the real ones. The notes are random, so
+    the zip grows as the records do and the chunks really fill (the worst case for what waits to be sent)."""
     now = datetime.now(UTC)
     book = "《习近平新时代中国特色社会主义思想学习纲要》"
     study, attendance, events = count // 2, count // 4, count - count // 2 - count // 4
     return {
         "study_self_study": [{"_id": new_id(), "member_id": member_id, "member_org_path": org_path,
                               "track": "self_study", "minutes": 30, "material": f"{book}第{i}章",
-                              "note": "学习心得：" + "深刻领会" * 20,
+                              "note": "学习心得：" + secrets.token_hex(60),  # free text: hardly compressible
                               "date": (now - timedelta(days=i % 60)).date().isoformat(),
                               "day_total_minutes": 30, "created_at": now} for i in range(study)],
         "study_attendance": [{"_id": new_id(), "session_id": new_id(), "member_id": member_id,
