@@ -6,7 +6,7 @@ from handlers.base import APIHandler, idempotent
 from schemas import openapi
 from schemas.identity import InviteOut, PasswordChange
 from schemas.members import ImportResult, MemberCreate, MemberOut, MemberPage, MemberPatch, RolesPut
-from server import member_import, members
+from server import member_import, members, retention
 
 IMPORT_LIMIT = 5 * 1024 * 1024
 
@@ -82,3 +82,11 @@ class MemberImportHandler(APIHandler):
         result = await member_import.run(self.ctx, self.me, org_id,
                                          self.request.headers.get("Content-Type", ""), self.body)
         self.respond(result)
+
+
+class MemberAnonymiseHandler(APIHandler):
+    @openapi.endpoint("Anonymise a deactivated member (admin): name replaced, phone removed, WeChat unbound, "
+                      "sessions revoked; their attendance and the counts branches report stay",
+                      responses={200: MemberOut}, errors=("forbidden", "not_found", "member_active"))
+    async def post(self, member_id: str) -> None:
+        self.respond(members.member_out(await retention.anonymise(self.ctx, self.me, member_id)))

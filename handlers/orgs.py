@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
-from schemas.orgs import OrgCreate, OrgOut, OrgPage
-from server import orgs
+from schemas.orgs import OrgCreate, OrgOut, OrgPage, OrgSettingsIn, OrgSettingsOut
+from server import org_settings, orgs
 
 
 class OrgsHandler(APIHandler):
@@ -31,3 +31,15 @@ class OrgHandler(APIHandler):
     @openapi.endpoint("One organisation", responses={200: OrgOut}, errors=("not_found",))
     async def get(self, org_id: str) -> None:
         self.respond(orgs.org_out(await orgs.get_visible(self.ctx, self.me, org_id)))
+
+
+class OrgSettingsHandler(APIHandler):
+    @openapi.endpoint("The org's settings as they apply (inherited from ancestors; member warnings off by default)",
+                      responses={200: OrgSettingsOut}, errors=("not_found",))
+    async def get(self, org_id: str) -> None:
+        self.respond(await org_settings.get(self.ctx, self.me, org_id))
+
+    @openapi.endpoint("Set the org's own settings (admin of the org; audited)", body=OrgSettingsIn,
+                      responses={200: OrgSettingsOut}, errors=("forbidden", "not_found"))
+    async def put(self, org_id: str) -> None:
+        self.respond(await org_settings.put(self.ctx, self.me, org_id, self.decode_fields(OrgSettingsIn)))

@@ -14,6 +14,7 @@ import tornado.web
 from handlers import (
     activities,
     announcements,
+    audit,
     console,
     feed,
     files,
@@ -21,9 +22,11 @@ from handlers import (
     members,
     notifications,
     orgs,
+    personal_export,
     programmes,
     rectification,
     study,
+    suggestions,
     system,
 )
 from handlers.base import NotFoundHandler
@@ -72,6 +75,9 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/announcements/{announcement_id}/receipts", announcements.AnnouncementReceiptsHandler),
     ("/api/v1/announcements/{announcement_id}/remind", announcements.AnnouncementRemindHandler),
 
+    # The audit log (API.md §11): read-only, for admins
+    ("/api/v1/audit", audit.AuditHandler),
+
     # The personal feed and its sync (API.md §7)
     ("/api/v1/feed", feed.FeedHandler),
     ("/api/v1/sync", feed.SyncHandler),
@@ -96,6 +102,7 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/members/{member_id}/password", members.MemberPasswordHandler),
     ("/api/v1/members/{member_id}/invite", members.MemberInviteHandler),
     ("/api/v1/orgs/{org_id}/members/import", members.MemberImportHandler),
+    ("/api/v1/members/{member_id}/anonymise", members.MemberAnonymiseHandler),
 
     # Notifications (API.md §9): WeChat templates, grants, preferences, a member's notifications, deliveries
     ("/api/v1/notification-templates", notifications.TemplatesHandler),
@@ -108,6 +115,10 @@ ROUTES = [_route(path, handler) for path, handler in [
     # Organisations (API.md §4)
     ("/api/v1/orgs", orgs.OrgsHandler),
     ("/api/v1/orgs/{org_id}", orgs.OrgHandler),
+    ("/api/v1/orgs/{org_id}/settings", orgs.OrgSettingsHandler),
+
+    # Members' own data (API.md §11): the export
+    ("/api/v1/me/export", personal_export.MeExportHandler),
 
     # Programmes (群心驿站, API.md §6): who may sign up
     ("/api/v1/programmes", programmes.ProgrammesHandler),
@@ -130,6 +141,10 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/me/study/progress", study.ProgressHandler),
     ("/api/v1/orgs/{org_id}/study/compliance", study.ComplianceHandler),
     ("/api/v1/orgs/{org_id}/study/export", study.ExportHandler),
+
+    # Suggestions (意见建议, API.md §11)
+    ("/api/v1/suggestions", suggestions.SuggestionsHandler),
+    ("/api/v1/suggestions/{suggestion_id}/reply", suggestions.SuggestionReplyHandler),
 
     # Operations: liveness, readiness, metrics, and this table as OpenAPI
     ("/healthz", system.HealthHandler),
@@ -156,7 +171,9 @@ PAGES = [
 
 def make_app(ctx: Context) -> tornado.web.Application:
     # per-process tasks: the feed's counter watcher and scheduled publication/expiry; the notification
-    # sender and the reminders (each works only in the process holding its lease)
+    # sender and the reminders (each works only in the process holding its lease); the location
+    # retention sweep
+    from server import retention
     from server.feed import background as feed_background
     from server.notifications import reminders
     from server.notifications import sender as notification_sender
@@ -164,6 +181,7 @@ def make_app(ctx: Context) -> tornado.web.Application:
     feed_background.start(ctx)
     notification_sender.start(ctx)
     reminders.start(ctx)
+    retention.start(ctx)
     return tornado.web.Application(
         ROUTES + PAGES,
         ctx=ctx,

@@ -1,22 +1,69 @@
-"""Append-only audit log of every organiser change to someone else's record (DESIGN.md)."""
+"""The append-only audit log: every organiser change to someone else's record, and how admins read it.
+
+An entry says who (`actor_id`) did what (`action`) to which record (`target_kind`, `target_id`), in which
+org subtree (`org_path`, so an admin's scope is one indexed equality), and, where a value changed,
+`before` and `after`; `details` names what else the entry is about (the session of a mark), `reason` the
+words the actor gave. Phone numbers are masked on the way in, wherever they sit in an entry.
+
+Append-only: `record` is the only code that writes the collection and it only inserts; no route and no
+code path updates or deletes an entry (tests/test_audit.py reads the code to hold this). A member who is
+anonymised keeps their entries: they are the record of what was done to them.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from server import orgs
 from server.context import Context
 from server.db import indexes
+from server.errors import forbidden
 from server.ids import new_id
+from server.pagination import page
+from server.scope import Principal
 
 COLLECTION = "audit_log"
 
+# GET /audit filters on equality (org_path, then actor or target), ranges on `at` and pages by `_id`
+# (newest first): each index is its query's equality keys, then the sort key (`at` is checked on the
+# documents the index walks).
 indexes(
     COLLECTION,
-    IndexModel([("target_id", ASCENDING), ("at", DESCENDING)]),
-    IndexModel([("org_path", ASCENDING), ("at", DESCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("_id", DESCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("actor_id", ASCENDING), ("_id", DESCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("target_id", ASCENDING), ("_id", DESCENDING)]),
+    # a member's own entries (GET /me/export): about their record, or about a record of theirs (a warning)
+    IndexModel([("target_id", ASCENDING), ("_id", DESCENDING)]),
+    IndexModel([("details.member_id", ASCENDING), ("_id", DESCENDING)], sparse=True),
 )
+
+# A value that is a phone number (the stored form: digits, an optional "+"); in free text (the reason), any
+# run of 7 or more digits. Ids are 24 hex characters, never all digits of this length.
+_PHONE = re.compile(r"\+?[0-9]{6,15}")
+_PHONE_IN_TEXT = re.compile(r"\+?[0-9]{7,15}")
+
+
+def _mask(phone: str) -> str:
+    from server.members import mask_phone  # members imports this module
+
+    return mask_phone(phone)
+
+
+def _masked(value: Any) -> Any:
+    """`value` with every phone number masked and dates as ISO text (the entry is stored as is)."""
+    if isinstance(value, str):
+        return _mask(value) if _PHONE.fullmatch(value) else value
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 async def record(
@@ -27,11 +74,13 @@ async def record(
     target_kind: str,
     target_id: str,
     org_path: list[str],
-    changes: dict[str, Any] | None = None,
+    before: Any = None,
+    after: Any = None,
+    details: dict[str, Any] | None = None,
     reason: str | None = None,
     txn=None,
 ) -> None:
-    """Append one entry. Nothing ever updates or deletes these documents."""
+    """Append one entry (in the caller's transaction when `txn` is given). Nothing updates or deletes it."""
     await ctx.db[COLLECTION].insert_one(
         {
             "_id": new_id(),
@@ -40,9 +89,46 @@ async def record(
             "action": action,
             "target_kind": target_kind,
             "target_id": target_id,
-            "org_path": org_path,
-            "changes": changes or {},
-            "reason": reason,
+            "org_path": list(org_path),
+            "before": _masked(before),
+            "after": _masked(after),
+            "details": _masked(details or {}),
+            "reason": _PHONE_IN_TEXT.sub(lambda m: _mask(m.group(0)), reason) if reason is not None else None,
         },
         session=txn,
     )
+
+
+def entry_out(doc: dict) -> dict:
+    return {"id": doc["_id"], "at": doc["at"], "actor_id": doc["actor_id"], "action": doc["action"],
+            "target_kind": doc["target_kind"], "target_id": doc["target_id"],
+            "org_id": doc["org_path"][-1] if doc["org_path"] else None,
+            "before": doc.get("before"), "after": doc.get("after"), "details": doc.get("details") or {},
+            "reason": doc.get("reason")}
+
+
+async def list_entries(ctx: Context, principal: Principal, *, org_id: str | None, actor_id: str | None,
+                       target_id: str | None, since: datetime | None, until: datetime | None, limit: int,
+                       cursor: str | None) -> tuple[list[dict], str | None]:
+    """Entries within the caller's admin subtrees (or `org_id`'s, which must be one of them), newest first."""
+    if org_id is not None:
+        await orgs.require_role(ctx, principal, org_id, "admin")
+        clauses: list[dict] = [{"org_path": org_id}]
+    elif principal.role_orgs("admin"):
+        roots = principal.role_orgs("admin")
+        clauses = [{"org_path": roots[0]} if len(roots) == 1 else {"org_path": {"$in": roots}}]
+    else:
+        raise forbidden("Reading the audit log needs the admin role.")
+    if actor_id is not None:
+        clauses.append({"actor_id": actor_id})
+    if target_id is not None:
+        clauses.append({"target_id": target_id})
+    if since is not None or until is not None:
+        at: dict[str, datetime] = {}
+        if since is not None:
+            at["$gte"] = since
+        if until is not None:
+            at["$lt"] = until
+        clauses.append({"at": at})
+    docs, next_cursor = await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
+    return [entry_out(d) for d in docs], next_cursor

@@ -61,6 +61,10 @@ class Settings:
     qr_link_prefix: str = ""
     # API.md §10: "wechat" sends members' free text through msg_sec_check (server/content_check.py).
     content_check: str = "off"
+    # Check-in locations are dropped from attendance records this long after the check-in (server/retention.py).
+    location_retention_days: int = 90
+    # How often each process looks for locations past that period (an indexed query, usually finding none).
+    retention_sweep_seconds: float = 3600.0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -101,6 +105,7 @@ class Settings:
             console_dir=Path(_env("BRANCHLINE_CONSOLE_DIR", str(cls.console_dir))),
             qr_link_prefix=_env("BRANCHLINE_QR_LINK_PREFIX", ""),
             content_check=_env("BRANCHLINE_CONTENT_CHECK", "off"),
+            location_retention_days=int(_env("BRANCHLINE_LOCATION_RETENTION_DAYS", "90")),
         )
 
     def with_overrides(self, **overrides) -> Settings:

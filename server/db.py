@@ -74,14 +74,17 @@ INDEXED_MODULES = (
     "server.notifications.outbox",
     "server.notifications.reminders",
     "server.notifications.signup_reminders",
+    "server.org_settings",
     "server.orgs",
     "server.ratelimit",
+    "server.retention",
     "server.signups",
     "server.study.attendance",
     "server.study.checkins",
     "server.study.rectification",
     "server.study.schemes",
     "server.study.sessions",
+    "server.suggestions",
 )
 
 

@@ -145,7 +145,9 @@ async def run(ctx: Context, principal: Principal, org_id: str, content_type: str
                 continue
             created += 1
             await audit.record(ctx, actor_id=principal.member_id, action="member.import.create",
-                               target_kind="member", target_id=doc["_id"], org_path=doc["org_path"])
+                               target_kind="member", target_id=doc["_id"], org_path=doc["org_path"],
+                               after={k: doc[k] for k in ("name", "phone", "org_id", "gender", "birth_date",
+                                                          "party_status", "tags")})
         elif not principal.organises(existing["org_path"]):
             errors.append({"row": number, "message": "phone_taken: another member has this phone"})
         else:
@@ -159,6 +161,8 @@ async def run(ctx: Context, principal: Principal, org_id: str, content_type: str
             await ctx.db[members.COLLECTION].update_one({"_id": existing["_id"]}, {"$set": changes})
             members.forget_principal(ctx, existing["_id"])
             updated += 1
+            logged = [k for k in changes if k not in ("org_path", "updated_at")]
             await audit.record(ctx, actor_id=principal.member_id, action="member.import.update",
-                               target_kind="member", target_id=existing["_id"], org_path=changes["org_path"])
+                               target_kind="member", target_id=existing["_id"], org_path=changes["org_path"],
+                               before={k: existing.get(k) for k in logged}, after={k: changes[k] for k in logged})
     return {"created": created, "updated": updated, "errors": errors}

@@ -16,7 +16,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any, get_args
 
 from pymongo import ASCENDING, IndexModel
@@ -70,7 +70,18 @@ def normalise_phone(raw: str) -> str:
     return phone
 
 
+# What stands for the phone of an anonymised member (server/retention.py): unique, like every stored phone
+# (the index), never a number anyone signs in with or imports (normalise_phone refuses it), shown as "".
+REMOVED_PHONE_PREFIX = "removed:"
+
+
+def removed_phone(member_id: str) -> str:
+    return REMOVED_PHONE_PREFIX + member_id
+
+
 def mask_phone(phone: str) -> str:
+    if phone.startswith(REMOVED_PHONE_PREFIX):
+        return ""
     if len(phone) < 7:
         return "*" * len(phone)
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
@@ -202,7 +213,7 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
             raise ApiError(409, "phone_taken", "Another member already has this phone number.") from None
         await audit.record(ctx, actor_id=principal.member_id, action="member.create", target_kind="member",
                            target_id=doc["_id"], org_path=doc["org_path"],
-                           changes={"name": doc["name"], "org_id": doc["org_id"]}, txn=txn)
+                           after={"name": doc["name"], "org_id": doc["org_id"]}, txn=txn)
 
     await transaction(ctx, work)
     return doc
@@ -260,10 +271,8 @@ async def patch(ctx: Context, principal: Principal, member_id: str, changes: dic
     if "tags" in update:
         update["tags"] = sorted(set(update["tags"]))
     update["updated_at"] = ctx.now()
-    before = {k: doc.get(k) for k in changes}
-    logged = changes
-    if "phone" in changes:  # the audit log keeps personal data masked too
-        before["phone"], logged = mask_phone(doc["phone"]), {**changes, "phone": mask_phone(changes["phone"])}
+    before = {k: doc.get(k) for k in changes}  # server.audit masks the phone numbers
+    action = "member.deactivate" if changes.get("active") is False else "member.update"
 
     async def work(txn) -> dict:  # the change, the revoked sessions and the audit entry, all or nothing
         try:
@@ -274,9 +283,8 @@ async def patch(ctx: Context, principal: Principal, member_id: str, changes: dic
             raise not_found("not_found", "member")
         if changes.get("active") is False:  # refresh refuses inactive members, but reactivation must not revive them
             await identity.revoke_sessions(ctx, member_id, txn=txn)
-        await audit.record(ctx, actor_id=principal.member_id, action="member.update", target_kind="member",
-                           target_id=member_id, org_path=new["org_path"],
-                           changes={"before": _plain(before), "after": _plain(logged)}, txn=txn)
+        await audit.record(ctx, actor_id=principal.member_id, action=action, target_kind="member",
+                           target_id=member_id, org_path=new["org_path"], before=before, after=changes, txn=txn)
         on_commit(txn, lambda: _forget(ctx, member_id))
         return new
 
@@ -297,7 +305,7 @@ async def set_roles(ctx: Context, principal: Principal, member_id: str, roles: l
                                     {"$set": {"roles": unique, "updated_at": ctx.now()}}, txn=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="member.roles", target_kind="member",
                            target_id=member_id, org_path=doc["org_path"],
-                           changes={"before": doc.get("roles", []), "after": unique}, txn=txn)
+                           before=doc.get("roles", []), after=unique, txn=txn)
         on_commit(txn, lambda: _forget(ctx, member_id))
         return new
 
@@ -317,7 +325,9 @@ async def set_password(ctx: Context, principal: Principal, member_id: str, passw
         await identity.revoke_sessions(ctx, member_id, txn=txn)
         if doc["_id"] != principal.member_id:
             await audit.record(ctx, actor_id=principal.member_id, action="member.password",
-                               target_kind="member", target_id=member_id, org_path=doc["org_path"], txn=txn)
+                               target_kind="member", target_id=member_id, org_path=doc["org_path"],
+                               before={"password_set": doc.get("password_hash") is not None},
+                               after={"password_set": True}, details={"sessions_revoked": True}, txn=txn)
 
     await transaction(ctx, work)
 
@@ -341,7 +351,3 @@ async def create_invite(ctx: Context, principal: Principal, member_id: str) -> t
 
     await transaction(ctx, work)
     return code, expires_at
-
-
-def _plain(values: dict) -> dict:
-    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items()}

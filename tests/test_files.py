@@ -282,6 +282,7 @@ def test_rectification_files_follow_the_warning(api):
     move_to(api, datetime(2025, 11, 20, 4, 0, tzinfo=UTC))
     w = study_world(api, members=1)
     member = w.members[0]
+    api.admin.ok("PUT", f"/orgs/{w.branch['id']}/settings", json={"member_warnings": True})  # off by default
     api.admin.ok("POST", f"/orgs/{w.branch['id']}/warnings/scan?period=2025-11")
     listed = w.organiser.ok("GET", f"/warnings?org_id={w.branch['id']}&limit=100")["items"]
     wid = next(x["id"] for x in listed if x["member_id"] == member.id)

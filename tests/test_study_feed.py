@@ -175,6 +175,7 @@ def test_a_scan_tells_members_behind_and_the_organisers_of_a_branch_behind(api):
         first.ok("POST", "/study/self-study", 201, json={"track": "self_study", "minutes": 60, "material": "党章",
                                                          "date": f"2025-11-{day:02d}"})
     watcher = Syncer(second)
+    api.admin.ok("PUT", f"/orgs/{w.branch['id']}/settings", json={"member_warnings": True})  # off by default
 
     scan = api.admin.ok("POST", f"/orgs/{w.branch['id']}/warnings/scan?period=2025-11")
     assert scan["created"] > 0
@@ -210,6 +211,7 @@ def test_rectification_files_are_checked_and_readable_by_organisers_only(api):
     move_to(api, datetime(2025, 11, 20, 4, 0, tzinfo=UTC))
     w = study_world(api, members=1)
     member = w.members[0]
+    api.admin.ok("PUT", f"/orgs/{w.branch['id']}/settings", json={"member_warnings": True})  # off by default
     api.admin.ok("POST", f"/orgs/{w.branch['id']}/warnings/scan?period=2025-11")
     warning = next(x for x in w.organiser.ok("GET", f"/warnings?org_id={w.branch['id']}&limit=100")["items"]
                    if x["member_id"] == member.id)
@@ -245,6 +247,7 @@ def test_rectification_files_are_checked_and_readable_by_organisers_only(api):
 def test_concurrent_scans_tell_each_person_once_and_a_missed_notice_is_sent_by_the_next_scan(api):
     move_to(api, datetime(2025, 11, 20, 4, 0, tzinfo=UTC))
     w = study_world(api, members=6)
+    api.admin.ok("PUT", f"/orgs/{w.branch['id']}/settings", json={"member_warnings": True})  # off by default
     auth = {"Authorization": api.admin.http.headers["Authorization"]}
     path = f"/orgs/{w.branch['id']}/warnings/scan?period=2025-11"
     answers = api.concurrently([lambda http: http.post(path, headers=auth) for _ in range(4)])

@@ -119,8 +119,8 @@ def test_progress_for_month_quarter_and_year(api, year_2025):
     assert set(tracks) == {"group_meeting", "self_study"}  # quarterly and yearly tracks are judged over those
     assert tracks["group_meeting"]["done_count"] == 2 and tracks["group_meeting"]["required_count"] == 1
     assert tracks["self_study"] == {"key": "self_study", "name": "个人自学", "kind": "self_study",
-                                    "required_count": 5, "done_count": 5, "required_minutes": 300,
-                                    "done_minutes": 300, "complete": True}
+                                    "required_count": 5, "done_count": 5, "required_minutes": 0,
+                                    "done_minutes": 300, "complete": True}  # entries count, minutes are shown
     october = _tracks(first.ok("GET", "/me/study/progress?period=2025-10"))
     assert october["group_meeting"]["done_count"] == 1
 
@@ -129,7 +129,7 @@ def test_progress_for_month_quarter_and_year(api, year_2025):
     assert set(tracks) == {"group_meeting", "self_study", "branch_assembly"} and not quarter["complete"]
     assert tracks["group_meeting"]["required_count"] == 3 and tracks["group_meeting"]["done_count"] == 3
     assert tracks["group_meeting"]["complete"] and tracks["branch_assembly"]["complete"]
-    assert tracks["self_study"]["required_minutes"] == 900 and not tracks["self_study"]["complete"]
+    assert tracks["self_study"]["required_count"] == 15 and not tracks["self_study"]["complete"]
 
     year = _tracks(first.ok("GET", "/me/study/progress?period=2025"))
     assert year["party_lecture"]["done_count"] == 4 and year["party_lecture"]["complete"]
@@ -181,6 +181,7 @@ def test_warnings_created_once_rectified_and_closed(api, year_2025):
     w, group, third = year_2025
     first, second = w.members
     branch = w.branch["id"]
+    api.admin.ok("PUT", f"/orgs/{branch}/settings", json={"member_warnings": True})  # off by default
     assert w.organiser.post(f"/orgs/{branch}/warnings/scan?period=2025-11").code == "forbidden"
     assert api.admin.post(f"/orgs/{branch}/warnings/scan").code == "invalid_request"
     assert api.admin.post(f"/orgs/{branch}/warnings/scan?period=2025-W1").code == "invalid_request"

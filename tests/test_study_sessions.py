@@ -361,8 +361,9 @@ def test_approving_a_leave_never_undoes_a_real_check_in(api):
     assert roster["present"][0]["source"] == "member" and roster["present"][0]["checked_in_at"]
     assert first.ok("GET", f"/study/sessions/{sid}")["my_attendance"]["status"] == "present"
     # The decision is still audited, and says the record was kept.
-    entry = api.run(api.db["audit_log"].find_one({"action": "study.request.approved", "target_id": leave["id"]}))
-    assert entry["changes"]["before"] == "present" and entry["changes"]["after"] == "present"
+    entry = api.run(api.db["audit_log"].find_one({"action": "study.request.approved",
+                                                  "details.request_id": leave["id"]}))
+    assert entry["target_id"] == first.id and entry["before"] == "present" and entry["after"] == "present"
     assert count(api, "study_checkin_events", {"session_id": sid, "source": "request"}) == 0
 
 

@@ -85,7 +85,7 @@ async def patch(ctx: Context, principal: Principal, activity_id: str, changes: d
             await notices.tell_moved(ctx, txn, before, act, [m for m in confirmed if m not in promoted])
         await audit.record(ctx, actor_id=principal.member_id, action="activity.update", target_kind="activity",
                            target_id=activity_id, org_path=act["org_path"],
-                           changes={"fields": sorted(changes), "promoted": promoted}, txn=txn)
+                           details={"fields": sorted(changes), "promoted": promoted}, txn=txn)
         return act, promoted
 
     act, promoted = await signups.in_transaction(ctx, activity_id, work)
@@ -135,7 +135,7 @@ async def cancel(ctx: Context, principal: Principal, activity_id: str, reason: s
         await notices.tell_cancelled(ctx, txn, act, signed_up)
         await audit.record(ctx, actor_id=principal.member_id, action="activity.cancel", target_kind="activity",
                            target_id=activity_id, org_path=act["org_path"],
-                           changes={"signed_up": len(signed_up)}, reason=reason or None, txn=txn)
+                           details={"signed_up": len(signed_up)}, reason=reason or None, txn=txn)
         return act
 
     return await signups.in_transaction(ctx, activity_id, work)

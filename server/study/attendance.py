@@ -142,10 +142,8 @@ async def mark(ctx: Context, principal: Principal, session_id: str, member_id: s
                                          reason=reason, actor_id=principal.member_id, txn=txn)
         old = before and before.get("status")
         await audit.record(ctx, actor_id=principal.member_id, action="study.attendance.mark",
-                           target_kind="study_attendance", target_id=f"{session_id}:{member_id}",
-                           org_path=list(member["org_path"]), reason=reason,
-                           changes={"session_id": session_id, "member_id": member_id, "before": old,
-                                    "after": status}, txn=txn)
+                           target_kind="member", target_id=member_id, org_path=list(member["org_path"]),
+                           before=old, after=status, details={"session_id": session_id}, reason=reason, txn=txn)
         if old != status and member_id != principal.member_id:
             await _tell(ctx, member_id, session, title=f"出勤记录更新：{session['title']}",
                         summary=f"组织者将您的出勤记为「{STATUS_ZH[status]}」。原因：{reason}",
@@ -257,9 +255,10 @@ async def decide(ctx: Context, principal: Principal, request_id: str, approve: b
                                              actor_id=principal.member_id, txn=txn)
                 changes.update(before=before and before.get("status"), after=new_status)
         await audit.record(ctx, actor_id=principal.member_id, action=f"study.request.{status}",
-                           target_kind="study_request", target_id=request_id,
+                           target_kind="member", target_id=doc["member_id"],
                            org_path=list(member["org_path"]) if member else session["org_path"],
-                           changes=changes, reason=note, txn=txn)
+                           before=changes.pop("before", None), after=changes.pop("after", None),
+                           details={**changes, "request_id": request_id}, reason=note, txn=txn)
         kind = KIND_ZH[doc["kind"]]
         verdict = "已批准" if approve else "未批准"
         summary = f"您对「{session['title']}」的{kind}申请{verdict}。"

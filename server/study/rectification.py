@@ -33,7 +33,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from schemas.study import WarningStatus
-from server import audit, files, orgs
+from server import audit, files, org_settings, orgs
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, forbidden, invalid, not_found
@@ -111,8 +111,11 @@ async def scan(ctx: Context, principal: Principal, org_id: str, period_text: str
     org_list, members, stored = tree
     report = await progress.compliance_for(ctx, org, period, tree)
     paths = {m["_id"]: m["org_path"] for m in members}
+    warned = await org_settings.members_warned(ctx, org, paths)  # member warnings are off unless turned on
     found: list[dict[str, Any]] = []
     for row in report["members"]:
+        if row["member_id"] not in warned:
+            continue
         for track in row["tracks"]:
             if track["complete"]:
                 continue
@@ -153,7 +156,7 @@ async def _create(ctx: Context, principal: Principal, org_id: str, found: list[d
         for doc in docs:
             await audit.record(ctx, actor_id=principal.member_id, action="study.warning.create",
                                target_kind="study_warning", target_id=doc["_id"], org_path=doc["org_path"],
-                               changes={"period": doc["period"], "track": doc["track"],
+                               after={"status": "open"}, details={"period": doc["period"], "track": doc["track"],
                                         "member_id": doc["member_id"], "org_id": doc["org_id"]},
                                reason=doc["reason"], txn=txn)
         return len(docs)
@@ -304,7 +307,8 @@ async def _step(ctx: Context, principal: Principal, warning_id: str, *, minimum:
         await files.attach(ctx, principal, file_ids, ref_kind=FILE_REF, ref_id=warning_id, txn=txn)
         await audit.record(ctx, actor_id=principal.member_id, action=f"study.warning.{to}",
                            target_kind="study_warning", target_id=warning_id, org_path=doc["org_path"],
-                           reason=note, changes={"before": frm, "after": to, "file_ids": file_ids}, txn=txn)
+                           reason=note, before={"status": frm}, after={"status": to},
+                           details={"file_ids": file_ids, "member_id": doc.get("member_id")}, txn=txn)
         return new
 
     return await transaction(ctx, work)

@@ -3,6 +3,9 @@ the nearest ancestor's, and the root falls back to the shipped default "四个�
 
 The default's numbers are an example: every organ sets its own from its own documents (PUT by an admin).
 A scheme is a list of tracks; a track is met in a period when its count and minutes reach the minimums.
+The default counts sessions attended and self-study entries, never minutes (every `min_minutes` is 0): the
+2026 measures for government apps forbid study duration as an evaluation criterion. Minutes are still
+logged and shown to the member as their own record; an admin who sets a minimum does so knowingly.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ DEFAULT_SCHEME = {
         {"key": "party_lecture", "name": "党课", "kind": "session", "period": "year",
          "min_count": 4, "min_minutes": 0},
         {"key": "self_study", "name": "个人自学", "kind": "self_study", "period": "month",
-         "min_count": 5, "min_minutes": 300},
+         "min_count": 5, "min_minutes": 0},
     ],
 }
 
@@ -90,8 +93,8 @@ async def put(ctx: Context, principal: Principal, org_id: str, body: dict) -> di
         await ctx.db[COLLECTION].update_one({"_id": org["_id"]}, {"$set": doc}, upsert=True, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.scheme.put", target_kind="org",
                            target_id=org["_id"], org_path=orgs.full_path(org), txn=txn,
-                           changes={"before": before and {"name": before["name"], "tracks": before["tracks"]},
-                                    "after": {"name": body["name"], "tracks": body["tracks"]}})
+                           before=before and {"name": before["name"], "tracks": before["tracks"]},
+                           after={"name": body["name"], "tracks": body["tracks"]})
 
     await transaction(ctx, work)
     return scheme_out(org["_id"], {"org_id": org["_id"], "name": body["name"], "tracks": body["tracks"]})
@@ -109,6 +112,6 @@ async def delete(ctx: Context, principal: Principal, org_id: str) -> None:
         await ctx.db[COLLECTION].delete_one({"_id": org["_id"]}, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.scheme.delete", target_kind="org",
                            target_id=org["_id"], org_path=orgs.full_path(org), txn=txn,
-                           changes={"before": {"name": before["name"], "tracks": before["tracks"]}})
+                           before={"name": before["name"], "tracks": before["tracks"]})
 
     await transaction(ctx, work)

@@ -388,7 +388,7 @@ async def update(ctx: Context, principal: Principal, session_id: str, changes: d
                 "starts_at": new["starts_at"], "minutes": minutes(new)}}, session=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="study.session.update",
                            target_kind="study_session", target_id=session_id, org_path=session["org_path"],
-                           changes={"fields": sorted(changes)}, txn=txn)
+                           details={"fields": sorted(changes)}, txn=txn)
         await publish_feed(ctx, new, txn)
         moved = [k for k in MOVE_FIELDS if session.get(k) != new.get(k)]
         if moved:
