@@ -32,6 +32,7 @@ from server.activities.store import FEEDBACK
 from server.context import Context
 from server.feed.store import COUNTER, ITEMS, READS, REMOVALS
 from server.idempotency import COLLECTION as IDEMPOTENCY
+from server.notifications import outbox
 from server.scope import Principal
 from server.signups import ACTIVITIES
 from server.signups import COLLECTION as SIGNUPS
@@ -151,6 +152,8 @@ NOT_EXPORTED: dict[str, str] = {
     DAILY: "the running total of self-study minutes per day, derived from the entries in self_study.json",
     REMOVALS: "sync bookkeeping: which feed items left the member's feed, by sequence number",
     COUNTER: "the feed's sequence counter; holds no member's data",
+    outbox.DEDUPE: "keys that stop a reminder being queued twice for one occurrence; the notification itself "
+                   "is in notification_deliveries.json",
     ACTIVITIES: "activities as the organiser published them; a member's id appears only as the organiser "
                 "who wrote them (their work, not data about them)",
     "announcements": "announcements as published; a member's id appears only as the organiser who wrote them",

@@ -117,7 +117,9 @@ def test_the_export_holds_everything_about_the_member_and_nothing_of_anyone_else
     assert all(e["actor_id"] is None for e in files["audit.json"])  # who among the organisers is not in it
     assert [r["grants"] for r in files["notification_grants.json"]] == [2]
     assert [r["muted"] for r in files["notification_preferences.json"]] == [["activity_reminder"]]
-    assert files["notification_deliveries.json"] == []  # no such records yet: an empty file
+    # the session they attended was scheduled for them: its notification is theirs
+    assert {d["event"] for d in files["notification_deliveries.json"]} >= {"session_scheduled"}
+    assert {d["member_id"] for d in files["notification_deliveries.json"]} == {member.id}
     # Nothing of anyone else's: not the other member, not the organiser who marked or decided.
     text = json.dumps(files, ensure_ascii=False)
     for stranger in (other, w.organiser):
