@@ -19,10 +19,12 @@ from schemas.activities import (
     Roster,
     SignupIn,
     SignupOut,
+    SignupReminderOut,
 )
 from schemas.common import QrOut
 from server.activities import checkin, feedback, lifecycle, reading, roster, signing_up
 from server.errors import invalid
+from server.notifications import signup_reminders
 
 NOT_FOUND = ("activity_not_found",)
 MANAGE_ERRORS = ("activity_not_found", "forbidden")
@@ -150,7 +152,8 @@ class CheckinsHandler(APIHandler):
 
 class FeedbackHandler(APIHandler):
     @openapi.endpoint("Leave feedback once (members who checked in)", body=FeedbackIn, responses={201: FeedbackOut},
-                      idempotent=True, errors=("activity_not_found", "not_attended", "feedback_exists"))
+                      idempotent=True, errors=("activity_not_found", "not_attended", "feedback_exists",
+                                                 "content_rejected"))
     @idempotent
     async def post(self, activity_id: str) -> None:
         body = self.decode(FeedbackIn)
@@ -160,3 +163,21 @@ class FeedbackHandler(APIHandler):
     @openapi.endpoint("Ratings and comments (organiser)", responses={200: FeedbackSummary}, errors=MANAGE_ERRORS)
     async def get(self, activity_id: str) -> None:
         self.respond(await feedback.feedback_summary(self.ctx, self.me, activity_id))
+
+
+class SignupReminderHandler(APIHandler):
+    @openapi.endpoint("Whether you asked to be told when sign-up opens", responses={200: SignupReminderOut},
+                      errors=NOT_FOUND)
+    async def get(self, activity_id: str) -> None:
+        self.respond(await signup_reminders.get(self.ctx, self.me, activity_id))
+
+    @openapi.endpoint("Be told once when sign-up opens (signup_opens; idempotent)", responses={200: SignupReminderOut},
+                      errors=("activity_not_found", "activity_cancelled", "signup_not_open", "signup_already_open",
+                              "signup_closed", "not_eligible"))
+    async def put(self, activity_id: str) -> None:
+        self.respond(await signup_reminders.ask(self.ctx, self.me, activity_id))
+
+    @openapi.endpoint("No longer be told when sign-up opens (idempotent)", responses={204: None}, errors=NOT_FOUND)
+    async def delete(self, activity_id: str) -> None:
+        await signup_reminders.withdraw(self.ctx, self.me, activity_id)
+        self.no_content()

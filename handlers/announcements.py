@@ -10,8 +10,10 @@ from schemas.announcements import (
     AnnouncementPage,
     AnnouncementPatch,
     ReceiptsOut,
+    RemindOut,
 )
 from server import announcements
+from server.notifications import announcement_reminders
 
 
 class AnnouncementsHandler(APIHandler):
@@ -76,3 +78,13 @@ class AnnouncementReceiptsHandler(APIHandler):
                       responses={200: ReceiptsOut}, errors=("announcement_not_found", "forbidden"))
     async def get(self, announcement_id: str) -> None:
         self.respond(await announcements.receipts(self.ctx, self.me, announcement_id))
+
+
+class AnnouncementRemindHandler(APIHandler):
+    @openapi.endpoint("Remind the members who have not read it (must-read: not acknowledged); once per 24 h",
+                      responses={202: RemindOut}, idempotent=True,
+                      errors=("announcement_not_found", "forbidden", "announcement_not_live", "reminder_too_soon"))
+    @idempotent
+    async def post(self, announcement_id: str) -> None:
+        queued = await announcement_reminders.remind(self.ctx, self.me, announcement_id)
+        self.respond({"queued": queued}, status=202)

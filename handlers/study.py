@@ -167,7 +167,7 @@ class RequestsHandler(StudyHandler):
     @openapi.endpoint("Ask for leave or a make-up for a session", body=RequestIn, responses={201: RequestOut},
                       idempotent=True,
                       errors=("session_not_found", "not_an_attendee", "session_cancelled", "request_pending",
-                              "already_checked_in"))
+                              "already_checked_in", "content_rejected"))
     @idempotent
     async def post(self) -> None:
         body = self.decode(RequestIn)
@@ -211,7 +211,7 @@ class RequestRejectHandler(RequestDecisionHandler):
 
 class SelfStudyHandler(StudyHandler):
     @openapi.endpoint("Log self-study (at most 240 minutes a day)", body=SelfStudyIn, responses={201: SelfStudyOut},
-                      idempotent=True, errors=("daily_cap_exceeded", "invalid_request"))
+                      idempotent=True, errors=("daily_cap_exceeded", "invalid_request", "content_rejected"))
     @idempotent
     async def post(self) -> None:
         body = self.decode(SelfStudyIn)

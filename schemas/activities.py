@@ -9,6 +9,7 @@ import msgspec
 
 from schemas.common import (
     Body,
+    ContentFlag,
     Gender,
     Id,
     Name,
@@ -227,6 +228,7 @@ class FeedbackOut(Out, kw_only=True):
     activity_id: str
     rating: int
     comment: str
+    content_flag: ContentFlag = None
     created_at: datetime
 
 
@@ -236,3 +238,11 @@ class FeedbackSummary(Out, kw_only=True):
     average: float | None
     ratings: dict[str, int]
     comments: list[FeedbackOut]
+
+
+class SignupReminderOut(Out, kw_only=True):
+    """A member's request to be told when sign-up opens (`signup_opens`): waiting, sent, or none asked."""
+
+    activity_id: str
+    signup_opens_at: datetime
+    state: Literal["none", "waiting", "sent", "dropped"]

@@ -86,3 +86,7 @@ class ReceiptsOut(Out):
     read: int
     acked: int
     unread_members: list[MemberRef]
+
+
+class RemindOut(Out):
+    queued: int  # the members reminded: the audience who have not read it (a must-read: not acknowledged)

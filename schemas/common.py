@@ -127,7 +127,12 @@ Phone = Annotated[str, msgspec.Meta(min_length=6, max_length=32, pattern=whole(r
 Password = Annotated[str, msgspec.Meta(min_length=10, max_length=128)]
 Tag = line(40)
 #: The shape is checked by server.qr (a malformed token is `qr_invalid`, like a forged one).
+# The bare token (about 40 characters) or a camera scan's whole qr_text: the link prefix is held to
+# server.config.QR_LINK_PREFIX_MAX characters so that the two fit.
 QrToken = Annotated[str, msgspec.Meta(max_length=100)]
+# server/content_check.py: how WeChat's content check judged a member's text (None: passed, or not checked
+# because the check is off); "review" and "unchecked" texts are stored and shown flagged to organisers.
+ContentFlag = Literal["review", "unchecked"] | None
 Gender = Literal["male", "female"]
 PartyStatus = Literal["full", "probationary", "none"]
 Role = Literal["organiser", "admin"]
@@ -143,3 +148,5 @@ class QrOut(Out):  # the rotating check-in token of an activity or a study sessi
     expires_at: datetime
     refresh_in: int
     payload: str
+    # BRANCHLINE_QR_LINK_PREFIX + token, only when the prefix is configured: what the image then encodes
+    qr_text: str | None = None

@@ -28,6 +28,7 @@ import msgspec
 from schemas.activities import ActivityStatus
 from schemas.announcements import AnnouncementStatus
 from schemas.common import PartyStatus, Problem
+from schemas.notifications import Event
 from schemas.study import RequestStatus, WarningStatus
 from schemas.suggestions import SuggestionStatus
 from server.errors import CODES, IN_BODY_CODES
@@ -61,6 +62,8 @@ QUERY: dict[str, dict[str, Any]] = {
     "active": {"schema": {"type": "boolean"}},
     "party_status": {"schema": {"type": "string", "enum": list(get_args(PartyStatus))}},
     "tag": {"schema": {"type": "string", "maxLength": 40}},
+    "ref_id": {"schema": _ID},
+    "event": {"schema": {"type": "string", "enum": list(get_args(Event))}},
     "mine": {"schema": {"type": "boolean", "default": False}},
     "actor_id": {"schema": _ID},
     "target_id": {"schema": {"type": "string", "minLength": 1, "maxLength": 200}},
@@ -86,6 +89,7 @@ QUERY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "GET /api/v1/activities/{activity_id}/qr/image": {"format": _enum("svg", "png")},
     "GET /api/v1/study/sessions/{session_id}/qr/image": {"format": _enum("svg", "png")},
     "POST /api/v1/orgs/{org_id}/warnings/scan": {"period": {**QUERY["period"], "required": True}},
+    "GET /api/v1/notifications/deliveries": {"ref_id": {**QUERY["ref_id"], "required": True}},
 }
 
 #: Operations whose handler takes its body only when one is sent (an action with optional details).

@@ -9,7 +9,21 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from schemas.common import Body, FileIds, Id, LongText, Name, Out, QrToken, ShortText, Timestamp, line, text, whole
+from schemas.common import (
+    Body,
+    ContentFlag,
+    FileIds,
+    Id,
+    LongText,
+    Name,
+    Out,
+    QrToken,
+    ShortText,
+    Timestamp,
+    line,
+    text,
+    whole,
+)
 
 TrackKey = Annotated[str, msgspec.Meta(pattern=whole(r"[a-z][a-z0-9_]{0,39}"), description="a-z, 0-9, _")]
 TrackKind = Literal["session", "self_study"]
@@ -237,6 +251,7 @@ class RequestOut(Out, kw_only=True):
     member_id: str
     kind: RequestKind
     reason: str
+    content_flag: ContentFlag = None
     status: RequestStatus
     note: str | None = None
     created_at: datetime
@@ -267,6 +282,7 @@ class SelfStudyOut(Out):
     date: Date
     day_total_minutes: int
     created_at: datetime
+    content_flag: ContentFlag = None
 
 
 class SelfStudyPage(Out):

@@ -42,8 +42,13 @@ def item_id(announcement_id: str) -> str:
     return f"announcement:{announcement_id}"
 
 
-def _on_air(doc: dict, now: datetime) -> bool:
+def on_air(doc: dict, now: datetime) -> bool:
     return doc["publish_at"] <= now and (doc["expires_at"] is None or doc["expires_at"] > now)
+
+
+def audience_filter(doc: dict) -> dict:
+    """The members an announcement addresses now: the active members of its org's subtree."""
+    return {"org_path": doc["org_id"], "active": True}
 
 
 def in_audience(principal: Principal, doc: dict) -> bool:
@@ -54,7 +59,7 @@ def visible(principal: Principal, doc: dict | None, now: datetime) -> bool:
     """Organisers of the org see it always (scheduled, expired); the audience while it is on air."""
     if doc is None or doc["state"] != "active":
         return False
-    return principal.organises(doc["org_path"]) or (in_audience(principal, doc) and _on_air(doc, now))
+    return principal.organises(doc["org_path"]) or (in_audience(principal, doc) and on_air(doc, now))
 
 
 async def may_see(ctx: Context, principal: Principal, announcement_id: str) -> bool:
@@ -142,7 +147,7 @@ def status_of(doc: dict, now: datetime) -> str:
         return "retracted"
     if doc["publish_at"] > now:
         return "scheduled"
-    return "live" if _on_air(doc, now) else "expired"
+    return "live" if on_air(doc, now) else "expired"
 
 
 def _status_filter(status: str, now: datetime) -> dict:
@@ -184,7 +189,8 @@ def summary_out(doc: dict, now: datetime) -> dict:
             "created_at": doc["created_at"], "updated_at": doc["updated_at"]}
 
 
-async def _for_organiser(ctx: Context, principal: Principal, announcement_id: str) -> dict:
+async def get_managed(ctx: Context, principal: Principal, announcement_id: str) -> dict:
+    """The announcement for one of its organisers: 404 out of sight, 403 for a member of its audience."""
     doc = await get(ctx, principal, announcement_id)
     principal.require_organiser(doc["org_path"], "announcement")
     return doc
@@ -192,7 +198,7 @@ async def _for_organiser(ctx: Context, principal: Principal, announcement_id: st
 
 async def patch(ctx: Context, principal: Principal, announcement_id: str, changes: dict[str, Any]) -> dict:
     """Edit; every edit is a new version (and a sync upsert with that version)."""
-    await _for_organiser(ctx, principal, announcement_id)
+    await get_managed(ctx, principal, announcement_id)
     now = to_ms(ctx.now())
     changes = {k: to_ms(v) if k in ("publish_at", "expires_at") else v for k, v in changes.items()}
 
@@ -217,7 +223,7 @@ async def patch(ctx: Context, principal: Principal, announcement_id: str, change
 
 async def retract(ctx: Context, principal: Principal, announcement_id: str) -> None:
     """Withdraw it: gone for every member (a sync delete), its files no longer shared through it."""
-    doc = await _for_organiser(ctx, principal, announcement_id)
+    doc = await get_managed(ctx, principal, announcement_id)
 
     async def work(txn) -> None:
         result = await ctx.db[COLLECTION].update_one(
@@ -236,7 +242,7 @@ async def _for_audience(ctx: Context, principal: Principal, announcement_id: str
     doc = await get(ctx, principal, announcement_id)
     if not in_audience(principal, doc):
         raise forbidden("Only members of the announcement's audience read or acknowledge it.")
-    if not _on_air(doc, ctx.now()):
+    if not on_air(doc, ctx.now()):
         raise _missing()
     return doc
 
@@ -254,13 +260,12 @@ async def acknowledge(ctx: Context, principal: Principal, announcement_id: str) 
 
 async def receipts(ctx: Context, principal: Principal, announcement_id: str) -> dict:
     """Counts over the current audience (active members of the subtree) and who has not read it."""
-    doc = await _for_organiser(ctx, principal, announcement_id)
+    doc = await get_managed(ctx, principal, announcement_id)
     marks = {d["member_id"]: d async for d in ctx.db[feed_store.READS].find(
         {"item_id": item_id(doc["_id"])}, {"member_id": 1, "acked_at": 1})}
     audience = read = acked = 0
     unread: list[dict] = []
-    async for member in ctx.db[MEMBERS].find({"org_path": doc["org_id"], "active": True},
-                                              {"name": 1}).sort("_id", ASCENDING):
+    async for member in ctx.db[MEMBERS].find(audience_filter(doc), {"name": 1}).sort("_id", ASCENDING):
         audience += 1
         mark = marks.get(member["_id"])
         if mark is None:

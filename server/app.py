@@ -20,6 +20,7 @@ from handlers import (
     files,
     identity,
     members,
+    notifications,
     orgs,
     personal_export,
     programmes,
@@ -60,6 +61,7 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/activities/{activity_id}/cancel", activities.ActivityCancelHandler),
     ("/api/v1/activities/{activity_id}/signups", activities.SignupsHandler),
     ("/api/v1/activities/{activity_id}/signups/me", activities.MySignupHandler),
+    ("/api/v1/activities/{activity_id}/signup-reminder", activities.SignupReminderHandler),
     ("/api/v1/activities/{activity_id}/qr", activities.ActivityQrHandler),
     ("/api/v1/activities/{activity_id}/qr/image", activities.ActivityQrImageHandler),
     ("/api/v1/activities/{activity_id}/checkins", activities.CheckinsHandler),
@@ -71,6 +73,7 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/announcements/{announcement_id}/read", announcements.AnnouncementReadHandler),
     ("/api/v1/announcements/{announcement_id}/ack", announcements.AnnouncementAckHandler),
     ("/api/v1/announcements/{announcement_id}/receipts", announcements.AnnouncementReceiptsHandler),
+    ("/api/v1/announcements/{announcement_id}/remind", announcements.AnnouncementRemindHandler),
 
     # The audit log (API.md §11): read-only, for admins
     ("/api/v1/audit", audit.AuditHandler),
@@ -100,6 +103,14 @@ ROUTES = [_route(path, handler) for path, handler in [
     ("/api/v1/members/{member_id}/invite", members.MemberInviteHandler),
     ("/api/v1/orgs/{org_id}/members/import", members.MemberImportHandler),
     ("/api/v1/members/{member_id}/anonymise", members.MemberAnonymiseHandler),
+
+    # Notifications (API.md §9): WeChat templates, grants, preferences, a member's notifications, deliveries
+    ("/api/v1/notification-templates", notifications.TemplatesHandler),
+    ("/api/v1/notification-templates/{event}", notifications.TemplateHandler),
+    ("/api/v1/me/subscriptions", notifications.SubscriptionsHandler),
+    ("/api/v1/me/notification-preferences", notifications.PreferencesHandler),
+    ("/api/v1/me/notifications", notifications.MyNotificationsHandler),
+    ("/api/v1/notifications/deliveries", notifications.DeliveriesHandler),
 
     # Organisations (API.md §4)
     ("/api/v1/orgs", orgs.OrgsHandler),
@@ -159,11 +170,17 @@ PAGES = [
 
 
 def make_app(ctx: Context) -> tornado.web.Application:
-    # per-process background tasks: the feed's counter watcher and scheduler; the location retention sweep
+    # per-process tasks: the feed's counter watcher and scheduled publication/expiry; the notification
+    # sender and the reminders (each works only in the process holding its lease); the location
+    # retention sweep
     from server import retention
     from server.feed import background as feed_background
+    from server.notifications import reminders
+    from server.notifications import sender as notification_sender
 
     feed_background.start(ctx)
+    notification_sender.start(ctx)
+    reminders.start(ctx)
     retention.start(ctx)
     return tornado.web.Application(
         ROUTES + PAGES,

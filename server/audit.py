@@ -36,7 +36,9 @@ indexes(
     IndexModel([("org_path", ASCENDING), ("_id", DESCENDING)]),
     IndexModel([("org_path", ASCENDING), ("actor_id", ASCENDING), ("_id", DESCENDING)]),
     IndexModel([("org_path", ASCENDING), ("target_id", ASCENDING), ("_id", DESCENDING)]),
-    IndexModel([("target_id", ASCENDING), ("_id", DESCENDING)]),  # a member's own entries (export)
+    # a member's own entries (GET /me/export): about their record, or about a record of theirs (a warning)
+    IndexModel([("target_id", ASCENDING), ("_id", DESCENDING)]),
+    IndexModel([("details.member_id", ASCENDING), ("_id", DESCENDING)], sparse=True),
 )
 
 # A value that is a phone number (the stored form: digits, an optional "+"); in free text (the reason), any

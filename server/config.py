@@ -8,6 +8,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+# A camera scan's qr_text (prefix + a token of about 40 characters) must fit a check-in's qr_token (100).
+QR_LINK_PREFIX_MAX = 60
+CONTENT_CHECKS = ("off", "wechat")
+
 
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
@@ -35,6 +39,10 @@ class Settings:
     wechat_secret: str = ""
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_timeout_seconds: float = 5.0
+    # Subscription messages sent per minute at most, by the one sender of all processes
+    # (server/notifications/sender.py), and how many at once.
+    wechat_send_per_minute: int = 1000
+    wechat_send_concurrency: int = 8
     bootstrap_admin_phone: str | None = None
     bootstrap_admin_password: str | None = None
     bootstrap_admin_name: str = "管理员"
@@ -49,11 +57,23 @@ class Settings:
     body_timeout_seconds: float = 60.0
     # Vite's build of console/ (`npm run build`), served at /console/ and /docs.
     console_dir: Path = Path(__file__).resolve().parent.parent / "console" / "dist"
+    # API.md §10: the link registered for "扫普通链接二维码打开小程序"; empty: QR codes carry the app's payload.
+    qr_link_prefix: str = ""
+    # API.md §10: "wechat" sends members' free text through msg_sec_check (server/content_check.py).
+    content_check: str = "off"
     # Check-in locations are dropped from attendance records this long after the check-in (server/retention.py).
     location_retention_days: int = 90
     # How often each process looks for locations past that period (an indexed query, usually finding none).
     retention_sweep_seconds: float = 3600.0
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        prefix = self.qr_link_prefix
+        if len(prefix) > QR_LINK_PREFIX_MAX or not all(33 <= ord(c) < 127 for c in prefix):
+            raise ValueError(f"BRANCHLINE_QR_LINK_PREFIX: at most {QR_LINK_PREFIX_MAX} printable ASCII "
+                             "characters without spaces")
+        if self.content_check not in CONTENT_CHECKS:
+            raise ValueError(f"BRANCHLINE_CONTENT_CHECK: one of {', '.join(CONTENT_CHECKS)}")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -76,11 +96,15 @@ class Settings:
             wechat_appid=_env("BRANCHLINE_WECHAT_APPID", ""),
             wechat_secret=_env("BRANCHLINE_WECHAT_SECRET", ""),
             wechat_api_base=_env("BRANCHLINE_WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/"),
+            wechat_send_per_minute=int(_env("BRANCHLINE_WECHAT_SEND_PER_MINUTE", "1000")),
+            wechat_send_concurrency=int(_env("BRANCHLINE_WECHAT_SEND_CONCURRENCY", "8")),
             bootstrap_admin_phone=_env("BRANCHLINE_BOOTSTRAP_ADMIN_PHONE"),
             bootstrap_admin_password=_env("BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD"),
             bootstrap_admin_name=_env("BRANCHLINE_BOOTSTRAP_ADMIN_NAME", "管理员"),
             bootstrap_org_name=_env("BRANCHLINE_BOOTSTRAP_ORG_NAME", "机关党委"),
             console_dir=Path(_env("BRANCHLINE_CONSOLE_DIR", str(cls.console_dir))),
+            qr_link_prefix=_env("BRANCHLINE_QR_LINK_PREFIX", ""),
+            content_check=_env("BRANCHLINE_CONTENT_CHECK", "off"),
             location_retention_days=int(_env("BRANCHLINE_LOCATION_RETENTION_DAYS", "90")),
         )
 

@@ -21,13 +21,14 @@ from datetime import UTC, datetime, timedelta
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from server import members, ratelimit, wechat
+from server import members, ratelimit
 from server.context import Context
 from server.db import indexes, transaction
 from server.errors import ApiError
 from server.ids import new_id
 from server.scope import Principal
 from server.security import TokenSigner, random_token, sha256_hex, verify_password
+from server.wechat.login import code_to_identity
 
 REFRESH = "refresh_tokens"
 IDENTITIES = "wechat_identities"
@@ -83,7 +84,7 @@ async def issue_session(ctx: Context, signer: TokenSigner, member: dict, family:
 
 async def wechat_login(ctx: Context, signer: TokenSigner, code: str, address: str) -> dict:
     await ratelimit.hit(ctx, f"wechat:addr:{address}", 600, timedelta(minutes=1))
-    openid, unionid = await wechat.code_to_identity(ctx.settings, code)
+    openid, unionid = await code_to_identity(ctx.settings, code)
     identity = await ctx.db[IDENTITIES].find_one({"_id": openid})
     if identity is not None:
         member = await members.get_active(ctx, identity["member_id"])

@@ -9,6 +9,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -20,6 +21,18 @@ LATENCY = Histogram("branchline_http_request_duration_seconds", "Time to answer 
                     ["route", "method"],
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 ERRORS = Counter("branchline_errors_total", "Problem responses by code", ["code"])
+
+# WeChat subscription messages (server/notifications/sender.py), by event. `reason` of a failure:
+# rejected (an errcode such as 47003), unavailable (no answer after the retries), uncertain (a timeout
+# that may have delivered it: not sent again), interrupted (its sender stopped mid-send).
+MESSAGES_SENT = Counter("branchline_notifications_sent_total", "Subscription messages WeChat accepted", ["event"])
+MESSAGES_FAILED = Counter("branchline_notifications_failed_total", "Subscription messages given up",
+                          ["event", "reason"])
+MESSAGES_RETRIED = Counter("branchline_notifications_retried_total",
+                           "Subscription message attempts made again (-1, timeouts, 5xx)", ["event"])
+# Set by the process holding the sender's lease (the others report 0): the largest is the backlog.
+OUTBOX_BACKLOG = Gauge("branchline_notifications_backlog", "Deliveries waiting to be sent to WeChat",
+                       multiprocess_mode="livemax")
 
 
 # Labelled children, looked up once: `labels()` takes a lock and builds a key on every call.

@@ -33,6 +33,12 @@ async def get(ctx: Context, org_id: str) -> dict | None:
     return await ctx.db[COLLECTION].find_one({"_id": org_id})
 
 
+async def name(ctx: Context, org_id: str, *, txn=None) -> str:
+    """The org's name ("" for one that is gone), as notifications show it."""
+    org = await ctx.db[COLLECTION].find_one({"_id": org_id}, {"name": 1}, session=txn)
+    return org["name"] if org else ""
+
+
 async def visibility_filter(ctx: Context, principal: Principal) -> dict:
     """Orgs the caller may see: the ancestors and subtree of their own org and of each org they hold a role on."""
     roots = list(dict.fromkeys([principal.org_id, *principal.role_orgs()]))
@@ -86,3 +92,14 @@ async def create_root(ctx: Context, name: str) -> dict:
            "created_at": ctx.now(), "created_by": None}
     await ctx.db[COLLECTION].insert_one(org)
     return org
+
+
+async def require_root_admin(ctx: Context, principal: Principal, what: str) -> None:
+    """403 unless the caller is an admin of the root org: for what the whole tree shares (`what` says it)."""
+    admin_orgs = principal.role_orgs("admin")
+    if not admin_orgs:
+        raise forbidden(f"Editing {what} needs the admin role.")
+    root = await ctx.db[COLLECTION].find_one({"_id": {"$in": admin_orgs}, "parent_id": None})
+    if root is None:
+        raise forbidden(f"{what[0].upper()}{what[1:]} are shared by the whole tree: editing them needs the admin "
+                        "role on the root.")

@@ -32,6 +32,7 @@ from server.activities.store import FEEDBACK
 from server.context import Context
 from server.feed.store import COUNTER, ITEMS, READS, REMOVALS
 from server.idempotency import COLLECTION as IDEMPOTENCY
+from server.notifications import outbox
 from server.scope import Principal
 from server.signups import ACTIVITIES
 from server.signups import COLLECTION as SIGNUPS
@@ -94,11 +95,16 @@ def _audit_entry(doc: dict, member_id: str) -> dict:
 
 @dataclass(frozen=True)
 class Source:
-    """One collection's part of the export: `query(member_id)` finds the member's records, `shape` keeps theirs."""
+    """One collection's part of the export: `query(member_id)` finds the member's records (or `queries`, several
+    filters that no record matches twice, each read through its own index), `shape` keeps what is theirs."""
 
     file: str
-    query: Callable[[str], dict]
+    query: Callable[[str], dict | list[dict]]
     shape: Shape
+
+    def filters(self, member_id: str) -> list[dict]:
+        found = self.query(member_id)
+        return found if isinstance(found, list) else [found]
 
 
 #: collection → where its records about the member go. Files with several sources are written in this order.
@@ -122,7 +128,9 @@ EXPORTED: dict[str, Source] = {
     READS: Source("reads_and_acks.json", lambda m: {"member_id": m}, _only("item_id", "read_at", "acked_at")),
     files.FILES: Source("files.json", lambda m: {"uploader_id": m}, _only("name", "size", "mime", "sha256",
                                                                           "created_at")),
-    audit.COLLECTION: Source("audit.json", lambda m: {"target_id": m}, _audit_entry),
+    # Entries about the member: those acting on their record, and those on a record of theirs (a warning).
+    audit.COLLECTION: Source("audit.json", lambda m: [{"target_id": m}, {"details.member_id": m,
+                                                                         "target_id": {"$ne": m}}], _audit_entry),
     # Notifications (API.md §9): deliveries, the WeChat grants counted per template, and the preferences.
     "notification_deliveries": Source("notification_deliveries.json", lambda m: {"member_id": m}, _without()),
     "notification_grants": Source("notification_grants.json", lambda m: {"member_id": m}, _without()),
@@ -144,6 +152,8 @@ NOT_EXPORTED: dict[str, str] = {
     DAILY: "the running total of self-study minutes per day, derived from the entries in self_study.json",
     REMOVALS: "sync bookkeeping: which feed items left the member's feed, by sequence number",
     COUNTER: "the feed's sequence counter; holds no member's data",
+    outbox.DEDUPE: "keys that stop a reminder being queued twice for one occurrence; the notification itself "
+                   "is in notification_deliveries.json",
     ACTIVITIES: "activities as the organiser published them; a member's id appears only as the organiser "
                 "who wrote them (their work, not data about them)",
     "announcements": "announcements as published; a member's id appears only as the organiser who wrote them",
@@ -204,9 +214,10 @@ async def start(ctx: Context, principal: Principal) -> AsyncIterator[bytes]:
 
 async def _from(ctx: Context, parts: list[tuple[str, Source]], member_id: str) -> AsyncIterator[dict]:
     for collection, source in parts:
-        cursor = ctx.db[collection].find(source.query(member_id)).sort("_id", 1).batch_size(BATCH)
-        async for doc in cursor:
-            yield source.shape(doc, member_id)
+        for query in source.filters(member_id):
+            cursor = ctx.db[collection].find(query).sort("_id", 1).batch_size(BATCH)
+            async for doc in cursor:
+                yield source.shape(doc, member_id)
 
 
 async def _stream(ctx: Context, member_id: str) -> AsyncIterator[bytes]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from server import orgs
 from server.context import Context
-from server.errors import ApiError, forbidden, invalid
+from server.errors import ApiError, invalid
 from server.pagination import page
 from server.scope import Principal
 
@@ -99,7 +99,7 @@ async def list_all(ctx: Context, limit: int, cursor: str | None) -> tuple[list[d
 
 
 async def put(ctx: Context, principal: Principal, key: str, body: dict) -> dict:
-    await _require_root_admin(ctx, principal)
+    await orgs.require_root_admin(ctx, principal, "programmes")
     await ensure_defaults(ctx)
     rules = {**_NO_RULES, **body.get("rules", {})}
     if rules["min_age"] is not None and rules["max_age"] is not None and rules["min_age"] > rules["max_age"]:
@@ -109,15 +109,6 @@ async def put(ctx: Context, principal: Principal, key: str, body: dict) -> dict:
     await ctx.db[COLLECTION].update_one({"_id": key}, {"$set": doc}, upsert=True)
     ctx.state.get("programmes", {}).pop(key, None)
     return {"_id": key, **doc}
-
-
-async def _require_root_admin(ctx: Context, principal: Principal) -> None:
-    admin_orgs = principal.role_orgs("admin")
-    if not admin_orgs:
-        raise forbidden("Editing programmes needs the admin role.")
-    root = await ctx.db[orgs.COLLECTION].find_one({"_id": {"$in": admin_orgs}, "parent_id": None})
-    if root is None:
-        raise forbidden("Programmes are shared by the whole tree: editing them needs the admin role on the root.")
 
 
 # -- eligibility ----------------------------------------------------------------------------------

@@ -4,6 +4,11 @@ A token is `<window>.<mac>`: the time window number and an HMAC-SHA256 over (pur
 window) keyed by a per-resource secret that never leaves the server. A window lasts 15 s and the
 previous window stays valid, so a token lives at most 30 s. A token made for another resource or
 purpose fails the HMAC and is `qr_invalid`, as is a forged or malformed one; an old one is `qr_expired`.
+
+Camera scan (API.md §10): with a link prefix configured (BRANCHLINE_QR_LINK_PREFIX, one registered in the
+WeChat console under "扫普通链接二维码打开小程序"), what the organiser shows also carries `qr_text` = prefix +
+token and the image encodes it, so WeChat's own camera opens the mini-program's check-in page with it. A
+check-in then sends either the bare token or that whole text; `scanned_token` gives the token back.
 """
 
 from __future__ import annotations
@@ -70,8 +75,32 @@ def verify(secret: str, purpose: str, resource_id: str, token: str, at: datetime
 
 
 def payload(purpose: str, resource_id: str, token: str) -> str:
-    """What the QR image encodes; the mini-program parses it and posts the token."""
+    """What the QR image encodes without a link prefix; the mini-program parses it and posts the token."""
     return f"branchline:{purpose}:{resource_id}:{token}"
+
+
+def shown(secret: str, purpose: str, resource_id: str, now: datetime, link_prefix: str) -> dict:
+    """What an organiser's QR answer carries: `current(...)` with its `payload`, and `qr_text` when a
+    link prefix is configured."""
+    token = current(secret, purpose, resource_id, now)
+    out = {**token, "payload": payload(purpose, resource_id, token["token"])}
+    if link_prefix:
+        out["qr_text"] = link_prefix + token["token"]
+    return out
+
+
+def image(answer: dict, fmt: str) -> bytes:
+    """The QR image of a `shown(...)` answer, svg or png: it encodes qr_text when there is one."""
+    text = answer.get("qr_text") or answer["payload"]
+    return render_svg(text) if fmt == "svg" else render_png(text)
+
+
+def scanned_token(scanned: str, link_prefix: str) -> str:
+    """The bare token in what a member's app sent: the token itself, or the whole qr_text of a camera scan
+    (only with the configured prefix; anything else is left to `verify` to refuse)."""
+    if link_prefix and scanned.startswith(link_prefix):
+        return scanned[len(link_prefix):]
+    return scanned
 
 
 def render_svg(text: str) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 import weakref
 import zlib
 from dataclasses import dataclass
@@ -272,6 +273,22 @@ def chunks(total: int, size: int = 256 * 1024, fill: bytes = b"a"):
 
 
 # -- signing in -------------------------------------------------------------------------------------
+
+def bind_wechat(api: Api, client: Client) -> str:
+    """Sign `client`'s member in with WeChat once (an invite binds the identity); → the openid."""
+    openid = f"oid-{uuid.uuid4().hex[:12]}"
+    anon = api.anonymous()
+    bind_token = anon.ok("POST", "/auth/wechat", json={"code": f"ok:{openid}"})["bind_token"]
+    code = api.admin.ok("POST", f"/members/{client.id}/invite", 201)["invite_code"]
+    anon.ok("POST", "/auth/bind", json={"bind_token": bind_token, "invite_code": code})
+    return openid
+
+
+def allow(client: Client, template_id: str, times: int = 1) -> None:
+    """The member tapped 允许 `times` times for this template (what wx.requestSubscribeMessage reports)."""
+    for _ in range(times):
+        client.ok("POST", "/me/subscriptions", json={"results": {template_id: "accept"}})
+
 
 def sign_in(api: Api, phone: str, password: str, ip: str = "10.0.0.1"):
     """Sign in with a password as a caller at `ip` (X-Real-Ip: the server must trust the proxy,

@@ -251,19 +251,19 @@ def settings_overrides(request, tmp_path) -> dict:
 
 @pytest.fixture
 def api(loop_thread, mongo_uri, fake_wechat, settings_overrides):
-    settings = Settings(
-        jwt_secret=TEST_SECRET,
-        db_name=f"t_{uuid.uuid4().hex[:12]}",
-        wechat_appid="wx-test-app",
-        wechat_secret="wx-test-secret",
-        wechat_api_base=fake_wechat["base"],
-        wechat_timeout_seconds=1.0,
+    settings = Settings(**{
+        "jwt_secret": TEST_SECRET,
+        "db_name": f"t_{uuid.uuid4().hex[:12]}",
+        "wechat_appid": "wx-test-app",
+        "wechat_secret": "wx-test-secret",
+        "wechat_api_base": fake_wechat["base"],
+        "wechat_timeout_seconds": 1.0,
         # One embedded database serves the whole suite on a 2-core machine: a burst of a few hundred
         # requests late in the run can queue past production's 3 s driver bound and answer 503 (seen
         # in the check-in races). Tests of that bound run real processes with the default settings.
-        mongo_timeout_ms=10_000,
-        **settings_overrides,
-    )
+        "mongo_timeout_ms": 10_000,
+        **settings_overrides,  # a test's own settings win over these
+    })
     sockets = bind_sockets(0, "127.0.0.1")
     port = sockets[0].getsockname()[1]
 
@@ -299,11 +299,13 @@ PROCESS_ADMIN_PASSWORD = "process-admin-password"
 class SharedDatabaseServer(ServerProcess):
     """`python -m server` as a subprocess on the session's database server, with its own database name."""
 
-    def __init__(self, mongo_uri: str, data_dir: Path, db_name: str, processes: int = 1) -> None:
+    def __init__(self, mongo_uri: str, data_dir: Path, db_name: str, processes: int = 1,
+                 env: dict[str, str] | None = None) -> None:
         self.mongo_uri, self.db_name = mongo_uri, db_name
         env = {**os.environ, "BRANCHLINE_JWT_SECRET": PROCESS_SECRET, "BRANCHLINE_DB_NAME": db_name,
                "BRANCHLINE_BOOTSTRAP_ADMIN_PHONE": PROCESS_ADMIN_PHONE,
-               "BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD": PROCESS_ADMIN_PASSWORD, "BRANCHLINE_LOG_LEVEL": "WARNING"}
+               "BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD": PROCESS_ADMIN_PASSWORD, "BRANCHLINE_LOG_LEVEL": "WARNING",
+               **(env or {})}
         super().__init__(["--processes", str(processes), "--mongo-uri", mongo_uri, "--data-dir", str(data_dir)],
                          env=env)
         self.signer = TokenSigner(Settings(jwt_secret=PROCESS_SECRET))
@@ -329,8 +331,9 @@ def start_server(mongo_uri, tmp_path):
     started: list[SharedDatabaseServer] = []
     db_name = f"p_{uuid.uuid4().hex[:12]}"
 
-    def start(processes: int = 1) -> SharedDatabaseServer:
-        server = SharedDatabaseServer(mongo_uri, tmp_path / f"data{len(started)}", db_name, processes)
+    def start(processes: int = 1, env: dict[str, str] | None = None) -> SharedDatabaseServer:
+        """`env`: more variables for the processes (the fake WeChat server's address, say)."""
+        server = SharedDatabaseServer(mongo_uri, tmp_path / f"data{len(started)}", db_name, processes, env)
         started.append(server)
         return server
 

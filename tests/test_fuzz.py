@@ -50,7 +50,7 @@ class Seeded:
 
 def seed(api: Api) -> Seeded:
     """Root → committee → branch (organiser, member) and a second branch; an activity, a session, an
-    announcement with a file, a self-study entry and a leave request."""
+    announcement with a file, a self-study entry, a leave request and a suggestion."""
     committee = api.org("机关党委", "committee")
     branch = api.org("第一支部", "branch", committee["id"])
     other = api.org("第二支部", "branch", committee["id"])
@@ -77,12 +77,14 @@ def seed(api: Api) -> Seeded:
     member.ok("POST", "/study/self-study", 201, json={"track": "self_study", "minutes": 30, "material": "党章",
                                                     "date": now.date().isoformat()})
     feed_item = member.ok("GET", "/feed")["items"][0]["id"]
+    suggestion = member.ok("POST", "/suggestions", 201, json={"text": "希望增加离线阅读", "category": "app"})
     orgs = [api.root_org_id, committee["id"], branch["id"], other["id"]]
     return Seeded(
         clients={"admin": api.admin, "organiser": organiser, "member": member},
         ids={"org_id": orgs, "member_id": [member.id, organiser.id], "activity_id": [activity["id"]],
              "session_id": [session["id"]], "request_id": [request["id"]], "announcement_id": [announcement["id"]],
-             "file_id": [upload["id"]], "item_id": [feed_item], "key": ["unity"]})
+             "file_id": [upload["id"]], "item_id": [feed_item], "key": ["unity"],
+             "suggestion_id": [suggestion["id"]]})
 
 
 #: Body fields that name a seeded thing (by its path parameter name), so bodies reach past "not found".

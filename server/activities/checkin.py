@@ -23,14 +23,12 @@ QR_PURPOSE = "activity"
 async def qr_token(ctx: Context, principal: Principal, activity_id: str) -> dict:
     act = await get_managed(ctx, principal, activity_id)
     rules.require_not_cancelled(act)
-    token = qr.current(act["qr_secret"], QR_PURPOSE, activity_id, ctx.now())
-    return {**token, "payload": qr.payload(QR_PURPOSE, activity_id, token["token"])}
+    return qr.shown(act["qr_secret"], QR_PURPOSE, activity_id, ctx.now(), ctx.settings.qr_link_prefix)
 
 
 async def qr_image(ctx: Context, principal: Principal, activity_id: str, fmt: str) -> bytes:
     """The current token as a QR image for the projector: svg or png."""
-    token = await qr_token(ctx, principal, activity_id)
-    return qr.render_svg(token["payload"]) if fmt == "svg" else qr.render_png(token["payload"])
+    return qr.image(await qr_token(ctx, principal, activity_id), fmt)
 
 
 async def check_in(ctx: Context, principal: Principal, activity_id: str, token: str) -> tuple[dict, bool]:
@@ -44,7 +42,7 @@ async def check_in(ctx: Context, principal: Principal, activity_id: str, token: 
         return {"result": "already_checked_in", "status": "present", "checked_in_at": signup["checked_in_at"]}, False
     now = to_ms(ctx.now())
     rules.require_checkin_open(act, now)
-    qr.verify(act["qr_secret"], QR_PURPOSE, activity_id, token, now)
+    qr.verify(act["qr_secret"], QR_PURPOSE, activity_id, qr.scanned_token(token, ctx.settings.qr_link_prefix), now)
     done = await ctx.db[signups.COLLECTION].update_one(
         {"_id": signup["_id"], "status": "confirmed", "checked_in_at": None},
         {"$set": {"checked_in_at": now, "attendance": "present"}})

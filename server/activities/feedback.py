@@ -7,7 +7,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from server import signups
+from server import content_check, signups
 from server.activities import rules
 from server.activities.checkin import close_out
 from server.activities.store import FEEDBACK
@@ -26,8 +26,11 @@ async def give_feedback(ctx: Context, principal: Principal, activity_id: str, ra
     signup = await ctx.db[signups.COLLECTION].find_one({"activity_id": activity_id,
                                                         "member_id": principal.member_id})
     rules.require_attended(signup)
+    if signup.get("feedback_given"):
+        raise conflict("feedback_exists", "You have already left feedback for this activity.")
+    flag = await content_check.check(ctx, principal, comment, "comment")
     doc = {"_id": new_id(), "activity_id": activity_id, "member_id": principal.member_id, "rating": rating,
-           "comment": comment, "created_at": to_ms(ctx.now())}
+           "comment": comment, "content_flag": flag, "created_at": to_ms(ctx.now())}
 
     async def work(txn: AsyncClientSession) -> None:  # the feedback and the flag, both or neither
         await ctx.db[FEEDBACK].insert_one(doc, session=txn)
@@ -43,7 +46,7 @@ async def give_feedback(ctx: Context, principal: Principal, activity_id: str, ra
 
 def feedback_out(doc: dict) -> dict:
     return {"id": doc["_id"], "activity_id": doc["activity_id"], "rating": doc["rating"],
-            "comment": doc["comment"], "created_at": doc["created_at"]}
+            "comment": doc["comment"], "content_flag": doc.get("content_flag"), "created_at": doc["created_at"]}
 
 
 async def feedback_summary(ctx: Context, principal: Principal, activity_id: str) -> dict:

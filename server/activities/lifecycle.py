@@ -66,10 +66,10 @@ async def patch(ctx: Context, principal: Principal, activity_id: str, changes: d
     stored = {**changes, "closed_out": False} if "ends_at" in changes else changes
 
     async def work(txn: AsyncClientSession) -> tuple[dict, list[str]]:
-        act = await ctx.db[COLLECTION].find_one({"_id": activity_id}, session=txn)
-        rules.require_not_cancelled(act)
-        rules.require_times_in_order({**act, **changes})
-        act, promoted = await signups.change(ctx, txn, act, stored)
+        before = await ctx.db[COLLECTION].find_one({"_id": activity_id}, session=txn)
+        rules.require_not_cancelled(before)
+        rules.require_times_in_order({**before, **changes})
+        act, promoted = await signups.change(ctx, txn, before, stored)
         if "ends_at" in changes:  # a moved end: no-shows are judged against the new one
             await ctx.db[signups.COLLECTION].update_many(
                 {"activity_id": activity_id, "attendance": "no_show"}, {"$set": {"attendance": None}},
@@ -79,6 +79,10 @@ async def patch(ctx: Context, principal: Principal, activity_id: str, changes: d
         if act["status"] == "published" and notices.FEED_FIELDS & changes.keys():
             await notices.publish_feed(ctx, act, txn)
         await notices.tell_promoted(ctx, txn, act, promoted)
+        if act["status"] == "published" and changes.keys() & set(notices.MOVE_FIELDS):
+            confirmed = [s["member_id"] for s in await ctx.db[signups.COLLECTION].find(
+                {"activity_id": activity_id, "status": "confirmed"}, {"member_id": 1}, session=txn).to_list()]
+            await notices.tell_moved(ctx, txn, before, act, [m for m in confirmed if m not in promoted])
         await audit.record(ctx, actor_id=principal.member_id, action="activity.update", target_kind="activity",
                            target_id=activity_id, org_path=act["org_path"],
                            details={"fields": sorted(changes), "promoted": promoted}, txn=txn)

@@ -2,9 +2,10 @@
 
 Each write is one transaction that takes its sequence numbers inside it (server/feed/sequence.py),
 the caller's when it passes `txn`. Who may call this side: the services that own what an item
-shows (server/announcements.py, server/activities.py, server/study/sessions.py, notices from
-server/study/attendance.py and server/study/rectification.py), handlers/feed.py for a member's
-read, and server/feed/background.py for scheduled transitions. Nothing else writes `feed_*`.
+shows (server/announcements.py, server/activities.py, server/study/sessions.py), notices from
+server/notifications/outbox.py (every event of API.md §9 goes through it) and
+server/study/rectification.py (the scan's reminders to members), handlers/feed.py for a member's read,
+and server/feed/background.py for scheduled transitions. Nothing else writes `feed_*`.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ One attendance record per (session, member), guaranteed by the unique index decl
 server/study/sessions.py. Every change an organiser makes to someone's record goes to the audit log and
 to the append-only check-in event log with its source (`organiser` or `request`).
 
-A decision on a leave or make-up request, and a manual mark, tell the member with a personal notice in their
-feed (server/feed/writing.py `notify`), written in the same transaction as the change, its event and its audit entry:
-the notice exists if and only if the change does.
+A decision on a leave or make-up request tells the member (`request_decided`, server/notifications/outbox.py: a
+notice in the feed and maybe a WeChat message), and a manual mark with a personal notice in their feed
+(server/feed/writing.py `notify`), each written in the same transaction as the change, its event and its audit
+entry: the notice exists if and only if the change does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from schemas.study import AttendanceStatus, RequestStatus
-from server import audit, orgs
+from server import audit, content_check, orgs
 from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
@@ -25,6 +26,7 @@ from server.errors import ApiError, forbidden, not_found
 from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
+from server.notifications import outbox
 from server.pagination import page
 from server.scope import Principal
 from server.study import sessions
@@ -176,7 +178,8 @@ async def roster(ctx: Context, principal: Principal, session_id: str) -> dict:
 
 def request_out(doc: dict) -> dict:
     return {"id": doc["_id"], "session_id": doc["session_id"], "member_id": doc["member_id"], "kind": doc["kind"],
-            "reason": doc["reason"], "status": doc["status"], "note": doc.get("note"),
+            "reason": doc["reason"], "content_flag": doc.get("content_flag"), "status": doc["status"],
+            "note": doc.get("note"),
             "created_at": doc["created_at"], "decided_at": doc.get("decided_at")}
 
 
@@ -187,8 +190,9 @@ async def create_request(ctx: Context, principal: Principal, session_id: str, ki
     record = await ctx.db[ATTENDANCE].find_one({"session_id": session_id, "member_id": principal.member_id})
     if record is not None and record["status"] in ATTENDED:
         raise ApiError(409, "already_checked_in", "You attended this session already.")
+    flag = await content_check.check(ctx, principal, reason, "reason")
     doc = {"_id": new_id(), "session_id": session_id, "member_id": principal.member_id,
-           "org_path": session["org_path"], "kind": kind, "reason": reason, "status": "pending",
+           "org_path": session["org_path"], "kind": kind, "reason": reason, "content_flag": flag, "status": "pending",
            "pending_key": f"{session_id}:{principal.member_id}", "created_at": to_ms(ctx.now())}
     try:
         await ctx.db[REQUESTS].insert_one(doc)
@@ -264,8 +268,12 @@ async def decide(ctx: Context, principal: Principal, request_id: str, approve: b
             summary += f"出勤已记为「{STATUS_ZH['leave' if doc['kind'] == 'leave' else 'present']}」。"
         if note:
             summary += f"意见：{note}"
-        await _tell(ctx, doc["member_id"], session, title=f"{kind}申请{verdict}：{session['title']}",
-                    summary=summary, ref_kind="study_request", ref_id=request_id, txn=txn)
+        await outbox.enqueue(ctx, txn, event="request_decided", member_ids=[doc["member_id"]],
+                             ref_kind="study_request", ref_id=request_id, org_id=session["org_id"],
+                             title=f"{kind}申请{verdict}：{session['title']}", summary=summary,
+                             values={"title": f"{kind}申请：{session['title']}", "result": verdict, "reason": note,
+                                     "time": session["starts_at"],
+                                     "org": await orgs.name(ctx, session["org_id"], txn=txn)})
         return decided
 
     return await _with_retry(ctx, work)

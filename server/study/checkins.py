@@ -27,7 +27,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from server import qr
+from server import content_check, qr
 from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction
@@ -63,7 +63,8 @@ def _already(record: dict) -> dict:
     return {"result": "already_checked_in", **attendance.attendance_out(record)}
 
 
-def _check_rules(session: dict, principal: Principal, body: dict, now: datetime) -> tuple[datetime, bool]:
+def _check_rules(session: dict, principal: Principal, body: dict, now: datetime,
+                 link_prefix: str) -> tuple[datetime, bool]:
     """Apply the rules that need no database; returns (the moment judged, offline)."""
     sessions.require_not_cancelled(session)
     sessions.require_attendee(session, principal)
@@ -83,7 +84,7 @@ def _check_rules(session: dict, principal: Principal, body: dict, now: datetime)
     token = body.get("qr_token")
     if not token:
         raise ApiError(422, "qr_invalid", "Scan the QR code shown at the session.")
-    qr.verify(session["qr_secret"], QR_PURPOSE, session["_id"], token, at)
+    qr.verify(session["qr_secret"], QR_PURPOSE, session["_id"], qr.scanned_token(token, link_prefix), at)
     if "geo" in session["methods"]:
         fix, fence = body.get("location"), session["location"]
         if fix is None:
@@ -108,7 +109,7 @@ async def check_in(ctx: Context, principal: Principal, body: dict) -> tuple[dict
         session = await sessions.get_visible(ctx, principal, session_id)
         method = "+".join(session["methods"])
         try:
-            at, offline = _check_rules(session, principal, body, now)
+            at, offline = _check_rules(session, principal, body, now, ctx.settings.qr_link_prefix)
         except ApiError as exc:
             if exc.code in ("checkin_closed", "qr_expired", "qr_invalid", "checkin_not_open",
                             "location_required", "location_inaccurate", "outside_geofence"):
@@ -178,7 +179,7 @@ async def _follow_session(ctx: Context, session: dict, record: dict) -> None:
 
 def self_study_out(doc: dict, day_total: int | None = None) -> dict:
     return {"id": doc["_id"], "track": doc["track"], "minutes": doc["minutes"], "material": doc["material"],
-            "note": doc.get("note"), "date": date.fromisoformat(doc["date"]),
+            "note": doc.get("note"), "content_flag": doc.get("content_flag"), "date": date.fromisoformat(doc["date"]),
             "day_total_minutes": day_total if day_total is not None else doc.get("day_total_minutes", 0),
             "created_at": doc["created_at"]}
 
@@ -194,8 +195,10 @@ async def log_self_study(ctx: Context, principal: Principal, track: str, minutes
         raise invalid("date", "date lies in the future.")
     if day < today - timedelta(days=BACKDATE_DAYS):
         raise invalid("date", f"Self-study is logged within {BACKDATE_DAYS} days.")
+    flag = await content_check.check(ctx, principal, note, "note")
     doc = {"_id": new_id(), "member_id": principal.member_id, "member_org_path": list(principal.org_path),
-           "track": track, "minutes": minutes, "material": material, "note": note, "date": day.isoformat(),
+           "track": track, "minutes": minutes, "material": material, "note": note, "content_flag": flag,
+           "date": day.isoformat(),
            "day_total_minutes": 0, "created_at": to_ms(ctx.now())}  # as stored: to the ms
     counter = f"{principal.member_id}:{day.isoformat()}"
     await _open_day(ctx, counter)

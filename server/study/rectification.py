@@ -13,7 +13,8 @@ track requires.
 Notices (server/feed/writing.py `notify`): a scan tells each member behind their scheme with one notice listing what
 they lack (ref_kind "study_progress", ref_id the period, so the app opens their progress), and each organiser
 or admin holding a role on a branch found behind, or on one of its ancestors, with one notice listing the
-branches that concern them (ref_kind "study_warnings", ref_id the org whose warning list to open); the admin
+branches that concern them (ref_kind "study_warnings", ref_id the org whose warning list to open: the event
+`warning_opened` of server/notifications/outbox.py, so it may also reach WeChat); the admin
 who ran the scan sees its result and gets none. One notice per person per scan, however many warnings, so a
 scan of a large tree stays bounded: members behind plus at most MAX_ORGANISERS organisers. Warnings are
 created with `notified: false` and marked in the transaction that writes their notices, so a scan that
@@ -39,6 +40,7 @@ from server.errors import ApiError, forbidden, invalid, not_found
 from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
+from server.notifications import outbox
 from server.pagination import page
 from server.scope import Principal
 from server.study import progress, schemes
@@ -243,9 +245,12 @@ async def _tell_organisers(ctx: Context, principal: Principal, warnings: list[di
         if not theirs:
             continue
         where = _common_org([w["org_path"] for w in theirs])
-        await feed_writing.notify(ctx, [person["_id"]], title=f"支部学习预警：{period} 有 {len(theirs)} 项未达到要求",
-                           summary="；".join(w["reason"] for w in theirs) + "。请组织整改。",
-                           ref_kind="study_warnings", ref_id=where, org_id=where, txn=txn)
+        await outbox.enqueue(ctx, txn, event="warning_opened", member_ids=[person["_id"]],
+                             title=f"支部学习预警：{period} 有 {len(theirs)} 项未达到要求",
+                             summary="；".join(w["reason"] for w in theirs) + "。请组织整改。",
+                             ref_kind="study_warnings", ref_id=where, org_id=where,
+                             values={"title": "支部学习预警", "period": period, "count": len(theirs),
+                                     "org": await orgs.name(ctx, where, txn=txn), "time": ctx.now()})
 
 
 async def list_warnings(ctx: Context, principal: Principal, org_id: str | None, status: str | None,

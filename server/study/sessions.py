@@ -15,6 +15,10 @@ list is a single conditional update (no transaction: a check-in burst must not q
 `feed_stale`; whoever sees `feed_stale` re-publishes the item and clears the flag in one transaction, so a
 failure between the two steps is repaired by the next touch. A cancelled session stays in the feed marked
 【已取消】 with its reason until its planned end, then expires out of it (a delete for sync clients).
+
+Notifications (API.md §9, server/notifications/outbox.py), to the attendees as `current_attendees` gives them,
+in the transaction of the change: `session_scheduled` on create, `session_changed` when the time or the place
+changes, `session_cancelled` on cancel. `tell` is the one way they are written (reminders use it too).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from server.errors import ApiError, invalid, not_found
 from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
+from server.notifications import outbox
 from server.pagination import page
 from server.scope import Principal
 from server.study import schemes
@@ -148,6 +153,29 @@ def is_attendee(session: dict, member_id: str, member_org_path) -> bool:
 def require_attendee(session: dict, principal: Principal) -> None:
     if not is_attendee(session, principal.member_id, principal.org_path):
         raise ApiError(403, "not_an_attendee", "You are not on this session's attendee list.")
+
+
+# -- notifications ----------------------------------------------------------------------------------
+
+# A change of one of these tells the attendees (`session_changed`).
+MOVE_FIELDS = ("starts_at", "ends_at", "location")
+
+
+def place(session: dict) -> str:
+    return (session.get("location") or {}).get("name") or ""
+
+
+async def tell(ctx: Context, txn, session: dict, event: str, *, title: str, summary: str,
+               member_ids: list[str] | None = None, dedupe_key: str | None = None, **values) -> int:
+    """Notify the session's attendees (or `member_ids`) of `event` in `txn`; how many were queued."""
+    members = member_ids if member_ids is not None else await current_attendees(ctx, session)
+    if not members:
+        return 0
+    return await outbox.enqueue(
+        ctx, txn, event=event, member_ids=members, ref_kind=FEED_KIND, ref_id=session["_id"],
+        org_id=session["org_id"], title=title, summary=summary, dedupe_key=dedupe_key,
+        values={"title": session["title"], "time": session["starts_at"], "place": place(session),
+                "org": await orgs.name(ctx, session["org_id"], txn=txn), **values})
 
 
 # -- the feed item ----------------------------------------------------------------------------------
@@ -320,6 +348,8 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     async def work(txn) -> None:
         await ctx.db[COLLECTION].insert_one(session, session=txn)
         await publish_feed(ctx, session, txn)
+        await tell(ctx, txn, session, "session_scheduled", title=f"学习安排：{session['title']}",
+                   summary=feed_summary(ctx, session))
 
     await transaction(ctx, work)
     return session
@@ -360,6 +390,11 @@ async def update(ctx: Context, principal: Principal, session_id: str, changes: d
                            target_kind="study_session", target_id=session_id, org_path=session["org_path"],
                            details={"fields": sorted(changes)}, txn=txn)
         await publish_feed(ctx, new, txn)
+        moved = [k for k in MOVE_FIELDS if session.get(k) != new.get(k)]
+        if moved:
+            note = "地点变更" if moved == ["location"] else "时间变更" if "location" not in moved else "时间和地点变更"
+            await tell(ctx, txn, new, "session_changed", title=f"学习{note}：{new['title']}",
+                       summary=f"{note}：{feed_summary(ctx, new)}", note=note)
         return new
 
     new = await transaction(ctx, work)
@@ -402,6 +437,8 @@ async def cancel(ctx: Context, principal: Principal, session_id: str, reason: st
                            target_kind="study_session", target_id=session_id, org_path=session["org_path"],
                            reason=reason, txn=txn)
         await publish_feed(ctx, new, txn)
+        await tell(ctx, txn, new, "session_cancelled", title=f"学习取消：{new['title']}",
+                   summary=feed_summary(ctx, new), reason=reason)
         return new
 
     cancelled = await transaction(ctx, work)
@@ -435,10 +472,8 @@ async def list_visible(ctx: Context, principal: Principal, org_id: str | None, s
 async def qr_token(ctx: Context, principal: Principal, session_id: str) -> dict:
     session = await get_managed(ctx, principal, session_id)
     require_not_cancelled(session)
-    token = qr.current(session["qr_secret"], QR_PURPOSE, session["_id"], ctx.now())
-    return {**token, "payload": qr.payload(QR_PURPOSE, session["_id"], token["token"])}
+    return qr.shown(session["qr_secret"], QR_PURPOSE, session["_id"], ctx.now(), ctx.settings.qr_link_prefix)
 
 
 async def qr_image(ctx: Context, principal: Principal, session_id: str, fmt: str) -> bytes:
-    token = await qr_token(ctx, principal, session_id)
-    return qr.render_svg(token["payload"]) if fmt == "svg" else qr.render_png(token["payload"])
+    return qr.image(await qr_token(ctx, principal, session_id), fmt)

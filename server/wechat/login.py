@@ -14,7 +14,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from server.config import Settings
 from server.errors import ApiError
 
-log = logging.getLogger("branchline.wechat")
+log = logging.getLogger("branchline.wechat.login")
 
 CODE_INVALID = {40029, 40163, 40226}  # invalid code, code already used, code from a blocked user
 RATE_LIMITED = 45011

@@ -1,0 +1,55 @@
+"""What the deliveries show: a member's own notifications, and an organiser's log of one ref's deliveries.
+
+A delivery in `sending` (claimed, WeChat not answered yet) reads as `pending`: for the member and
+the organiser it has not gone out yet. The organiser's scope is the org of the ref the deliveries
+are about: `enqueue` is given it as `org_id` and keeps it on each delivery; an organiser outside it,
+or a ref without deliveries, answers 404 without saying which.
+"""
+
+from __future__ import annotations
+
+from server import orgs
+from server.context import Context
+from server.errors import invalid, not_found
+from server.members import COLLECTION as MEMBERS
+from server.notifications.events import EVENTS
+from server.notifications.outbox import DELIVERIES, PENDING, SENDING
+from server.pagination import page
+from server.scope import Principal
+
+
+def _wechat(doc: dict) -> str:
+    return PENDING if doc["wechat"] == SENDING else doc["wechat"]
+
+
+def notification_out(doc: dict) -> dict:
+    return {"id": doc["_id"], "event": doc["event"], "title": doc["title"], "summary": doc["summary"],
+            "ref_kind": doc["ref_kind"], "ref_id": doc["ref_id"], "created_at": doc["created_at"],
+            "wechat": _wechat(doc)}
+
+
+async def mine(ctx: Context, principal: Principal, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """The member's own notifications, newest first."""
+    docs, next_cursor = await page(ctx.db[DELIVERIES], {"member_id": principal.member_id}, limit, cursor,
+                                   descending=True)
+    return [notification_out(d) for d in docs], next_cursor
+
+
+async def for_ref(ctx: Context, principal: Principal, ref_id: str | None, event: str | None, limit: int,
+                  cursor: str | None) -> tuple[list[dict], str | None]:
+    """The deliveries about `ref_id` (of `event`), oldest first, for an organiser of the ref's org."""
+    if ref_id is None:
+        raise invalid("ref_id", "ref_id is required.")
+    if event is not None and event not in EVENTS:
+        raise invalid("event", f"{event!r} is not an event.")
+    first = await ctx.db[DELIVERIES].find_one({"ref_id": ref_id}, {"org_id": 1})
+    org = await orgs.get(ctx, first["org_id"]) if first is not None else None
+    if org is None or not principal.organises(orgs.full_path(org)):
+        raise not_found("not_found", "notifications of this ref")
+    query = {"ref_id": ref_id, **({"event": event} if event else {})}
+    docs, next_cursor = await page(ctx.db[DELIVERIES], query, limit, cursor)
+    names = {m["_id"]: m["name"] for m in await ctx.db[MEMBERS].find(
+        {"_id": {"$in": list({d["member_id"] for d in docs})}}, {"name": 1}).to_list()}
+    return [{"member_id": d["member_id"], "name": names.get(d["member_id"], ""), "event": d["event"],
+             "wechat": _wechat(d), "attempts": d["attempts"], "last_error": d["last_error"],
+             "at": d.get("sent_at") or d["created_at"]} for d in docs], next_cursor

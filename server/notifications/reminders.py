@@ -1,0 +1,170 @@
+"""Reminders (API.md §9): `session_reminder` to a session's attendees and `activity_reminder` to an
+activity's confirmed members, each template's `lead_minutes` before the start; `signup_opens` to the
+members who asked (server/notifications/signup_reminders.py) once an activity's sign-up opens.
+
+Invariant: every member is reminded at most once per occurrence (a session or activity at one start
+time), whatever the number of processes, and a reminder that is due is sent as long as its start has
+not passed.
+
+How:
+- One process does the work, the holder of the lease `reminders` (server/leases.py); it looks every
+  TICK_SECONDS. The lease only saves the others the work: the once-only rests on the outbox, whose
+  `enqueue` is a no-op for an (event, member, dedupe_key) already queued, and the dedupe key is the
+  occurrence's start time.
+- Due occurrences are found with one range query on (status, starts_at): the live ones whose start lies
+  in (now, now + lead]. So a process that was down at the due time, or a restart, still finds a due
+  reminder until the start passes; a reminder already queued for this start (`reminded_for`) is skipped.
+- Each occurrence is reminded in one transaction that first writes `reminded_for` with a conditional
+  update on the status and the start read: a cancellation or move committed meanwhile makes it match
+  nothing (no reminder), and one committing concurrently conflicts on that document, so the transaction
+  runs again and sees it. A moved occurrence has a new start, hence a new dedupe key and a new reminder
+  when that start is due; a cancelled one is no longer live and never due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.errors import InvalidOperation, PyMongoError
+
+from server import leases, orgs, signups
+from server.activities.store import COLLECTION as ACTIVITIES
+from server.clock import to_ms
+from server.context import Context
+from server.db import indexes, transaction, update_then_get
+from server.notifications import outbox, signup_reminders, templates
+from server.study import sessions
+
+log = logging.getLogger("branchline.reminders")
+
+# Reminders are due to the minute (lead_minutes); a tick of a few seconds is well inside that and costs
+# one indexed range query per kind.
+TICK_SECONDS = 2.0
+# A holder that died is replaced within this; it renews every third of it.
+LEASE_SECONDS = 15.0
+LEASE = "reminders"
+indexes(sessions.COLLECTION, IndexModel([("status", ASCENDING), ("starts_at", ASCENDING)]))
+indexes(ACTIVITIES, IndexModel([("status", ASCENDING), ("starts_at", ASCENDING)]))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of occurrence that is reminded of."""
+
+    event: str
+    collection: str
+    live: str  # the status of an occurrence that takes place
+    # Queue the reminder of `doc` to its members in `txn` with `dedupe_key`; → how many were queued.
+    tell: Callable[[Context, object, dict, str], Awaitable[int]]
+
+
+def _when(ctx: Context, doc: dict) -> str:
+    local = doc["starts_at"].astimezone(ctx.settings.tz)
+    return f"{local.month}月{local.day}日 {local:%H:%M}开始"
+
+
+async def _tell_attendees(ctx: Context, txn, session: dict, dedupe_key: str) -> int:
+    where = sessions.place(session)
+    return await sessions.tell(ctx, txn, session, "session_reminder", title=f"即将开始：{session['title']}",
+                               summary=_when(ctx, session) + (f"，地点：{where}" if where else ""),
+                               dedupe_key=dedupe_key)
+
+
+async def _tell_confirmed(ctx: Context, txn, act: dict, dedupe_key: str) -> int:
+    confirmed = [d["member_id"] async for d in ctx.db[signups.COLLECTION].find(
+        {"activity_id": act["_id"], "status": "confirmed"}, {"member_id": 1}, session=txn)]
+    where = act.get("location") or ""
+    return await outbox.enqueue(
+        ctx, txn, event="activity_reminder", member_ids=confirmed, ref_kind="activity", ref_id=act["_id"],
+        org_id=act["org_id"], title=f"即将开始：{act['title']}",
+        summary=_when(ctx, act) + (f"，地点：{where}" if where else ""), dedupe_key=dedupe_key,
+        values={"title": act["title"], "time": act["starts_at"], "place": where,
+                "org": await orgs.name(ctx, act["org_id"], txn=txn)})
+
+
+SESSION = Kind("session_reminder", sessions.COLLECTION, "scheduled", _tell_attendees)
+ACTIVITY = Kind("activity_reminder", ACTIVITIES, "published", _tell_confirmed)
+KINDS = (SESSION, ACTIVITY)
+
+
+async def lead_minutes(ctx: Context, event: str) -> int:
+    """The template's lead time, also while it is disabled or unconfigured: the reminder still lands
+    in the feed then (every notification is a feed notice), at the default lead time."""
+    doc = await ctx.db[templates.COLLECTION].find_one({"_id": event}, {"lead_minutes": 1})
+    return (doc or {}).get("lead_minutes") or templates.DEFAULT_LEAD_MINUTES
+
+
+def dedupe_key(starts_at: datetime) -> str:
+    """One reminder per occurrence: its start time (a moved occurrence is a new one)."""
+    return to_ms(starts_at).isoformat()
+
+
+async def remind_due(ctx: Context) -> int:
+    """Queue every reminder that is due now; → how many messages were queued."""
+    queued = 0
+    now = to_ms(ctx.now())
+    for kind in KINDS:
+        lead = timedelta(minutes=await lead_minutes(ctx, kind.event))
+        # The whole window, not a first page: the ones already reminded are skipped here, and a page of
+        # them could otherwise keep a later one out for as long as they stay in the window.
+        due = [d async for d in ctx.db[kind.collection].find(
+            {"status": kind.live, "starts_at": {"$gt": now, "$lte": now + lead}}, {"starts_at": 1, "reminded_for": 1})
+            if d.get("reminded_for") != d["starts_at"]]
+        for doc in sorted(due, key=lambda d: d["starts_at"]):
+            queued += await _remind(ctx, kind, doc["_id"], doc["starts_at"])
+    return queued + await signup_reminders.send_due(ctx)
+
+
+async def _remind(ctx: Context, kind: Kind, ref_id: str, starts_at: datetime) -> int:
+    async def work(txn) -> int:
+        doc = await update_then_get(ctx.db[kind.collection], {"_id": ref_id, "status": kind.live,
+                                                              "starts_at": starts_at},
+                                    {"$set": {"reminded_for": starts_at}}, txn=txn)
+        if doc is None:  # cancelled or moved since it was read: the move is reminded at its own time
+            return 0
+        return await kind.tell(ctx, txn, doc, dedupe_key(starts_at))
+
+    return await transaction(ctx, work)
+
+
+# -- the background task ----------------------------------------------------------------------------
+
+def start(ctx: Context) -> None:
+    """Start this process's reminder task (once per application, inside the running loop); it works
+    only while this process holds the lease, and gives the lease up when the process stops."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if ctx.state.get("reminders.task") is None:
+        ctx.state["reminders.task"] = loop.create_task(_run(ctx))
+
+
+async def _sleep(ctx: Context, seconds: float) -> bool:
+    """Sleep unless the process is stopping; False when it is."""
+    try:
+        await asyncio.wait_for(ctx.stopping.wait(), seconds)
+        return False
+    except TimeoutError:
+        return True
+
+
+async def _run(ctx: Context) -> None:
+    lease = leases.Lease(LEASE, LEASE_SECONDS)
+    while await _sleep(ctx, TICK_SECONDS):
+        try:
+            if await lease.keep(ctx):
+                await remind_due(ctx)
+        except InvalidOperation:  # the client was closed: this application is gone
+            return
+        except PyMongoError as exc:
+            log.warning("reminders failed: %s", exc)
+    try:
+        await lease.release(ctx)
+    except PyMongoError as exc:
+        log.warning("releasing the reminders lease failed: %s", exc)
