@@ -33,6 +33,7 @@ export const PATHS = {
   warnings: "/warnings",
   suggestions: "/suggestions",
   audit: "/audit",
+  notificationTemplates: "/notifications/templates",
   projector: "/projector",
   /** `${PATHS.projectorSession}/${sessionId}`: the projector page of a study session. */
   projectorSession: "/projector/session",
@@ -44,7 +45,7 @@ export const PATHS = {
 export interface Area {
   title: string;
   path: string;
-  icon: "dashboard" | "members" | "study" | "activities" | "announcements" | "warnings" | "suggestions" | "audit";
+  icon: "dashboard" | "members" | "study" | "activities" | "announcements" | "warnings" | "suggestions" | "audit" | "notifications";
   children?: { title: string; path: string }[];
 }
 
@@ -63,6 +64,7 @@ export const AREAS: Area[] = [
   { title: "公告", path: PATHS.announcements, icon: "announcements" },
   { title: "预警", path: PATHS.warnings, icon: "warnings" },
   { title: "意见建议", path: PATHS.suggestions, icon: "suggestions" },
+  { title: "消息模板", path: PATHS.notificationTemplates, icon: "notifications" },
   { title: "审计日志", path: PATHS.audit, icon: "audit" },
 ];
 
@@ -138,6 +140,10 @@ export const routes: RouteRecordRaw[] = [
       // 意见建议 (views/suggestions/)
       { path: PATHS.suggestions, name: "suggestions", component: () => import("@/views/suggestions/SuggestionsPage.vue"),
         meta: { title: "意见建议", roles: ORGANISER } },
+
+      // 消息模板 (views/notifications/): administrators (those of the top org edit them)
+      { path: PATHS.notificationTemplates, name: "notification-templates",
+        component: () => import("@/views/notifications/TemplatesPage.vue"), meta: { title: "消息模板", roles: ADMIN } },
 
       // 审计日志 (views/audit/): administrators only
       { path: PATHS.audit, name: "audit", component: () => import("@/views/audit/AuditPage.vue"),

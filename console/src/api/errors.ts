@@ -86,6 +86,8 @@ export const MESSAGES: Record<string, string> = {
   session_changed: "学习安排已被他人修改，请刷新后重试。",
   signup_closed: "报名已截止。",
   signup_not_open: "报名尚未开始。",
+  signup_already_open: "该活动已经开放报名，无需再订阅开放提醒。",
+  announcement_not_live: "只有已发布且未过期的公告才能提醒。",
   suggestion_answered: "该意见建议已有人回复过了。",
   warning_not_open: "该预警不在待整改状态。",
   warning_not_rectifying: "该预警尚未整改，不能销号。",
@@ -95,6 +97,7 @@ export const MESSAGES: Record<string, string> = {
   unsupported_media_type: "不支持该文件类型：仅支持图片、PDF、Office 文档和纯文本。",
   range_not_satisfiable: "文件读取范围无效。",
   invalid_request: "填写的内容有误，请检查标出的项目。",
+  content_rejected: "内容未通过安全检查，请修改后重试。",
   daily_cap_exceeded: "超过每日自学时长上限（240 分钟）。",
   idempotency_key_reused: "重复提交的内容与首次不一致，请刷新后重试。",
   invite_code_invalid: "邀请码错误、已使用或已过期。",
@@ -123,6 +126,11 @@ export function problemMessage(p: { status: number; code: string }): string {
 
 /** The server's field messages are English, shaped by msgspec and handlers/base.py; these say the same in Chinese. */
 const FIELD_PATTERNS: [RegExp, (m: RegExpMatchArray) => string][] = [
+  // a template's field mapping (PUT /notification-templates/{event})
+  [/is not a WeChat keyword key/i, () => "不是微信模板关键词（如 thing1、time2）"],
+  [/offers no value/i, () => "此事件没有该内容"],
+  [/cannot fill a (\w+) keyword/i, (m) => `该内容不能填入 ${m[1]} 类关键词`],
+  [/is not a reminder/i, () => "只有开始提醒需要提前时间"],
   [/^Object missing required field/i, () => "必填"],
   [/length >= (\d+)/, (m) => `至少 ${m[1]} 个字符`],
   [/length <= (\d+)/, (m) => `最多 ${m[1]} 个字符`],

@@ -109,6 +109,25 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/activities/{activity_id}/signup-reminder": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether you asked to be told when sign-up opens */
+        get: operations["get_api_v1_activities_activity_id_signup_reminder"];
+        /** Be told once when sign-up opens (signup_opens; idempotent) */
+        put: operations["put_api_v1_activities_activity_id_signup_reminder"];
+        post?: never;
+        /** No longer be told when sign-up opens (idempotent) */
+        delete: operations["delete_api_v1_activities_activity_id_signup_reminder"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/activities/{activity_id}/qr": {
         parameters: {
             query?: never;
@@ -260,6 +279,23 @@ export interface paths {
         get: operations["get_api_v1_announcements_announcement_id_receipts"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/announcements/{announcement_id}/remind": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Remind the members who have not read it (must-read: not acknowledged); once per 24 h */
+        post: operations["post_api_v1_announcements_announcement_id_remind"];
         delete?: never;
         options?: never;
         head?: never;
@@ -585,6 +621,110 @@ export interface paths {
         put?: never;
         /** Anonymise a deactivated member (admin): name replaced, phone removed, WeChat unbound, sessions revoked; their attendance and the counts branches report stay */
         post: operations["post_api_v1_members_member_id_anonymise"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notification-templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every event's WeChat template (what the app passes to wx.requestSubscribeMessage) */
+        get: operations["get_api_v1_notification_templates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notification-templates/{event}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Configure an event's WeChat template (admin of the root organisation) */
+        put: operations["put_api_v1_notification_templates_event"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your grants per enabled event and template */
+        get: operations["get_api_v1_me_subscriptions"];
+        put?: never;
+        /** Report what wx.requestSubscribeMessage answered: each accept is one grant */
+        post: operations["post_api_v1_me_subscriptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/notification-preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The events you muted (still in the feed, never in WeChat) */
+        get: operations["get_api_v1_me_notification_preferences"];
+        /** Mute events (the list replaces the last one) */
+        put: operations["put_api_v1_me_notification_preferences"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your notifications, newest first, with how each went to WeChat */
+        get: operations["get_api_v1_me_notifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notifications/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The delivery log of what one activity, session, announcement, request or warning caused (organisers of its org) */
+        get: operations["get_api_v1_notifications_deliveries"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1296,6 +1436,8 @@ export interface components {
             activity_id: string;
             rating: number;
             comment: string;
+            /** @default null */
+            content_flag: ("review" | "unchecked") | null;
             created_at: string;
         };
         /** FeedbackSummary */
@@ -1410,6 +1552,16 @@ export interface components {
             /** @default null */
             position: number | null;
         };
+        /**
+         * SignupReminderOut
+         * @description A member's request to be told when sign-up opens (`signup_opens`): waiting, sent, or none asked.
+         */
+        SignupReminderOut: {
+            activity_id: string;
+            signup_opens_at: string;
+            /** @enum {unknown} */
+            state: "dropped" | "none" | "sent" | "waiting";
+        };
         /** AnnouncementCreate */
         AnnouncementCreate: {
             org_id: string;
@@ -1489,6 +1641,10 @@ export interface components {
             member_id: string;
             name: string;
         };
+        /** RemindOut */
+        RemindOut: {
+            queued: number;
+        };
         /** AuditPage */
         AuditPage: {
             items: components["schemas"]["AuditEntryOut"][];
@@ -1538,6 +1694,8 @@ export interface components {
             expires_at: string;
             refresh_in: number;
             payload: string;
+            /** @default null */
+            qr_text: string | null;
         };
         /** Status */
         Status: {
@@ -1717,6 +1875,96 @@ export interface components {
             role: "admin" | "organiser";
             org_id: string;
         };
+        /** DeliveryPage */
+        DeliveryPage: {
+            items: components["schemas"]["DeliveryOut"][];
+            next_cursor: string | null;
+        };
+        /** DeliveryOut */
+        DeliveryOut: {
+            member_id: string;
+            name: string;
+            /** @enum {unknown} */
+            event: "activity_cancelled" | "activity_changed" | "activity_reminder" | "must_read_reminder" | "request_decided" | "session_cancelled" | "session_changed" | "session_reminder" | "session_scheduled" | "signup_opens" | "waitlist_promoted" | "warning_opened";
+            /** @enum {unknown} */
+            wechat: "failed" | "muted" | "no_grant" | "off" | "pending" | "sent";
+            attempts: number;
+            last_error: string | null;
+            at: string;
+        };
+        /** GrantList */
+        GrantList: {
+            items: components["schemas"]["GrantOut"][];
+        };
+        /** GrantOut */
+        GrantOut: {
+            /** @enum {unknown} */
+            event: "activity_cancelled" | "activity_changed" | "activity_reminder" | "must_read_reminder" | "request_decided" | "session_cancelled" | "session_changed" | "session_reminder" | "session_scheduled" | "signup_opens" | "waitlist_promoted" | "warning_opened";
+            template_id: string;
+            grants: number;
+        };
+        /** NotificationPage */
+        NotificationPage: {
+            items: components["schemas"]["NotificationOut"][];
+            next_cursor: string | null;
+        };
+        /** NotificationOut */
+        NotificationOut: {
+            id: string;
+            /** @enum {unknown} */
+            event: "activity_cancelled" | "activity_changed" | "activity_reminder" | "must_read_reminder" | "request_decided" | "session_cancelled" | "session_changed" | "session_reminder" | "session_scheduled" | "signup_opens" | "waitlist_promoted" | "warning_opened";
+            title: string;
+            summary: string;
+            ref_kind: string;
+            ref_id: string;
+            created_at: string;
+            /** @enum {unknown} */
+            wechat: "failed" | "muted" | "no_grant" | "off" | "pending" | "sent";
+        };
+        /** Preferences */
+        Preferences: {
+            muted: ("activity_cancelled" | "activity_changed" | "activity_reminder" | "must_read_reminder" | "request_decided" | "session_cancelled" | "session_changed" | "session_reminder" | "session_scheduled" | "signup_opens" | "waitlist_promoted" | "warning_opened")[];
+        };
+        /** PreferencesOut */
+        PreferencesOut: {
+            muted: ("activity_cancelled" | "activity_changed" | "activity_reminder" | "must_read_reminder" | "request_decided" | "session_cancelled" | "session_changed" | "session_reminder" | "session_scheduled" | "signup_opens" | "waitlist_promoted" | "warning_opened")[];
+        };
+        /** SubscriptionsPost */
+        SubscriptionsPost: {
+            results: {
+                [key: string]: "accept" | "ban" | "filter" | "reject";
+            };
+        };
+        /** TemplateList */
+        TemplateList: {
+            items: components["schemas"]["TemplateOut"][];
+        };
+        /** TemplateOut */
+        TemplateOut: {
+            /** @enum {unknown} */
+            event: "activity_cancelled" | "activity_changed" | "activity_reminder" | "must_read_reminder" | "request_decided" | "session_cancelled" | "session_changed" | "session_reminder" | "session_scheduled" | "signup_opens" | "waitlist_promoted" | "warning_opened";
+            template_id: string | null;
+            page: string;
+            enabled: boolean;
+            lead_minutes: number | null;
+            fields: {
+                [key: string]: string;
+            };
+            values: string[];
+        };
+        /** TemplatePut */
+        TemplatePut: {
+            template_id: string;
+            fields: {
+                [key: string]: string;
+            };
+            /** @default  */
+            page: string;
+            /** @default true */
+            enabled: boolean;
+            /** @default null */
+            lead_minutes: number | null;
+        };
         /** OrgCreate */
         OrgCreate: {
             name: string;
@@ -1880,6 +2128,8 @@ export interface components {
             /** @enum {unknown} */
             kind: "leave" | "makeup";
             reason: string;
+            /** @default null */
+            content_flag: ("review" | "unchecked") | null;
             /** @enum {unknown} */
             status: "approved" | "pending" | "rejected";
             /** @default null */
@@ -1960,6 +2210,8 @@ export interface components {
             date: string;
             day_total_minutes: number;
             created_at: string;
+            /** @default null */
+            content_flag: ("review" | "unchecked") | null;
         };
         /** SelfStudyPage */
         SelfStudyPage: {
@@ -2929,6 +3181,175 @@ export interface operations {
             };
         };
     };
+    get_api_v1_activities_activity_id_signup_reminder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                activity_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignupReminderOut"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: activity_not_found, not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_api_v1_activities_activity_id_signup_reminder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                activity_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignupReminderOut"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: not_eligible */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: activity_not_found, not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: activity_cancelled, signup_not_open, signup_already_open, signup_closed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_api_v1_activities_activity_id_signup_reminder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                activity_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: activity_not_found, not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_api_v1_activities_activity_id_qr: {
         parameters: {
             query?: never;
@@ -3315,7 +3736,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: invalid_request, idempotency_key_reused */
+            /** @description Problem: content_rejected, invalid_request, idempotency_key_reused */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3852,6 +4273,87 @@ export interface operations {
             };
             /** @description Problem: announcement_not_found, not_found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_api_v1_announcements_announcement_id_remind: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer for a repeated request (API.md §1) */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                announcement_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemindOut"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: announcement_not_found, not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: announcement_not_live, reminder_too_soon, request_in_progress */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: invalid_request, idempotency_key_reused */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5445,6 +5947,453 @@ export interface operations {
             };
             /** @description Problem: member_active */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_v1_notification_templates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateList"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_api_v1_notification_templates_event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                event: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplatePut"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateOut"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: body_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: invalid_request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_v1_me_subscriptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GrantList"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_api_v1_me_subscriptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscriptionsPost"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GrantList"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: body_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: invalid_request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_v1_me_notification_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreferencesOut"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_api_v1_me_notification_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Preferences"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreferencesOut"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: body_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: invalid_request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_v1_me_notifications: {
+        parameters: {
+            query?: {
+                /** @description 1..100 */
+                limit?: number;
+                /** @description from the last page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationPage"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: invalid_request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_v1_notifications_deliveries: {
+        parameters: {
+            query: {
+                /** @description the activity, session, announcement, request or warning */
+                ref_id: string;
+                /** @description only this event */
+                event?: "waitlist_promoted" | "activity_cancelled" | "activity_changed" | "activity_reminder" | "signup_opens" | "session_scheduled" | "session_changed" | "session_cancelled" | "session_reminder" | "request_decided" | "must_read_reminder" | "warning_opened";
+                /** @description 1..100 */
+                limit?: number;
+                /** @description from the last page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryPage"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: invalid_request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7121,7 +8070,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: invalid_request, idempotency_key_reused */
+            /** @description Problem: content_rejected, invalid_request, idempotency_key_reused */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7431,7 +8380,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem: daily_cap_exceeded, invalid_request, idempotency_key_reused */
+            /** @description Problem: daily_cap_exceeded, invalid_request, content_rejected, idempotency_key_reused */
             422: {
                 headers: {
                     [name: string]: unknown;
