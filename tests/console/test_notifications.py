@@ -133,19 +133,39 @@ def test_remind_the_unread_and_read_the_delivery_logs(api, console):
     expect(_rows(page, "delivery-table", "赵强", "已静音")).to_have_count(1)
     expect(drawer).to_contain_text("已发送")
 
-    # A session's: its attendees were told it was scheduled, not through WeChat (no template for it).
+    # A session's: its attendees were told it was scheduled, by WeChat where a member allowed it.
+    scheduled = "TPL_session_scheduled_01"
+    chief.client.ok("PUT", "/notification-templates/session_scheduled", json={
+        "template_id": scheduled, "fields": {"thing1": "title", "time2": "time"}})
+    allow(li, scheduled)
     session = new_session(api, secretary.client, branch["id"], title="十二月党小组会")
+
+    def session_settled():
+        items = secretary.client.ok("GET", "/notifications/deliveries",
+                                    params={"ref_id": session["id"], "limit": 100})["items"]
+        mine = {d["name"]: d["wechat"] for d in items}
+        return items if mine.get("李明") == "sent" and all(d["wechat"] != "pending" for d in items) else None
+
+    told = wait_until(session_settled, timeout=15)
+    assert told and {d["event"] for d in told} == {"session_scheduled"}
+    assert {d["name"]: d["wechat"] for d in told}["王芳"] == "no_grant"
     page = console.open(f"/study/sessions/{session['id']}")
     page.get_by_role("button", name="发送记录").click()
-    expect(_rows(page, "delivery-table", "李明", "新的学习安排", "未开启")).to_have_count(1)
-    told = secretary.client.ok("GET", "/notifications/deliveries", params={"ref_id": session["id"], "limit": 100})
-    expect(_rows(page, "delivery-table")).to_have_count(len(told["items"]))
-    assert {d["event"] for d in told["items"]} == {"session_scheduled"}
+    expect(_rows(page, "delivery-table")).to_have_count(len(told))
+    expect(_rows(page, "delivery-table", "李明", "新的学习安排", "已发送")).to_have_count(1)
+    expect(_rows(page, "delivery-table", "王芳", "新的学习安排", "无授权")).to_have_count(1)
 
-    # An activity nothing was sent about yet: an empty log, not an error.
+    # An activity: nothing sent yet reads as an empty log, not an error; once it is cancelled, its
+    # confirmed member was told in the mini-program only (no template for that event: 未开启).
     console.expect_http_errors(404)
     activity = published(api, secretary.client, branch["id"], title="读书分享会")
     page = console.open(f"/activities/{activity['id']}")
     page.get_by_role("tab", name="发送记录").click()
     expect(page.get_by_text("暂无发送记录")).to_be_visible()
     assert secretary.client.get("/notifications/deliveries", params={"ref_id": activity["id"]}).status == 404
+    wang.ok("POST", f"/activities/{activity['id']}/signups", 201)
+    secretary.client.ok("POST", f"/activities/{activity['id']}/cancel", json={"reason": "场地检修"})
+    page.get_by_role("tabpanel", name="发送记录").get_by_role("button", name="刷新").click()
+    expect(_rows(page, "delivery-table", "王芳", "活动取消", "未开启")).to_have_count(1)
+    cancelled = secretary.client.ok("GET", "/notifications/deliveries", params={"ref_id": activity["id"]})["items"]
+    assert [(d["name"], d["event"], d["wechat"]) for d in cancelled] == [("王芳", "activity_cancelled", "off")]

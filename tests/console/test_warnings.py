@@ -27,9 +27,6 @@ def test_scan_rectify_and_close_a_warning(api, console):
     member = api.member(branch["id"], "李明")
     api.member(other["id"], "赵强")
     chief = staff(api, api.root_org_id, "党委管理员", role="admin")
-    # member-level warnings are off unless an admin turns them on (API.md §11; tests/console/test_rights.py
-    # turns them on in the console)
-    chief.client.ok("PUT", f"/orgs/{api.root_org_id}/settings", json={"member_warnings": True})
 
     # The admin scans this month for the whole committee.
     page = console.enter_as(chief, "/warnings")
