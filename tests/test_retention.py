@@ -118,6 +118,9 @@ def test_anonymising_a_member_who_left_keeps_what_branches_report(api):
         person.ok("POST", path + "/signups", 201)
     advance(api, w.organiser, leaving, staying, days=2, minutes=1)
     activity_checkin(w.organiser, leaving, path)
+    api.admin.ok("PUT", f"/orgs/{org}/settings", json={"member_warnings": True})
+    api.admin.ok("POST", f"/orgs/{org}/warnings/scan?period={period}")
+    assert leaving.member["name"] in str(w.organiser.ok("GET", f"/warnings?org_id={org}&limit=100"))
 
     admin = api.org_admin(org, "支部管理员")
     refused = admin.post(f"/members/{leaving.id}/anonymise")
@@ -145,5 +148,7 @@ def test_anonymising_a_member_who_left_keeps_what_branches_report(api):
     assert count(api, "study_attendance", {"member_id": leaving.id}) == 2
     roster = w.organiser.ok("GET", f"/study/sessions/{sessions[0]}/attendance")
     assert leaving.member["name"] not in str(roster)
+    warnings = w.organiser.ok("GET", f"/warnings?org_id={org}&limit=100")["items"]
+    assert leaving.member["name"] not in str(warnings) and "已注销成员" in str(warnings)
     entry = admin.ok("GET", f"/audit?target_id={leaving.id}")["items"][0]
     assert entry["action"] == "member.anonymise" and entry["actor_id"] == admin.id
