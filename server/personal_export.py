@@ -21,7 +21,7 @@ ZipInfo per file, whatever the number of records (bench/bench_export.py measures
 from __future__ import annotations
 
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -217,7 +217,7 @@ def files_in_export() -> list[str]:
     return [*(s.file for s in EXPORTED.values()), SUGGESTIONS_FILE]
 
 
-async def start(ctx: Context, principal: Principal) -> AsyncIterator[bytes]:
+async def start(ctx: Context, principal: Principal) -> AsyncGenerator[bytes, None]:
     """Check the rate limit (429 before anything is sent), then the zip's bytes in chunks."""
     await ratelimit.hit(ctx, f"export:{principal.member_id}", EXPORT_LIMIT, EXPORT_WINDOW)
     return _stream(ctx, principal.member_id)
@@ -230,7 +230,7 @@ async def _from(ctx: Context, collection: str, source: Source, member_id: str) -
             yield source.shape(doc, member_id)
 
 
-async def _stream(ctx: Context, member_id: str) -> AsyncIterator[bytes]:
+async def _stream(ctx: Context, member_id: str) -> AsyncGenerator[bytes, None]:
     sink = _Sink()
     counts: dict[str, int] = {}
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
