@@ -12,8 +12,10 @@ from server.config import Settings
 from tests.builders import (
     activity_checkin,
     advance,
+    break_audit,
     checkin,
     count,
+    mend_audit,
     new_session,
     published,
     qr_token,
@@ -152,3 +154,15 @@ def test_anonymising_a_member_who_left_keeps_what_branches_report(api):
     assert leaving.member["name"] not in str(warnings) and "已注销成员" in str(warnings)
     entry = admin.ok("GET", f"/audit?target_id={leaving.id}")["items"][0]
     assert entry["action"] == "member.anonymise" and entry["actor_id"] == admin.id
+
+
+def test_a_failed_anonymisation_changes_nothing(api):
+    w = study_world(api, members=1)
+    member = w.members[0]
+    w.organiser.ok("PATCH", f"/members/{member.id}", json={"active": False})
+    before = api.run(api.db.members.find_one({"_id": member.id}))
+    break_audit(api, "member.anonymise")
+    assert api.admin.post(f"/members/{member.id}/anonymise").status == 500
+    assert api.run(api.db.members.find_one({"_id": member.id})) == before
+    mend_audit(api)
+    assert api.admin.ok("POST", f"/members/{member.id}/anonymise")["name"] == "已注销成员"

@@ -9,7 +9,7 @@ import json
 import logging
 import zipfile
 
-from tests.builders import count, study_world, sync_all
+from tests.builders import break_audit, count, mend_audit, study_world, sync_all
 
 
 def _notices(client) -> list[dict]:
@@ -123,3 +123,16 @@ def test_concurrent_answers_answer_once_and_tell_the_author_once(api):
     assert len(told) == 1 and count(api, "audit_log", {"target_id": sid}) == 1
     stored = api.run(api.db.suggestions.find_one({"_id": sid}))
     assert told[0]["summary"] == stored["answer"]["text"]
+
+
+def test_a_failed_answer_leaves_the_suggestion_open_and_tells_nobody(api):
+    w = study_world(api, members=1)
+    author = w.members[0]
+    sid = author.ok("POST", "/suggestions", 201, json={"text": "停车位紧张", "category": "work"})["id"]
+    break_audit(api, "suggestion.reply")
+    assert w.organiser.post(f"/suggestions/{sid}/reply", json={"text": "已协调"}).status == 500
+    assert api.run(api.db.suggestions.find_one({"_id": sid}))["status"] == "open"
+    assert not [n for n in _notices(author) if n["ref_id"] == sid]
+    mend_audit(api)
+    w.organiser.ok("POST", f"/suggestions/{sid}/reply", json={"text": "已协调"})
+    assert len([n for n in _notices(author) if n["ref_id"] == sid]) == 1
