@@ -206,6 +206,12 @@ def admin_pages(page: Page, url: Callable[[str], str], ex: Examples) -> None:
     history = page.get_by_role("dialog", name="预警详情").get_by_test_id("warning-history")
     shoot(page, "warning-history", history.locator(".el-timeline-item").nth(1))
 
+    page.goto(url("/notifications/templates"))
+    shoot(page, "notification-templates", page.get_by_test_id("template-table").locator("tbody tr"))
+
+    page.goto(url("/audit"))
+    shoot(page, "audit", page.get_by_test_id("audit-table").locator("tbody tr"), page.get_by_test_id("change"))
+
     page.goto(url(f"/projector/session/{ex.live_session}"))
     shoot(page, "projector", page.get_by_test_id("projector-qr"), page.get_by_test_id("latest-arrivals"))
 
