@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tornado.iostream import StreamClosedError
+
 from handlers.base import APIHandler
 from schemas import openapi
 from server import personal_export
@@ -14,6 +16,11 @@ class MeExportHandler(APIHandler):
     async def get(self) -> None:
         chunks = await personal_export.start(self.ctx, self.me)  # 429 here, before anything is sent
         self.download_headers("application/zip", f"branchline-export-{self.me.member_id}.zip")
-        async for chunk in chunks:
-            self.write(chunk)
-            await self.flush()  # to the client now: memory holds one chunk, not the archive
+        try:
+            async for chunk in chunks:
+                self.write(chunk)
+                await self.flush()  # to the client now: memory holds one chunk, not the archive
+        except StreamClosedError:  # the client went away: stop reading their records, nothing to answer
+            pass
+        finally:
+            await chunks.aclose()

@@ -100,11 +100,14 @@ async def record(
 
 
 def entry_out(doc: dict) -> dict:
+    # Entries written before `before`/`after`/`details` had fields of their own kept them all in `changes`; the
+    # log is append-only, so they are read as they are rather than rewritten.
+    legacy = dict(doc.get("changes") or {})
+    before, after = doc.get("before", legacy.pop("before", None)), doc.get("after", legacy.pop("after", None))
     return {"id": doc["_id"], "at": doc["at"], "actor_id": doc["actor_id"], "action": doc["action"],
             "target_kind": doc["target_kind"], "target_id": doc["target_id"],
             "org_id": doc["org_path"][-1] if doc["org_path"] else None,
-            "before": doc.get("before"), "after": doc.get("after"), "details": doc.get("details") or {},
-            "reason": doc.get("reason")}
+            "before": before, "after": after, "details": doc.get("details") or legacy, "reason": doc.get("reason")}
 
 
 async def list_entries(ctx: Context, principal: Principal, *, org_id: str | None, actor_id: str | None,

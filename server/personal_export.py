@@ -21,13 +21,24 @@ ZipInfo per file, whatever the number of records (bench/bench_export.py measures
 from __future__ import annotations
 
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import msgspec
 
-from server import audit, files, identity, members, ratelimit, suggestions
+from server import (
+    announcements,
+    audit,
+    files,
+    identity,
+    members,
+    org_settings,
+    orgs,
+    programmes,
+    ratelimit,
+    suggestions,
+)
 from server.activities.store import FEEDBACK
 from server.context import Context
 from server.feed.store import COUNTER, ITEMS, READS, REMOVALS
@@ -36,6 +47,7 @@ from server.notifications import outbox
 from server.scope import Principal
 from server.signups import ACTIVITIES
 from server.signups import COLLECTION as SIGNUPS
+from server.study import schemes
 from server.study.attendance import EVENTS, REQUESTS
 from server.study.checkins import DAILY, SELF_STUDY
 from server.study.rectification import COLLECTION as WARNINGS
@@ -95,8 +107,9 @@ def _audit_entry(doc: dict, member_id: str) -> dict:
 
 @dataclass(frozen=True)
 class Source:
-    """One collection's part of the export: `query(member_id)` finds the member's records (or `queries`, several
-    filters that no record matches twice, each read through its own index), `shape` keeps what is theirs."""
+    """One collection's part of the export, in a file of its own: `query(member_id)` finds the member's records (a
+    filter, or several that no record matches twice, each read through its own index); `shape` keeps what is
+    theirs."""
 
     file: str
     query: Callable[[str], dict | list[dict]]
@@ -107,7 +120,7 @@ class Source:
         return found if isinstance(found, list) else [found]
 
 
-#: collection → where its records about the member go. Files with several sources are written in this order.
+#: collection → where its records about the member go (one file each, written in this order).
 EXPORTED: dict[str, Source] = {
     members.COLLECTION: Source("profile.json", lambda m: {"_id": m}, _profile),
     identity.IDENTITIES: Source("wechat.json", lambda m: {"member_id": m}, _only("bound_at", "unionid")),
@@ -131,7 +144,8 @@ EXPORTED: dict[str, Source] = {
     # Entries about the member: those acting on their record, and those on a record of theirs (a warning).
     audit.COLLECTION: Source("audit.json", lambda m: [{"target_id": m}, {"details.member_id": m,
                                                                          "target_id": {"$ne": m}}], _audit_entry),
-    # Notifications (API.md §9): deliveries, the WeChat grants counted per template, and the preferences.
+    # Notifications (API.md §9): deliveries, the WeChat grants counted per template, and the preferences; named
+    # here as that capability stores them (a collection that does not exist yet gives an empty file).
     "notification_deliveries": Source("notification_deliveries.json", lambda m: {"member_id": m}, _without()),
     "notification_grants": Source("notification_grants.json", lambda m: {"member_id": m}, _without()),
     "notification_preferences": Source("notification_preferences.json", lambda m: {"_id": m}, _without()),
@@ -156,11 +170,12 @@ NOT_EXPORTED: dict[str, str] = {
                    "is in notification_deliveries.json",
     ACTIVITIES: "activities as the organiser published them; a member's id appears only as the organiser "
                 "who wrote them (their work, not data about them)",
-    "announcements": "announcements as published; a member's id appears only as the organiser who wrote them",
-    "study_schemes": "the org's study scheme; a member's id appears only as the admin who last set it",
-    "org_settings": "the org's settings; a member's id appears only as the admin who last set them",
-    "orgs": "the organisation tree; a member's id appears only as the admin who created an org",
-    "programmes": "programme rules; a member's id appears only as the admin who last set them",
+    announcements.COLLECTION: "announcements as published; a member's id appears only as the organiser who "
+                              "wrote them",
+    schemes.COLLECTION: "the org's study scheme; a member's id appears only as the admin who last set it",
+    org_settings.COLLECTION: "the org's settings; a member's id appears only as the admin who last set them",
+    orgs.COLLECTION: "the organisation tree; a member's id appears only as the admin who created an org",
+    programmes.COLLECTION: "programme rules; a member's id appears only as the admin who last set them",
     files.REFS: "which record uses which file; the files a member uploaded are in files.json",
 }
 
@@ -202,33 +217,29 @@ async def _write_file(archive: zipfile.ZipFile, sink: _Sink, name: str, records:
 
 
 def files_in_export() -> list[str]:
-    names = list(dict.fromkeys(s.file for s in EXPORTED.values()))
-    return [*names, SUGGESTIONS_FILE]
+    return [*(s.file for s in EXPORTED.values()), SUGGESTIONS_FILE]
 
 
-async def start(ctx: Context, principal: Principal) -> AsyncIterator[bytes]:
+async def start(ctx: Context, principal: Principal) -> AsyncGenerator[bytes, None]:
     """Check the rate limit (429 before anything is sent), then the zip's bytes in chunks."""
     await ratelimit.hit(ctx, f"export:{principal.member_id}", EXPORT_LIMIT, EXPORT_WINDOW)
     return _stream(ctx, principal.member_id)
 
 
-async def _from(ctx: Context, parts: list[tuple[str, Source]], member_id: str) -> AsyncIterator[dict]:
-    for collection, source in parts:
-        for query in source.filters(member_id):
-            cursor = ctx.db[collection].find(query).sort("_id", 1).batch_size(BATCH)
-            async for doc in cursor:
-                yield source.shape(doc, member_id)
+async def _from(ctx: Context, collection: str, source: Source, member_id: str) -> AsyncIterator[dict]:
+    for query in source.filters(member_id):
+        cursor = ctx.db[collection].find(query).sort("_id", 1).batch_size(BATCH)
+        async for doc in cursor:
+            yield source.shape(doc, member_id)
 
 
-async def _stream(ctx: Context, member_id: str) -> AsyncIterator[bytes]:
+async def _stream(ctx: Context, member_id: str) -> AsyncGenerator[bytes, None]:
     sink = _Sink()
     counts: dict[str, int] = {}
-    by_file: dict[str, list[tuple[str, Source]]] = {}
-    for collection, source in EXPORTED.items():
-        by_file.setdefault(source.file, []).append((collection, source))
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, parts in by_file.items():
-            async for piece in _write_file(archive, sink, name, _from(ctx, parts, member_id), counts):
+        for collection, source in EXPORTED.items():
+            async for piece in _write_file(archive, sink, source.file, _from(ctx, collection, source, member_id),
+                                           counts):
                 yield piece
         async for piece in _write_file(archive, sink, SUGGESTIONS_FILE,
                                        suggestions.own_for_export(ctx, member_id, BATCH), counts):

@@ -16,7 +16,8 @@ replaced, the phone removed (server.members.removed_phone), the WeChat identity 
 sessions revoked, the password and unused invites deleted. What branches report stays right, because
 nothing they count is touched: attendance records, check-in events, self-study entries, sign-ups and
 feedback keep their member id (now naming nobody), and gender, birth date and party status stay for
-the statistics that group by them. The audit log keeps its entries (append-only; phones there are masked).
+the statistics that group by them. Warnings, which keep the name as of their scan, take the new one. The audit
+log keeps its entries (append-only; phones there are masked).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from server.context import Context
 from server.db import indexes, on_commit, transaction, update_then_get
 from server.errors import ApiError
 from server.scope import Principal
+from server.study import rectification
 from server.study.sessions import ATTENDANCE
 
 log = logging.getLogger("branchline.retention")
@@ -101,6 +103,7 @@ async def anonymise(ctx: Context, principal: Principal, member_id: str) -> dict:
         await ctx.db[identity.IDENTITIES].delete_many({"member_id": member_id}, session=txn)
         await ctx.db[members.INVITES].delete_many({"member_id": member_id}, session=txn)
         await identity.revoke_sessions(ctx, member_id, txn=txn)
+        await rectification.rename_member(ctx, member_id, ANONYMOUS_NAME, txn=txn)
         await audit.record(ctx, actor_id=principal.member_id, action="member.anonymise", target_kind="member",
                            target_id=member_id, org_path=doc["org_path"],
                            before={"anonymised": False}, after={"anonymised": True},

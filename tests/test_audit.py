@@ -137,3 +137,19 @@ def test_no_route_and_no_code_path_changes_an_entry(api):
             assert not re.search(r"\b(update|delete|replace|find_one_and|drop|bulk_write)\w*\(", source)
     assert used <= {"insert_one", "find", "count_documents"}, used
     assert "insert_one" in used
+
+
+def test_entries_written_before_before_and_after_had_fields_are_read_as_they_are(api):
+    # The shape the previous version wrote (everything in `changes`); the log is never rewritten.
+    org_path = [api.root_org_id]
+    api.run(api.db.audit_log.insert_one({"_id": "legacy-1", "at": api.clock.now(), "actor_id": api.admin.id,
+                                         "action": "member.update", "target_kind": "member", "target_id": "m1",
+                                         "org_path": org_path, "reason": None,
+                                         "changes": {"before": {"name": "甲"}, "after": {"name": "乙"}}}))
+    api.run(api.db.audit_log.insert_one({"_id": "legacy-2", "at": api.clock.now(), "actor_id": api.admin.id,
+                                         "action": "study.session.update", "target_kind": "study_session",
+                                         "target_id": "s1", "org_path": org_path, "reason": None,
+                                         "changes": {"fields": ["title"]}}))
+    entries = {e["id"]: e for e in _entries(api.admin)}
+    assert (entries["legacy-1"]["before"], entries["legacy-1"]["after"]) == ({"name": "甲"}, {"name": "乙"})
+    assert entries["legacy-2"]["details"] == {"fields": ["title"]} and entries["legacy-2"]["before"] is None

@@ -157,6 +157,8 @@ def test_every_collection_the_server_declares_is_either_exported_or_explained(ap
                            for m in models for k in m.document["key"])}
     assert member_keyed <= covered, member_keyed - covered
     assert not set(personal_export.EXPORTED) & set(personal_export.NOT_EXPORTED)
+    names = personal_export.files_in_export()
+    assert len(set(names)) == len(names)  # one file per kind of record
     assert all(reason.strip() for reason in personal_export.NOT_EXPORTED.values())
 
 

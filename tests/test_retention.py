@@ -12,8 +12,10 @@ from server.config import Settings
 from tests.builders import (
     activity_checkin,
     advance,
+    break_audit,
     checkin,
     count,
+    mend_audit,
     new_session,
     published,
     qr_token,
@@ -118,6 +120,9 @@ def test_anonymising_a_member_who_left_keeps_what_branches_report(api):
         person.ok("POST", path + "/signups", 201)
     advance(api, w.organiser, leaving, staying, days=2, minutes=1)
     activity_checkin(w.organiser, leaving, path)
+    api.admin.ok("PUT", f"/orgs/{org}/settings", json={"member_warnings": True})
+    api.admin.ok("POST", f"/orgs/{org}/warnings/scan?period={period}")
+    assert leaving.member["name"] in str(w.organiser.ok("GET", f"/warnings?org_id={org}&limit=100"))
 
     admin = api.org_admin(org, "支部管理员")
     refused = admin.post(f"/members/{leaving.id}/anonymise")
@@ -145,5 +150,19 @@ def test_anonymising_a_member_who_left_keeps_what_branches_report(api):
     assert count(api, "study_attendance", {"member_id": leaving.id}) == 2
     roster = w.organiser.ok("GET", f"/study/sessions/{sessions[0]}/attendance")
     assert leaving.member["name"] not in str(roster)
+    warnings = w.organiser.ok("GET", f"/warnings?org_id={org}&limit=100")["items"]
+    assert leaving.member["name"] not in str(warnings) and "已注销成员" in str(warnings)
     entry = admin.ok("GET", f"/audit?target_id={leaving.id}")["items"][0]
     assert entry["action"] == "member.anonymise" and entry["actor_id"] == admin.id
+
+
+def test_a_failed_anonymisation_changes_nothing(api):
+    w = study_world(api, members=1)
+    member = w.members[0]
+    w.organiser.ok("PATCH", f"/members/{member.id}", json={"active": False})
+    before = api.run(api.db.members.find_one({"_id": member.id}))
+    break_audit(api, "member.anonymise")
+    assert api.admin.post(f"/members/{member.id}/anonymise").status == 500
+    assert api.run(api.db.members.find_one({"_id": member.id})) == before
+    mend_audit(api)
+    assert api.admin.ok("POST", f"/members/{member.id}/anonymise")["name"] == "已注销成员"

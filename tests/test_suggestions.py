@@ -9,7 +9,7 @@ import json
 import logging
 import zipfile
 
-from tests.builders import count, study_world, sync_all
+from tests.builders import break_audit, count, mend_audit, study_world, sync_all
 
 
 def _notices(client) -> list[dict]:
@@ -108,3 +108,31 @@ def test_suggestion_bodies_are_bounded_and_writing_is_rate_limited(api):
     limited = member.post("/suggestions", json={"text": "第二十一条", "category": "app"})
     assert limited.status == 429 and limited.code == "rate_limited" and int(limited.headers["Retry-After"]) > 0
     assert count(api, "suggestions", {}) == 20
+
+
+def test_concurrent_answers_answer_once_and_tell_the_author_once(api):
+    w = study_world(api, members=1)
+    author = w.members[0]
+    sid = author.ok("POST", "/suggestions", 201, json={"text": "食堂意见", "category": "work", "anonymous": True})["id"]
+    headers = {"Authorization": f"Bearer {w.organiser.token}"}
+    answers = api.concurrently([lambda http, i=i: http.post(f"/suggestions/{sid}/reply", headers=headers,
+                                                            json={"text": f"答复{i}"}) for i in range(6)])
+    assert sorted(a.status for a in answers) == [200] + [409] * 5
+    assert {a.code for a in answers if a.status == 409} == {"suggestion_answered"}
+    told = [n for n in _notices(author) if n["ref_id"] == sid]
+    assert len(told) == 1 and count(api, "audit_log", {"target_id": sid}) == 1
+    stored = api.run(api.db.suggestions.find_one({"_id": sid}))
+    assert told[0]["summary"] == stored["answer"]["text"]
+
+
+def test_a_failed_answer_leaves_the_suggestion_open_and_tells_nobody(api):
+    w = study_world(api, members=1)
+    author = w.members[0]
+    sid = author.ok("POST", "/suggestions", 201, json={"text": "停车位紧张", "category": "work"})["id"]
+    break_audit(api, "suggestion.reply")
+    assert w.organiser.post(f"/suggestions/{sid}/reply", json={"text": "已协调"}).status == 500
+    assert api.run(api.db.suggestions.find_one({"_id": sid}))["status"] == "open"
+    assert not [n for n in _notices(author) if n["ref_id"] == sid]
+    mend_audit(api)
+    w.organiser.ok("POST", f"/suggestions/{sid}/reply", json={"text": "已协调"})
+    assert len([n for n in _notices(author) if n["ref_id"] == sid]) == 1

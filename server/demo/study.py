@@ -13,6 +13,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from schemas.study import MarkIn, RequestIn, SchemePut, SelfStudyIn, SessionCreate
+from server import org_settings
 from server.context import Context
 from server.demo.checked import checked
 from server.demo.org import COMMITTEE, FINANCE, IT, OFFICE, PERSONNEL, SERVICES, Organisation
@@ -24,8 +25,7 @@ SCHEME = {"name": "四个五", "tracks": [
     {"key": "branch_assembly", "name": "支部党员大会", "kind": "session", "period": "quarter", "min_count": 1},
     {"key": "group_meeting", "name": "党小组会", "kind": "session", "period": "month", "min_count": 1},
     {"key": "party_lecture", "name": "党课", "kind": "session", "period": "year", "min_count": 4},
-    {"key": "self_study", "name": "个人自学", "kind": "self_study", "period": "month", "min_count": 5,
-     "min_minutes": 300},
+    {"key": "self_study", "name": "个人自学", "kind": "self_study", "period": "month", "min_count": 5},
 ]}
 ROOMS = {OFFICE: "综合楼 302 会议室", FINANCE: "财务处会议室", PERSONNEL: "人事处小会议室",
          IT: "信息中心三楼会议室", SERVICES: "后勤楼一楼活动室", COMMITTEE: "机关礼堂"}
@@ -192,9 +192,11 @@ async def upcoming_sessions(ctx: Context, tl: Timeline, org: Organisation) -> No
 
 
 async def warnings(ctx: Context, tl: Timeline, org: Organisation) -> None:
-    """Last month's scan of every branch; the office is rectifying one warning, finance had one closed."""
+    """Last month's scan of every branch, with warnings about members turned on for the committee (they are off
+    unless an admin decides so); the office is rectifying one warning, finance had one closed."""
     tl.back_to_now()
     admin = org.principal(org.admin)
+    await org_settings.put(ctx, admin, org.orgs[COMMITTEE]["_id"], {"member_warnings": True})
     for branch in org.secretaries:
         await rectification.scan(ctx, admin, org.orgs[branch]["_id"], tl.last_month_label)
     found, _ = await rectification.list_warnings(ctx, admin, None, None, 100, None)

@@ -322,3 +322,8 @@ async def rectify(ctx: Context, principal: Principal, warning_id: str, note: str
 async def close(ctx: Context, principal: Principal, warning_id: str, note: str) -> dict:
     return await _step(ctx, principal, warning_id, minimum="admin", frm="rectifying", to="closed",
                        code="warning_not_rectifying", note=note, file_ids=[])
+
+
+async def rename_member(ctx: Context, member_id: str, name: str, *, txn=None) -> None:
+    """Warnings keep the member's name as of the scan; anonymisation (server/retention.py) replaces it."""
+    await ctx.db[COLLECTION].update_many({"member_id": member_id}, {"$set": {"member_name": name}}, session=txn)

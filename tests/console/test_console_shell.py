@@ -167,6 +167,7 @@ def test_the_dashboard_shows_the_branch_of_its_organiser_and_never_another(api, 
     upcoming_b = new_session(api, secretary_b.client, b["id"], title="二支部党课", start_in=timedelta(days=10))
     wang.ok("POST", "/study/requests", 201, json={"session_id": upcoming_a["id"], "kind": "leave", "reason": "出差"})
     zhao.ok("POST", "/study/requests", 201, json={"session_id": upcoming_b["id"], "kind": "leave", "reason": "休假"})
+    api.admin.ok("PUT", f"/orgs/{general['id']}/settings", json={"member_warnings": True})  # off by default
     api.admin.ok("POST", f"/orgs/{general['id']}/warnings/scan", params={"period": this_month()})
 
     page = console.sign_in(secretary_a)

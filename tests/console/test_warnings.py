@@ -27,6 +27,7 @@ def test_scan_rectify_and_close_a_warning(api, console):
     member = api.member(branch["id"], "李明")
     api.member(other["id"], "赵强")
     chief = staff(api, api.root_org_id, "党委管理员", role="admin")
+    api.admin.ok("PUT", f"/orgs/{api.root_org_id}/settings", json={"member_warnings": True})  # off by default
 
     # The admin scans this month for the whole committee.
     page = console.enter_as(chief, "/warnings")
