@@ -9,6 +9,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from tests.builders import new_session
 from tests.console.conftest import staff
 
 
@@ -157,6 +158,22 @@ def test_the_audit_log_is_for_admins_and_reads_before_and_after(api, console):
     expect(_rows(page, "audit-table")).to_have_count(len(about_li))
     expect(page.locator("form.filters")).to_contain_text("李小明")  # the picker shows the name, not the id
     expect(page.get_by_test_id("audit-table")).not_to_contain_text("王芳")
+
+    # From a session's page: the entries about that session, its cancellation with the reason.
+    session = new_session(api, secretary.client, branch["id"], title="党课：党章学习")
+    secretary.client.ok("POST", f"/study/sessions/{session['id']}/cancel", json={"reason": "会议室检修"})
+    page = console.open(f"/study/sessions/{session['id']}")
+    page.get_by_role("button", name="操作记录").click()
+    expect(page).to_have_url(re.compile(rf"/console/audit\?target_id={session['id']}&target_kind=study_session$"))
+    expect(_rows(page, "audit-table")).to_have_count(1)
+    expect(_rows(page, "audit-table", "取消学习安排", "张书记", "会议室检修")).to_have_count(1)
+    expect(page.locator("form.filters")).to_contain_text("学习安排")
+    about = chief.client.ok("GET", "/audit", params={"target_id": session["id"]})["items"]
+    assert [(e["action"], e["actor_id"], e["reason"]) for e in about] == [
+        ("study.session.cancel", secretary.id, "会议室检修")]
+    page = console.enter_as(secretary, f"/study/sessions/{session['id']}")
+    expect(page.get_by_role("button", name="发送记录")).to_be_visible()
+    expect(page.get_by_role("button", name="操作记录")).to_have_count(0)  # an organiser has no audit log
 
 
 def test_an_admin_turns_member_warnings_on_for_a_branch(api, console):
