@@ -4,12 +4,15 @@ inactive members, the delivery log, WeChat's error codes, and a change that roll
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import get_args
 
 import pytest
 
 from schemas.notifications import Event
+from server import db as database
+from server.notifications import outbox
 from server.notifications.events import EVENTS
 from tests.builders import (
     advance,
@@ -407,3 +410,27 @@ def test_the_quota_pauses_sending_and_a_timed_out_message_is_never_sent_twice(ap
     assert [c["answer"] for c in wechat["send_calls"]] == [45009, 0, 0, "slow"]
     metrics = api.anonymous().get("/metrics").content.decode()
     assert 'branchline_notifications_failed_total{event="activity_changed",reason="uncertain"} 1.0' in metrics
+
+
+def test_a_dedupe_key_enqueues_once_however_many_transactions_race(api, wechat):
+    """The reminders' guarantee (one per member and occurrence), on the outbox's own interface: concurrent
+    transactions enqueueing the same key commit one set of notices, and none of them fails."""
+    branch = api.org("第一支部")
+    members = [api.member(branch["id"], f"党员{i}") for i in range(3)]
+
+    async def remind(key: str) -> int:
+        async def work(txn):
+            return await outbox.enqueue(api.ctx, txn, event="session_reminder", member_ids=[m.id for m in members],
+                                        ref_kind="study_session", ref_id="s-1", org_id=branch["id"],
+                                        title="学习提醒", summary="半小时后开始", values={"title": "党小组会"},
+                                        dedupe_key=key)
+        return await database.transaction(api.ctx, work)
+
+    async def race(key: str) -> list[int]:
+        return await asyncio.gather(*(remind(key) for _ in range(4)))
+
+    assert sorted(api.run(race("s-1@09:00"))) == [0, 0, 0, 3]
+    assert api.run(remind("s-1@09:00")) == 0
+    assert api.run(remind("s-1@10:00")) == 3  # moved: a new occurrence, reminded again
+    for member in members:
+        assert [n["event"] for n in notifications(member)] == ["session_reminder", "session_reminder"]
