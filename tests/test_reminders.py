@@ -204,12 +204,12 @@ def test_signup_reminder_refusals(api):
     assert member.put("/activities/nope/signup-reminder").code == "activity_not_found"
 
 
-def test_reminded_once_with_two_processes(start_server, fake_wechat):
+def test_reminded_once_with_two_processes(start_server, fake_wechat, monkeypatch):
     """Two `python -m server` processes on one database, real time: the session is due at once (it
     starts in 20 minutes, lead 30), and each attendee gets one reminder."""
-    server = start_server(processes=2, env={"BRANCHLINE_WECHAT_APPID": "wx-test-app",
-                                            "BRANCHLINE_WECHAT_SECRET": "wx-test-secret",
-                                            "BRANCHLINE_WECHAT_API_BASE": fake_wechat["base"]})
+    for name, value in (("APPID", "wx-test-app"), ("SECRET", "wx-test-secret"), ("API_BASE", fake_wechat["base"])):
+        monkeypatch.setenv(f"BRANCHLINE_WECHAT_{name}", value)  # the processes inherit the environment
+    server = start_server(processes=2)
     admin = server.admin()
     template_id = f"tpl-two-{uuid.uuid4().hex[:8]}"
     admin.ok("PUT", "/notification-templates/session_reminder", json={
