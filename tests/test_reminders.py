@@ -202,6 +202,15 @@ def test_signup_reminder_refusals(api):
     draft = organiser.ok("POST", "/activities", 201, json=activity_body(api, branch["id"], opens=timedelta(hours=1)))
     assert organiser.put(f"/activities/{draft['id']}/signup-reminder").code == "signup_not_open"
     assert member.put("/activities/nope/signup-reminder").code == "activity_not_found"
+    # As a sign-up would be: someone the programme's rules leave out is told so now, not at the opening.
+    women_only = organiser.ok("POST", "/activities", 201, json=activity_body(
+        api, branch["id"], programme="women", opens=timedelta(hours=1)))
+    organiser.ok("POST", f"/activities/{women_only['id']}/publish")
+    assert member.put(f"/activities/{women_only['id']}/signup-reminder").code == "not_eligible"  # a man
+    closed = organiser.ok("POST", "/activities", 201, json=activity_body(
+        api, branch["id"], opens=timedelta(hours=-2), closes=timedelta(hours=-1), starts=timedelta(days=1)))
+    organiser.ok("POST", f"/activities/{closed['id']}/publish")
+    assert member.put(f"/activities/{closed['id']}/signup-reminder").code == "signup_closed"
 
 
 def test_reminded_once_with_two_processes(start_server, fake_wechat, monkeypatch):
