@@ -299,13 +299,11 @@ PROCESS_ADMIN_PASSWORD = "process-admin-password"
 class SharedDatabaseServer(ServerProcess):
     """`python -m server` as a subprocess on the session's database server, with its own database name."""
 
-    def __init__(self, mongo_uri: str, data_dir: Path, db_name: str, processes: int = 1,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(self, mongo_uri: str, data_dir: Path, db_name: str, processes: int = 1) -> None:
         self.mongo_uri, self.db_name = mongo_uri, db_name
         env = {**os.environ, "BRANCHLINE_JWT_SECRET": PROCESS_SECRET, "BRANCHLINE_DB_NAME": db_name,
                "BRANCHLINE_BOOTSTRAP_ADMIN_PHONE": PROCESS_ADMIN_PHONE,
-               "BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD": PROCESS_ADMIN_PASSWORD, "BRANCHLINE_LOG_LEVEL": "WARNING",
-               **(env or {})}
+               "BRANCHLINE_BOOTSTRAP_ADMIN_PASSWORD": PROCESS_ADMIN_PASSWORD, "BRANCHLINE_LOG_LEVEL": "WARNING"}
         super().__init__(["--processes", str(processes), "--mongo-uri", mongo_uri, "--data-dir", str(data_dir)],
                          env=env)
         self.signer = TokenSigner(Settings(jwt_secret=PROCESS_SECRET))
@@ -331,9 +329,8 @@ def start_server(mongo_uri, tmp_path):
     started: list[SharedDatabaseServer] = []
     db_name = f"p_{uuid.uuid4().hex[:12]}"
 
-    def start(processes: int = 1, env: dict[str, str] | None = None) -> SharedDatabaseServer:
-        """`env`: more variables for the processes (the fake WeChat server's address, say)."""
-        server = SharedDatabaseServer(mongo_uri, tmp_path / f"data{len(started)}", db_name, processes, env)
+    def start(processes: int = 1) -> SharedDatabaseServer:
+        server = SharedDatabaseServer(mongo_uri, tmp_path / f"data{len(started)}", db_name, processes)
         started.append(server)
         return server
 

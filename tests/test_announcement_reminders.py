@@ -77,3 +77,23 @@ def test_concurrent_presses_remind_once(api):
     assert {r.code for r in answers if r.status == 409} == {"reminder_too_soon"}
     queued = next(r.json["queued"] for r in answers if r.status == 202)
     assert queued == len(reminded(api, aid)) == len(set(reminded(api, aid))) == 3  # the organiser, m1, m2
+
+
+def test_a_reminder_left_half_done_is_finished_by_the_next_press_without_repeats(api):
+    """A crash half-way leaves the claim not done (written here as the crash leaves it): the next press
+    after two minutes resumes it with the same dedupe key, so nobody already reached gets it twice."""
+    w = two_branches(api)
+    organiser = w["org_a"]
+    aid = publish(api, organiser, w["a"]["id"], "必读通知", must_read=True)
+    assert organiser.ok("POST", f"/announcements/{aid}/remind", 202) == {"queued": 3}
+
+    def half_done(minutes_ago: float) -> None:
+        api.run(api.db["announcements"].update_one({"_id": aid}, {"$set": {
+            "reminder.done": False, "reminder.at": api.clock.now() - timedelta(minutes=minutes_ago)}}))
+
+    half_done(1)
+    assert organiser.post(f"/announcements/{aid}/remind").code == "reminder_too_soon"  # it may still be running
+    half_done(3)
+    assert organiser.ok("POST", f"/announcements/{aid}/remind", 202) == {"queued": 0}
+    assert len(reminded(api, aid)) == 3
+    assert organiser.post(f"/announcements/{aid}/remind").code == "reminder_too_soon"  # done now: 24 h

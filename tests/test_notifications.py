@@ -4,12 +4,15 @@ inactive members, the delivery log, WeChat's error codes, and a change that roll
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import get_args
 
 import pytest
 
 from schemas.notifications import Event
+from server import db as database
+from server.notifications import outbox
 from server.notifications.events import EVENTS
 from tests.builders import (
     advance,
@@ -371,3 +374,63 @@ def test_without_an_appid_everything_but_wechat_works(api, wechat):
     organiser.ok("PATCH", path, json={"capacity": 2})
     assert [n["wechat"] for n in settled(api, member, "waitlist_promoted")] == ["off"]
     assert wechat["send_calls"] == [] and wechat["token_fetches"] == []
+
+
+def test_the_quota_pauses_sending_and_a_timed_out_message_is_never_sent_twice(api, wechat):
+    branch = api.org("第一支部")
+    organiser = api.organiser(branch["id"])
+    member = api.member(branch["id"])
+    remember(api, organiser, member)
+    bind(api, member, "o-quota")
+    configure(api, "activity_changed", CHANGED)
+    accept(member, CHANGED, times=3)
+    path = f"/activities/{published(api, organiser, branch['id'])['id']}"
+    ref_id = path.split("/")[-1]
+    member.ok("POST", path + "/signups", 201)
+
+    wechat["send_answers"][:] = [45009]  # the day's quota is used up: nothing more goes out for a while
+    organiser.ok("PATCH", path, json={"location": "党员活动室"})
+    assert wait_until(lambda: wechat["send_calls"], timeout=10)
+    organiser.ok("PATCH", path, json={"location": "会议室"})
+    log = lambda: organiser.ok("GET", f"/notifications/deliveries?ref_id={ref_id}")["items"]  # noqa: E731
+    assert wait_until(lambda: len(log()) == 2 and log()[0]["last_error"], timeout=10)
+    assert [(d["wechat"], d["attempts"]) for d in log()] == [("pending", 0), ("pending", 0)]
+    assert len(wechat["send_calls"]) == 1 and grants_of(member, CHANGED) == 3
+    advance(api, minutes=11)
+    assert wait_until(lambda: [d["wechat"] for d in log()] == ["sent", "sent"], timeout=15), log()
+    assert len(messages_to(wechat, "o-quota")) == 2 and grants_of(member, CHANGED) == 1
+
+    # WeChat takes the message but answers after our timeout: it may have been delivered, so it is not sent again
+    wechat["send_answers"][:] = ["slow"]
+    organiser.ok("PATCH", path, json={"location": "礼堂"})
+    assert wait_until(lambda: len(log()) == 3 and log()[2]["wechat"] == "failed", timeout=15), log()
+    assert "may have been delivered" in log()[2]["last_error"]
+    advance(api, minutes=20)
+    assert wait_until(lambda: len(messages_to(wechat, "o-quota")) == 3, timeout=5)  # the slow answer's message
+    assert [c["answer"] for c in wechat["send_calls"]] == [45009, 0, 0, "slow"]
+    metrics = api.anonymous().get("/metrics").content.decode()
+    assert 'branchline_notifications_failed_total{event="activity_changed",reason="uncertain"} 1.0' in metrics
+
+
+def test_a_dedupe_key_enqueues_once_however_many_transactions_race(api, wechat):
+    """The reminders' guarantee (one per member and occurrence), on the outbox's own interface: concurrent
+    transactions enqueueing the same key commit one set of notices, and none of them fails."""
+    branch = api.org("第一支部")
+    members = [api.member(branch["id"], f"党员{i}") for i in range(3)]
+
+    async def remind(key: str) -> int:
+        async def work(txn):
+            return await outbox.enqueue(api.ctx, txn, event="session_reminder", member_ids=[m.id for m in members],
+                                        ref_kind="study_session", ref_id="s-1", org_id=branch["id"],
+                                        title="学习提醒", summary="半小时后开始", values={"title": "党小组会"},
+                                        dedupe_key=key)
+        return await database.transaction(api.ctx, work)
+
+    async def race(key: str) -> list[int]:
+        return await asyncio.gather(*(remind(key) for _ in range(4)))
+
+    assert sorted(api.run(race("s-1@09:00"))) == [0, 0, 0, 3]
+    assert api.run(remind("s-1@09:00")) == 0
+    assert api.run(remind("s-1@10:00")) == 3  # moved: a new occurrence, reminded again
+    for member in members:
+        assert [n["event"] for n in notifications(member)] == ["session_reminder", "session_reminder"]

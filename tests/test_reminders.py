@@ -202,14 +202,23 @@ def test_signup_reminder_refusals(api):
     draft = organiser.ok("POST", "/activities", 201, json=activity_body(api, branch["id"], opens=timedelta(hours=1)))
     assert organiser.put(f"/activities/{draft['id']}/signup-reminder").code == "signup_not_open"
     assert member.put("/activities/nope/signup-reminder").code == "activity_not_found"
+    # As a sign-up would be: someone the programme's rules leave out is told so now, not at the opening.
+    women_only = organiser.ok("POST", "/activities", 201, json=activity_body(
+        api, branch["id"], programme="women", opens=timedelta(hours=1)))
+    organiser.ok("POST", f"/activities/{women_only['id']}/publish")
+    assert member.put(f"/activities/{women_only['id']}/signup-reminder").code == "not_eligible"  # a man
+    closed = organiser.ok("POST", "/activities", 201, json=activity_body(
+        api, branch["id"], opens=timedelta(hours=-2), closes=timedelta(hours=-1), starts=timedelta(days=1)))
+    organiser.ok("POST", f"/activities/{closed['id']}/publish")
+    assert member.put(f"/activities/{closed['id']}/signup-reminder").code == "signup_closed"
 
 
-def test_reminded_once_with_two_processes(start_server, fake_wechat):
+def test_reminded_once_with_two_processes(start_server, fake_wechat, monkeypatch):
     """Two `python -m server` processes on one database, real time: the session is due at once (it
     starts in 20 minutes, lead 30), and each attendee gets one reminder."""
-    server = start_server(processes=2, env={"BRANCHLINE_WECHAT_APPID": "wx-test-app",
-                                            "BRANCHLINE_WECHAT_SECRET": "wx-test-secret",
-                                            "BRANCHLINE_WECHAT_API_BASE": fake_wechat["base"]})
+    for name, value in (("APPID", "wx-test-app"), ("SECRET", "wx-test-secret"), ("API_BASE", fake_wechat["base"])):
+        monkeypatch.setenv(f"BRANCHLINE_WECHAT_{name}", value)  # the processes inherit the environment
+    server = start_server(processes=2)
     admin = server.admin()
     template_id = f"tpl-two-{uuid.uuid4().hex[:8]}"
     admin.ok("PUT", "/notification-templates/session_reminder", json={

@@ -55,7 +55,7 @@ async def tell_cancelled(ctx: Context, txn: AsyncClientSession, act: dict, signe
 async def tell_moved(ctx: Context, txn: AsyncClientSession, before: dict, act: dict, confirmed: list[str]) -> None:
     """Tell the confirmed members when a published activity's time or place changed."""
     moved = [k for k in MOVE_FIELDS if before.get(k) != act.get(k)]
-    if act["status"] != "published" or not moved:
+    if not moved:
         return
     note = "时间和地点变更" if "location" in moved and len(moved) > 1 else "地点变更" if moved == ["location"] \
         else "时间变更"

@@ -2,8 +2,8 @@
 
 `enqueue(ctx, txn, ...)` is the one way in. Inside the caller's transaction it writes, for each active
 member, the feed notice (server/feed/writing.py `notify`, same `txn`; not for the events whose ref's own
-feed item tells it, `Event.notice`) and one delivery record in
-`notification_deliveries`, then registers an on-commit hook that wakes this process's sender. So a
+feed item tells it, `Event.notice`: those write nothing at all while WeChat is off for them) and one
+delivery record in `notification_deliveries`, then registers an on-commit hook that wakes this process's sender. So a
 change that rolls back leaves no notice and no delivery, and a change that committed has its
 deliveries on disk before anything is sent: a process that dies after the commit loses nothing, the
 sender (of whichever process holds its lease, server/notifications/sender.py) finds them pending.
@@ -90,6 +90,9 @@ async def enqueue(ctx: Context, txn, *, event: str, member_ids: list[str], ref_k
     active = {d["_id"] for d in await ctx.db[MEMBERS].find(
         {"_id": {"$in": wanted}, "active": True}, {"_id": 1}, session=txn).to_list()}
     recipients = [m for m in wanted if m in active]
+    template = await templates.configured(ctx, event, txn=txn) if ctx.settings.wechat_appid else None
+    if template is None and not spec.notice:
+        return 0  # the ref's own feed item tells it, and WeChat is off for it: nothing to write
     if dedupe_key is not None and recipients:
         recipients = await _claim_dedupe(ctx, txn, event, recipients, dedupe_key)
     if not recipients:
@@ -98,7 +101,6 @@ async def enqueue(ctx: Context, txn, *, event: str, member_ids: list[str], ref_k
         await feed_writing.notify(ctx, recipients, title=title, summary=summary, ref_kind=ref_kind, ref_id=ref_id,
                                   org_id=org_id, txn=txn)
     now = to_ms(ctx.now())
-    template = await templates.configured(ctx, event, txn=txn) if ctx.settings.wechat_appid else None
     muted = await preferences.muted_among(ctx, recipients, event, txn=txn) if template else set()
     granted = await grants.counts(ctx, recipients, template["template_id"], txn=txn) if template else {}
     snapshot = ({"template_id": template["template_id"], "page": templates.page_for(template, ref_id),

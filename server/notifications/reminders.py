@@ -14,11 +14,15 @@ How:
 - Due occurrences are found with one range query on (status, starts_at): the live ones whose start lies
   in (now, now + lead]. So a process that was down at the due time, or a restart, still finds a due
   reminder until the start passes; a reminder already queued for this start (`reminded_for`) is skipped.
-- Each occurrence is reminded in one transaction that first writes `reminded_for` with a conditional
-  update on the status and the start read: a cancellation or move committed meanwhile makes it match
-  nothing (no reminder), and one committing concurrently conflicts on that document, so the transaction
-  runs again and sees it. A moved occurrence has a new start, hence a new dedupe key and a new reminder
-  when that start is due; a cancelled one is no longer live and never due.
+- Each occurrence is reminded CHUNK members per transaction. Each transaction reads the occurrence (live,
+  at the start found), queues its members' reminders, and last writes the occurrence (`reminding_for`, and
+  `reminded_for` in the last chunk, after which ticks skip it). A cancellation or move committed before the
+  transaction's snapshot is seen by the read (nothing more is queued); one committed after it makes that
+  last write a write conflict, so the transaction runs again on a fresh snapshot and sees it. The write
+  comes last so that the document is held for the shortest time (an organiser's edit or the attendee list
+  being fixed must not wait behind the queueing, or make it start over). A moved occurrence has a new
+  start, hence a new dedupe key and a new reminder when that start is due; a cancelled one is no longer
+  live and never due.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from server import leases, orgs, signups
 from server.activities.store import COLLECTION as ACTIVITIES
 from server.clock import to_ms
 from server.context import Context
-from server.db import indexes, transaction, update_then_get
+from server.db import indexes, transaction
 from server.notifications import outbox, signup_reminders, templates
 from server.study import sessions
 
@@ -48,6 +52,11 @@ TICK_SECONDS = 2.0
 # A holder that died is replaced within this; it renews every third of it.
 LEASE_SECONDS = 15.0
 LEASE = "reminders"
+# Members reminded per transaction. One transaction for an org of 2,000 takes seconds on SecantusDB (the
+# outbox writes a notice, a delivery and a dedupe key each) and would outlive the driver's 3 s bound;
+# 200 take a few hundred milliseconds. The dedupe key makes the chunks safe to repeat: after a crash
+# between two of them, the next tick goes through all again and queues only the members not yet reached.
+CHUNK = 200
 indexes(sessions.COLLECTION, IndexModel([("status", ASCENDING), ("starts_at", ASCENDING)]))
 indexes(ACTIVITIES, IndexModel([("status", ASCENDING), ("starts_at", ASCENDING)]))
 
@@ -59,8 +68,9 @@ class Kind:
     event: str
     collection: str
     live: str  # the status of an occurrence that takes place
-    # Queue the reminder of `doc` to its members in `txn` with `dedupe_key`; → how many were queued.
-    tell: Callable[[Context, object, dict, str], Awaitable[int]]
+    members: Callable[[Context, dict], Awaitable[list[str]]]  # who is reminded of it
+    # Queue the reminder of `doc` to `member_ids` in `txn` with `dedupe_key`; → how many were queued.
+    tell: Callable[[Context, object, dict, list[str], str], Awaitable[int]]
 
 
 def _when(ctx: Context, doc: dict) -> str:
@@ -68,27 +78,34 @@ def _when(ctx: Context, doc: dict) -> str:
     return f"{local.month}月{local.day}日 {local:%H:%M}开始"
 
 
-async def _tell_attendees(ctx: Context, txn, session: dict, dedupe_key: str) -> int:
+async def _attendees(ctx: Context, session: dict) -> list[str]:
+    return await sessions.current_attendees(ctx, session)
+
+
+async def _tell_attendees(ctx: Context, txn, session: dict, member_ids: list[str], dedupe_key: str) -> int:
     where = sessions.place(session)
     return await sessions.tell(ctx, txn, session, "session_reminder", title=f"即将开始：{session['title']}",
                                summary=_when(ctx, session) + (f"，地点：{where}" if where else ""),
-                               dedupe_key=dedupe_key)
+                               member_ids=member_ids, dedupe_key=dedupe_key)
 
 
-async def _tell_confirmed(ctx: Context, txn, act: dict, dedupe_key: str) -> int:
-    confirmed = [d["member_id"] async for d in ctx.db[signups.COLLECTION].find(
-        {"activity_id": act["_id"], "status": "confirmed"}, {"member_id": 1}, session=txn)]
+async def _confirmed(ctx: Context, act: dict) -> list[str]:
+    return [d["member_id"] async for d in ctx.db[signups.COLLECTION].find(
+        {"activity_id": act["_id"], "status": "confirmed"}, {"member_id": 1})]
+
+
+async def _tell_confirmed(ctx: Context, txn, act: dict, member_ids: list[str], dedupe_key: str) -> int:
     where = act.get("location") or ""
     return await outbox.enqueue(
-        ctx, txn, event="activity_reminder", member_ids=confirmed, ref_kind="activity", ref_id=act["_id"],
+        ctx, txn, event="activity_reminder", member_ids=member_ids, ref_kind="activity", ref_id=act["_id"],
         org_id=act["org_id"], title=f"即将开始：{act['title']}",
         summary=_when(ctx, act) + (f"，地点：{where}" if where else ""), dedupe_key=dedupe_key,
         values={"title": act["title"], "time": act["starts_at"], "place": where,
                 "org": await orgs.name(ctx, act["org_id"], txn=txn)})
 
 
-SESSION = Kind("session_reminder", sessions.COLLECTION, "scheduled", _tell_attendees)
-ACTIVITY = Kind("activity_reminder", ACTIVITIES, "published", _tell_confirmed)
+SESSION = Kind("session_reminder", sessions.COLLECTION, "scheduled", _attendees, _tell_attendees)
+ACTIVITY = Kind("activity_reminder", ACTIVITIES, "published", _confirmed, _tell_confirmed)
 KINDS = (SESSION, ACTIVITY)
 
 
@@ -121,15 +138,32 @@ async def remind_due(ctx: Context) -> int:
 
 
 async def _remind(ctx: Context, kind: Kind, ref_id: str, starts_at: datetime) -> int:
-    async def work(txn) -> int:
-        doc = await update_then_get(ctx.db[kind.collection], {"_id": ref_id, "status": kind.live,
-                                                              "starts_at": starts_at},
-                                    {"$set": {"reminded_for": starts_at}}, txn=txn)
-        if doc is None:  # cancelled or moved since it was read: the move is reminded at its own time
-            return 0
-        return await kind.tell(ctx, txn, doc, dedupe_key(starts_at))
+    """Remind the members of one occurrence, CHUNK members per transaction; → how many were queued."""
+    occurrence = {"_id": ref_id, "status": kind.live, "starts_at": starts_at}
+    doc = await ctx.db[kind.collection].find_one(occurrence)
+    if doc is None:  # cancelled or moved since it was found: the move is reminded at its own time
+        return 0
+    members = await kind.members(ctx, doc)
+    chunks = [members[i:i + CHUNK] for i in range(0, len(members), CHUNK)] or [[]]
+    queued = 0
+    for number, chunk in enumerate(chunks, 1):
+        # The last chunk marks the occurrence reminded for this start; the others only write it (see the
+        # module note: that write is what makes a concurrent move or cancellation conflict).
+        mark = {"reminded_for": starts_at} if number == len(chunks) else {"reminding_for": starts_at}
 
-    return await transaction(ctx, work)
+        async def work(txn, chunk=chunk, mark=mark) -> int | None:
+            current = await ctx.db[kind.collection].find_one(occurrence, session=txn)
+            if current is None:
+                return None
+            done = await kind.tell(ctx, txn, current, chunk, dedupe_key(starts_at)) if chunk else 0
+            await ctx.db[kind.collection].update_one(occurrence, {"$set": mark}, session=txn)
+            return done
+
+        done = await transaction(ctx, work)
+        if done is None:  # cancelled or moved meanwhile: the members not reminded yet are not
+            break
+        queued += done
+    return queued
 
 
 # -- the background task ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ The argument. A claim is one atomic update whose filter is `wechat: pending`: of
 processes whose leases overlapped: a holder that was slow, not dead) one matches and the other's
 filter no longer does. Between the claim and WeChat's answer the delivery stays `sending`; a sender
 that dies there leaves it `sending`, and `sending` is never claimed again: a later sender finds it
-(claimed more than INTERRUPTED_AFTER ago by another process) and records it `failed`
+(claimed more than INTERRUPTED_AFTER ago, and not being sent by this process) and records it `failed`
 ("interrupted"), since the message may or may not have gone out. What returns a delivery to `pending`
 for another attempt: -1 or a 5xx after the retries of server/wechat/api.py, a connection that never
 opened, no access token, 45009 (the quota: WeChat refused it). A timeout after the request was
@@ -64,7 +64,9 @@ QUOTA_PAUSE = timedelta(minutes=10)
 # A claim older than this, by another process, is one whose sender stopped mid-send: far beyond the
 # longest call (3 attempts of wechat_timeout_seconds plus backoff, about 16 s at the default 5 s).
 INTERRUPTED_AFTER = timedelta(minutes=2)
-BUSY, NO_GRANT_ON_WECHAT, BAD_DATA, QUOTA = -1, 43101, 47003, 45009
+NO_GRANT_ON_WECHAT, BAD_DATA, QUOTA = 43101, 47003, 45009
+# The backlog gauge counts the pending deliveries; at most this often (a count walks the index).
+BACKLOG_SECONDS = 5.0
 
 _STATE = "notifications.sender"
 
@@ -74,6 +76,8 @@ class _Sender:
         self.lease = leases.Lease(LEASE, LEASE_SECONDS)
         self.sent_at: collections.deque[float] = collections.deque()  # loop times of the last minute's sends
         self.paused_until = None
+        self.inflight: set[str] = set()  # deliveries this process claimed and has not finished
+        self.backlog_at = 0.0  # loop time the backlog gauge was last set
         self.task: asyncio.Task | None = None
 
 
@@ -102,12 +106,14 @@ async def _run(ctx: Context, sender: _Sender) -> None:
                     metrics.OUTBOX_BACKLOG.set(0)
             except InvalidOperation:  # the client was closed: this application is gone
                 return
-            except WechatUnavailable as exc:
-                log.warning("notification sender: %s", exc.reason)
+            except (WechatUnavailable, WechatError) as exc:  # no access token: nothing was claimed
+                log.warning("notification sender: %s", exc)
                 await _sleep(ctx, wake, RETRY_AFTER[0].total_seconds())
                 continue
             except PyMongoError as exc:
                 log.warning("notification sender: %s", exc)
+            except Exception:  # the sender must outlive a bug in one round
+                log.exception("notification sender failed; going on")
             await _sleep(ctx, wake, POLL_SECONDS)
     finally:
         try:
@@ -130,8 +136,11 @@ async def _drain(ctx: Context, sender: _Sender) -> int:
     """Send one batch of due deliveries, holding the lease; how many were attempted."""
     coll = ctx.db[DELIVERIES]
     now = ctx.now()
-    await _close_interrupted(ctx)
-    metrics.OUTBOX_BACKLOG.set(await coll.count_documents({"wechat": PENDING}))
+    await _close_interrupted(ctx, sender)
+    loop = asyncio.get_running_loop()
+    if loop.time() - sender.backlog_at >= BACKLOG_SECONDS:
+        sender.backlog_at = loop.time()
+        metrics.OUTBOX_BACKLOG.set(await coll.count_documents({"wechat": PENDING}))
     if sender.paused_until is not None:
         if now < sender.paused_until:
             return 0
@@ -149,7 +158,10 @@ async def _drain(ctx: Context, sender: _Sender) -> int:
             await _deliver(ctx, sender, delivery_id)
         except PyMongoError as exc:
             log.warning("notification delivery %s: %s", delivery_id, exc)
+        except Exception:
+            log.exception("notification delivery %s failed", delivery_id)
         finally:
+            sender.inflight.discard(delivery_id)
             slots.release()
 
     attempted = 0
@@ -188,14 +200,17 @@ async def _deliver(ctx: Context, sender: _Sender, delivery_id: str) -> None:
                                    "$inc": {"attempts": 1}})
     if claim.modified_count != 1:
         return  # another sender took it
+    sender.inflight.add(delivery_id)
     doc = await coll.find_one({"_id": delivery_id})
     event, template, member_id = doc["event"], doc["template"], doc["member_id"]
 
-    async def finish(status: str, error: str | None = None, *, retry_at=None) -> None:
-        update = {"wechat": status, "last_error": error, "next_attempt_at": retry_at}
+    async def finish(status: str, error: str | None = None, *, retry_at=None, counted: bool = True) -> None:
+        update: dict = {"$set": {"wechat": status, "last_error": error, "next_attempt_at": retry_at}}
         if status == SENT:
-            update["sent_at"] = ctx.now()
-        await coll.update_one({"_id": delivery_id, "wechat": SENDING, "claimed_by": me}, {"$set": update})
+            update["$set"]["sent_at"] = ctx.now()
+        if not counted:  # WeChat refused it for its quota, not for the message: not an attempt
+            update["$inc"] = {"attempts": -1}
+        await coll.update_one({"_id": delivery_id, "wechat": SENDING, "claimed_by": me}, update)
 
     identity = await ctx.db[IDENTITIES].find_one({"member_id": member_id})
     if identity is None:
@@ -217,7 +232,7 @@ async def _deliver(ctx: Context, sender: _Sender, delivery_id: str) -> None:
         if exc.errcode == QUOTA:
             sender.paused_until = ctx.now() + QUOTA_PAUSE
             log.warning("WeChat's quota is used up (45009): sending paused for %s", QUOTA_PAUSE)
-            await finish(PENDING, "45009: WeChat's quota is used up", retry_at=sender.paused_until)
+            await finish(PENDING, "45009: WeChat's quota is used up", retry_at=sender.paused_until, counted=False)
             return
         metrics.MESSAGES_FAILED.labels(event, "rejected").inc()
         await finish(FAILED, f"{exc.errcode}: refused by WeChat" + (" (bad data)" if exc.errcode == BAD_DATA else ""))
@@ -240,13 +255,14 @@ async def _deliver(ctx: Context, sender: _Sender, delivery_id: str) -> None:
     await finish(SENT)
 
 
-async def _close_interrupted(ctx: Context) -> None:
-    """Deliveries another process claimed long ago and never finished: its sender stopped mid-send."""
+async def _close_interrupted(ctx: Context, sender: _Sender) -> None:
+    """Deliveries claimed long ago and never finished: their sender stopped mid-send (another process
+    that died, or a round of this one that failed half-way); not those this process is sending now."""
     coll = ctx.db[DELIVERIES]
-    me, cutoff = leases.owner_id(ctx), ctx.now() - INTERRUPTED_AFTER
+    cutoff = ctx.now() - INTERRUPTED_AFTER
     stale = [d for d in await coll.find({"wechat": SENDING, "claimed_at": {"$lt": cutoff}},
                                         {"claimed_by": 1, "event": 1}).limit(BATCH).to_list()
-             if d.get("claimed_by") != me]
+             if d["_id"] not in sender.inflight]
     for d in stale:
         done = await coll.update_one(
             {"_id": d["_id"], "wechat": SENDING, "claimed_by": d.get("claimed_by")},

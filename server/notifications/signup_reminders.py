@@ -6,9 +6,9 @@ after it was sent is possible only when the opening moved later, and waits again
 
 Sending (`send_due`, by the lease holder of server/notifications/reminders.py): the activities with a
 waiting request are few (only those whose sign-up has not opened and that someone asked about), found
-on the (state, activity_id) index; each is read, and once its sign-up has opened the waiting requests are
-marked sent and `signup_opens` queued in one transaction, with the opening time as the dedupe key (the
-outbox queues one per member and key, so a second sender queues nothing). The opening time is read from
+on the (state, activity_id) index; each is read, and once its sign-up has opened its waiting requests are
+marked sent and `signup_opens` queued, 200 requests per transaction, with the opening time as the dedupe
+key (the outbox queues one per member and key, so a second sender queues nothing). The opening time is read from
 the activity when it is due, never copied, so a moved opening is simply later or earlier. A cancelled
 activity, or one whose sign-up closed before anyone sent, drops its requests.
 """
@@ -35,6 +35,8 @@ COLLECTION = "signup_reminders"
 EVENT = "signup_opens"
 # Activities read per query: SecantusDB uses the _id index for an `$in` of about 20 (docs/developing.md).
 CHUNK = 20
+# Requests sent per transaction (the outbox writes a notice, a delivery and a dedupe key for each).
+CHUNK_SENT = 200
 
 indexes(COLLECTION, IndexModel([("state", ASCENDING), ("activity_id", ASCENDING)]))
 
@@ -103,24 +105,35 @@ async def send_due(ctx: Context) -> int:
 
 
 async def _send(ctx: Context, activity_id: str, opens_at: datetime) -> int:
-    async def work(txn) -> int:
-        # The activity as of this snapshot: a move of its opening committed meanwhile is seen here.
-        act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=txn)
-        if act["status"] != "published" or act["signup_opens_at"] != opens_at:
-            return 0
-        waiting = [d async for d in ctx.db[COLLECTION].find({"activity_id": activity_id, "state": "waiting"},
-                                                           {"member_id": 1}, session=txn)]
-        if not waiting:
-            return 0
-        await ctx.db[COLLECTION].update_many({"_id": {"$in": [d["_id"] for d in waiting]}, "state": "waiting"},
-                                             {"$set": {"state": "sent", "sent_for": opens_at,
-                                                       "sent_at": to_ms(ctx.now())}}, session=txn)
-        return await outbox.enqueue(
-            ctx, txn, event=EVENT, member_ids=[d["member_id"] for d in waiting], ref_kind="activity",
-            ref_id=activity_id, org_id=act["org_id"], title=f"开始报名：{act['title']}",
-            summary="您关注的活动已开始报名。",
-            values={"title": act["title"], "time": act["starts_at"], "opens_at": opens_at,
-                    "place": act.get("location") or "", "org": await orgs.name(ctx, act["org_id"], txn=txn)},
-            dedupe_key=opens_at.isoformat())
+    """Send the waiting requests of one activity, CHUNK per transaction; → how many were queued."""
+    waiting = [d async for d in ctx.db[COLLECTION].find({"activity_id": activity_id, "state": "waiting"},
+                                                         {"member_id": 1})]
+    queued = 0
+    for start in range(0, len(waiting), CHUNK_SENT):
+        chunk = waiting[start:start + CHUNK_SENT]
 
-    return await transaction(ctx, work)
+        async def work(txn, chunk=chunk) -> int | None:
+            # The activity as of this snapshot: a moved opening or a cancellation committed before it stops
+            # the sending (one racing it may still see its members told; its cancellation follows). The
+            # dedupe key, the opening time, keeps a repeated chunk from sending twice.
+            act = await ctx.db[ACTIVITIES].find_one({"_id": activity_id}, session=txn)
+            if act["status"] != "published" or act["signup_opens_at"] != opens_at:
+                return None
+            marked = await ctx.db[COLLECTION].update_many(
+                {"_id": {"$in": [d["_id"] for d in chunk]}, "state": "waiting"},
+                {"$set": {"state": "sent", "sent_for": opens_at, "sent_at": to_ms(ctx.now())}}, session=txn)
+            if marked.modified_count == 0:
+                return 0
+            return await outbox.enqueue(
+                ctx, txn, event=EVENT, member_ids=[d["member_id"] for d in chunk], ref_kind="activity",
+                ref_id=activity_id, org_id=act["org_id"], title=f"开始报名：{act['title']}",
+                summary="您关注的活动已开始报名。",
+                values={"title": act["title"], "time": act["starts_at"], "opens_at": opens_at,
+                        "place": act.get("location") or "", "org": await orgs.name(ctx, act["org_id"], txn=txn)},
+                dedupe_key=opens_at.isoformat())
+
+        done = await transaction(ctx, work)
+        if done is None:
+            break
+        queued += done
+    return queued
