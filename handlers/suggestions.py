@@ -19,6 +19,7 @@ class SuggestionsHandler(APIHandler):
     @openapi.endpoint("Suggestions, newest first: an organiser's subtrees (or one org's), a member's own; "
                       "an anonymous one never shows its author", responses={200: SuggestionPage},
                       query={"org_id": "one org's subtree (organiser)", "status": "open or answered",
+                             "category": "app or work",
                              "mine": "your own suggestions, also for an organiser", "limit": "1..100",
                              "cursor": "from the last page"},
                       errors=("forbidden", "not_found", "invalid_request"))
@@ -26,7 +27,8 @@ class SuggestionsHandler(APIHandler):
         limit, cursor = self.page_args()
         items, next_cursor = await suggestions.list_for(
             self.ctx, self.me, org_id=self.query("org_id", max_length=64), status=self.query("status", max_length=20),
-            mine=bool(self.query_bool("mine")), limit=limit, cursor=cursor)
+            category=self.query("category", max_length=20), mine=bool(self.query_bool("mine")), limit=limit,
+            cursor=cursor)
         self.respond({"items": items, "next_cursor": next_cursor})
 
 

@@ -30,7 +30,7 @@ from schemas.announcements import AnnouncementStatus
 from schemas.common import PartyStatus, Problem
 from schemas.notifications import Event
 from schemas.study import RequestStatus, WarningStatus
-from schemas.suggestions import SuggestionStatus
+from schemas.suggestions import SuggestionCategory, SuggestionStatus
 from server.errors import CODES, IN_BODY_CODES
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -67,8 +67,9 @@ QUERY: dict[str, dict[str, Any]] = {
     "mine": {"schema": {"type": "boolean", "default": False}},
     "actor_id": {"schema": _ID},
     "target_id": {"schema": {"type": "string", "minLength": 1, "maxLength": 200}},
-    # No default schema: each resource has its own statuses (QUERY_OVERRIDES).
+    # No default schema: each resource has its own statuses and categories (QUERY_OVERRIDES).
     "status": {},
+    "category": {},
 }
 
 
@@ -82,7 +83,9 @@ QUERY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "GET /api/v1/activities": {"status": {"schema": {"type": "string", "enum": list(get_args(ActivityStatus))}}},
     "GET /api/v1/announcements": {"status": {"schema": {"type": "string",
                                                         "enum": list(get_args(AnnouncementStatus))}}},
-    "GET /api/v1/suggestions": {"status": {"schema": {"type": "string", "enum": list(get_args(SuggestionStatus))}}},
+    "GET /api/v1/suggestions": {"status": {"schema": {"type": "string", "enum": list(get_args(SuggestionStatus))}},
+                                "category": {"schema": {"type": "string",
+                                                        "enum": list(get_args(SuggestionCategory))}}},
     "GET /api/v1/warnings": {"status": {"schema": {"type": "string", "enum": list(get_args(WarningStatus))}}},
     "GET /api/v1/study/requests": {"status": {"schema": {"type": "string", "enum": list(get_args(RequestStatus))}}},
     "GET /api/v1/activities/{activity_id}/signups": {"format": _enum("json", "csv", "xlsx")},

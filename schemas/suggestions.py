@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from schemas.common import Body, Out, text
+from schemas.common import Body, ContentFlag, Out, text
 
 SuggestionCategory = Literal["app", "work"]
 SuggestionStatus = Literal["open", "answered"]
@@ -43,6 +43,7 @@ class SuggestionOut(Out):
     created_at: datetime
     author: SuggestionAuthor | None  # always null for an anonymous suggestion
     answer: SuggestionAnswer | None
+    content_flag: ContentFlag = None  # WeChat's content check: "review" or "unchecked" (API.md §10)
 
 
 class SuggestionPage(Out):

@@ -1,5 +1,5 @@
 """Content checks of members' free text (API.md §10): one call for every service that stores such text
-(activity feedback comments, request reasons, self-study notes, and later suggestions).
+(activity feedback comments, request reasons, self-study notes, suggestions).
 
 With `BRANCHLINE_CONTENT_CHECK=wechat` the text goes through WeChat's `msg_sec_check` (version 2, with
 the writer's openid): `risky` is refused (422 `content_rejected`, nothing stored), `review` is stored
@@ -30,7 +30,8 @@ log = logging.getLogger("branchline.content_check")
 
 Flag = Literal["review", "unchecked"] | None
 # WeChat's scenes for msg_sec_check v2: 1 profile, 2 comment, 3 forum, 4 social log.
-SCENES = {"comment": 2, "reason": 1, "note": 4, "suggestion": 3}
+# The keys are the body fields checked (`text`: a suggestion's).
+SCENES = {"comment": 2, "reason": 1, "note": 4, "text": 3}
 
 
 async def check(ctx: Context, principal: Principal, text: str | None, field: str) -> Flag:

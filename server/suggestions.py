@@ -18,8 +18,8 @@ from typing import Any, get_args
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from schemas.suggestions import SuggestionStatus
-from server import audit, orgs, ratelimit
+from schemas.suggestions import SuggestionCategory, SuggestionStatus
+from server import audit, content_check, orgs, ratelimit
 from server.context import Context
 from server.db import indexes, transaction, update_then_get
 from server.errors import ApiError, forbidden, invalid, not_found
@@ -32,6 +32,7 @@ from server.scope import Principal
 COLLECTION = "suggestions"
 AUTHORS = "suggestion_authors"  # _id = suggestion id; member_id = its author (private: see the note)
 STATUSES = get_args(SuggestionStatus)
+CATEGORIES = get_args(SuggestionCategory)
 # Writing is cheap and reading them is someone's work: a member may send this many a day.
 DAILY_LIMIT = 20
 NOTICE_KIND = "suggestion"
@@ -40,6 +41,8 @@ indexes(
     COLLECTION,
     IndexModel([("org_path", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)]),
     IndexModel([("org_path", ASCENDING), ("_id", DESCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("category", ASCENDING), ("_id", DESCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("status", ASCENDING), ("category", ASCENDING), ("_id", DESCENDING)]),
 )
 indexes(AUTHORS, IndexModel([("member_id", ASCENDING), ("_id", DESCENDING)]))
 
@@ -56,7 +59,7 @@ def _answer_out(doc: dict) -> dict | None:
 def _out(doc: dict, author: dict | None) -> dict:
     return {"id": doc["_id"], "org_id": doc["org_id"], "category": doc["category"], "text": doc["text"],
             "anonymous": doc["anonymous"], "status": doc["status"], "created_at": doc["created_at"],
-            "author": author, "answer": _answer_out(doc)}
+            "author": author, "answer": _answer_out(doc), "content_flag": doc.get("content_flag")}
 
 
 async def _named_authors(ctx: Context, docs: list[dict]) -> dict[str, dict]:
@@ -76,12 +79,13 @@ async def suggestions_out(ctx: Context, docs: list[dict]) -> list[dict]:
 async def create(ctx: Context, principal: Principal, body: dict) -> dict:
     await ratelimit.hit(ctx, f"suggestions:{principal.member_id}", DAILY_LIMIT, timedelta(days=1))
     anonymous = body.get("anonymous", False)
+    flag = await content_check.check(ctx, principal, body["text"], "text")
     now = ctx.now()
     doc = {"_id": new_id(), "org_id": principal.org_id, "org_path": list(principal.org_path),
            "category": body["category"],
            "text": body["text"],  # the member's free text enters the database here, and only here
            "anonymous": anonymous, "author_id": None if anonymous else principal.member_id,
-           "status": "open", "created_at": now, "answer": None, "answered_by": None}
+           "status": "open", "created_at": now, "answer": None, "answered_by": None, "content_flag": flag}
 
     async def work(txn) -> None:  # the suggestion and its author link, both or neither
         await ctx.db[COLLECTION].insert_one(doc, session=txn)
@@ -101,23 +105,26 @@ async def _author_of(ctx: Context, suggestion_id: str, txn) -> str | None:
     return link["member_id"] if link else None
 
 
-async def list_for(ctx: Context, principal: Principal, *, org_id: str | None, status: str | None, mine: bool,
-                   limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+async def list_for(ctx: Context, principal: Principal, *, org_id: str | None, status: str | None,
+                   category: str | None, mine: bool, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     """An organiser's: the suggestions of the subtrees they organise (or of `org_id`'s); a member's (or with
     `mine`): their own. Newest first."""
     if status is not None and status not in STATUSES:
         raise invalid("status", "status is open or answered.")
+    if category is not None and category not in CATEGORIES:
+        raise invalid("category", "category is app or work.")
     if mine or (org_id is None and not principal.role_orgs()):
         ids, next_cursor = await _own_ids(ctx, principal.member_id, limit, cursor)
         found = {d["_id"]: d async for d in ctx.db[COLLECTION].find({"_id": {"$in": ids}})}
-        docs = [found[i] for i in ids if i in found and status in (None, found[i]["status"])]
+        docs = [found[i] for i in ids if i in found and status in (None, found[i]["status"])
+                and category in (None, found[i]["category"])]
         return await suggestions_out(ctx, docs), next_cursor
     if org_id is not None:
         await orgs.require_role(ctx, principal, org_id, "organiser")
         scope: dict[str, Any] = {"org_path": org_id}
     else:
         scope = principal.within_roles_filter()
-    query = {**scope, **({"status": status} if status else {})}
+    query = {**scope, **({"status": status} if status else {}), **({"category": category} if category else {})}
     docs, next_cursor = await page(ctx.db[COLLECTION], query, limit, cursor, descending=True)
     return await suggestions_out(ctx, docs), next_cursor
 

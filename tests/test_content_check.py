@@ -63,6 +63,21 @@ def test_request_reasons_and_self_study_notes_are_checked(api, fake_wechat):
     assert {r["member_id"]: r["content_flag"] for r in listed}[other.id] == "unchecked"
 
 
+@wechat_checks
+def test_suggestions_are_checked_also_anonymous_ones(api, fake_wechat):
+    w = study_world(api, members=1)
+    member = w.members[0]
+    openid = bind_wechat(api, member)
+    refused = member.post("/suggestions", json={"text": "RISKY 的建议", "category": "work", "anonymous": True})
+    assert refused.status == 422 and refused.code == "content_rejected"
+    assert refused.json["errors"][0]["field"] == "text"
+    assert count(api, "suggestions", {}) == 0 and count(api, "suggestion_authors", {}) == 0
+    assert checks_of(fake_wechat, openid)[-1]["scene"] == 3
+    member.ok("POST", "/suggestions", 201, json={"text": "请 REVIEW 这条", "category": "app", "anonymous": True})
+    [listed] = w.organiser.ok("GET", "/suggestions")["items"]
+    assert listed["content_flag"] == "review" and listed["author"] is None
+
+
 def test_with_the_check_off_nothing_goes_to_wechat(api, fake_wechat):
     organiser, member, path = started_with_a_signup(api)
     openid = bind_wechat(api, member)

@@ -90,6 +90,11 @@ def test_organisers_read_and_answer_only_their_subtree(api):
     assert [s["id"] for s in w.organiser.ok("GET", "/suggestions?status=open")["items"]] == []
     assert [s["id"] for s in w.organiser.ok("GET", "/suggestions?status=answered")["items"]] == [ours]
     assert w.organiser.get("/suggestions?status=bogus").code == "invalid_request"
+    # Category filter, with and without the status.
+    assert [s["id"] for s in w.organiser.ok("GET", "/suggestions?category=work")["items"]] == [ours]
+    assert w.organiser.ok("GET", "/suggestions?category=app")["items"] == []
+    assert [s["id"] for s in w.organiser.ok("GET", "/suggestions?category=work&status=answered")["items"]] == [ours]
+    assert w.organiser.get("/suggestions?category=bogus").code == "invalid_request"
     assert {s["id"] for s in api.admin.ok("GET", "/suggestions")["items"]} == {ours, theirs}
     # An organiser's own suggestions, with ?mine=true.
     own = w.organiser.ok("POST", "/suggestions", 201, json={"text": "书记的建议", "category": "app"})["id"]
