@@ -43,7 +43,7 @@ from server.activities.store import FEEDBACK
 from server.context import Context
 from server.feed.store import COUNTER, ITEMS, READS, REMOVALS
 from server.idempotency import COLLECTION as IDEMPOTENCY
-from server.notifications import outbox
+from server.notifications import outbox, signup_reminders
 from server.scope import Principal
 from server.signups import ACTIVITIES
 from server.signups import COLLECTION as SIGNUPS
@@ -135,6 +135,8 @@ EXPORTED: dict[str, Source] = {
     SELF_STUDY: Source("self_study.json", lambda m: {"member_id": m}, _without("member_org_path")),
     WARNINGS: Source("warnings.json", lambda m: {"member_id": m}, _warning),
     SIGNUPS: Source("signups.json", lambda m: {"member_id": m}, _without("seq", "org_path")),
+    signup_reminders.COLLECTION: Source("signup_reminders.json", lambda m: {"member_id": m},
+                                        _only("activity_id", "state", "asked_at")),
     FEEDBACK: Source("feedback.json", lambda m: {"member_id": m}, _without("org_path")),
     ITEMS: Source("notices.json", lambda m: {"members": m},
                   _only("kind", "ref_kind", "ref_id", "org_id", "title", "summary", "published_at", "state")),

@@ -64,6 +64,9 @@ def _a_bit_of_everything(api, w, member, tag: str) -> None:
     member.ok("POST", f"/announcements/{aid}/ack", 204)
     member.ok("POST", "/suggestions", 201, json={"text": f"建议{tag}", "category": "app", "anonymous": True})
     text_file(member, f"心得{tag}".encode())
+    # Asked to be told when an activity's sign-up opens.
+    later_act = published(api, w.organiser, org, opens=timedelta(hours=1), closes=timedelta(days=1))
+    member.ok("PUT", f"/activities/{later_act['id']}/signup-reminder")
 
 
 def test_the_export_holds_everything_about_the_member_and_nothing_of_anyone_else(api):
@@ -116,9 +119,10 @@ def test_the_export_holds_everything_about_the_member_and_nothing_of_anyone_else
                                                           "study.request.approved"}
     assert all(e["actor_id"] is None for e in files["audit.json"])  # who among the organisers is not in it
     assert [r["grants"] for r in files["notification_grants.json"]] == [2]
+    assert [r["state"] for r in files["signup_reminders.json"]] == ["waiting"]
     assert [r["muted"] for r in files["notification_preferences.json"]] == [["activity_reminder"]]
-    # the session they attended was scheduled for them: its notification is theirs
-    assert {d["event"] for d in files["notification_deliveries.json"]} >= {"session_scheduled"}
+    # their leave request was decided: that notification is theirs
+    assert {d["event"] for d in files["notification_deliveries.json"]} >= {"request_decided"}
     assert {d["member_id"] for d in files["notification_deliveries.json"]} == {member.id}
     # Nothing of anyone else's: not the other member, not the organiser who marked or decided.
     text = json.dumps(files, ensure_ascii=False)

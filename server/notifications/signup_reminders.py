@@ -38,7 +38,8 @@ CHUNK = 20
 # Requests sent per transaction (the outbox writes a notice, a delivery and a dedupe key for each).
 CHUNK_SENT = 200
 
-indexes(COLLECTION, IndexModel([("state", ASCENDING), ("activity_id", ASCENDING)]))
+indexes(COLLECTION, IndexModel([("state", ASCENDING), ("activity_id", ASCENDING)]),
+        IndexModel([("member_id", ASCENDING)]))  # the member's export
 
 
 def _key(activity_id: str, member_id: str) -> str:
