@@ -2447,6 +2447,8 @@ export interface components {
             created_at: string;
             author: components["schemas"]["SuggestionAuthor"] | null;
             answer: components["schemas"]["SuggestionAnswer"] | null;
+            /** @default null */
+            content_flag: ("review" | "unchecked") | null;
         };
         /** SuggestionAuthor */
         SuggestionAuthor: {
@@ -8610,6 +8612,8 @@ export interface operations {
                 org_id?: string;
                 /** @description open or answered */
                 status?: "open" | "answered";
+                /** @description app or work */
+                category?: "app" | "work";
                 /** @description your own suggestions, also for an organiser */
                 mine?: boolean;
                 /** @description 1..100 */

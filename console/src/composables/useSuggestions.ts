@@ -1,6 +1,5 @@
 // 意见建议 of the selected org's subtree (API.md §11): the list by status, and the organiser's reply.
-// The API filters by org subtree and status; the category is chosen here, on up to MAX_PAGES pages of the
-// newest, so that a category shows whole pages of its own rather than what is left of one API page.
+// The API filters by org subtree, status and category; up to MAX_PAGES pages of the newest are loaded.
 import { api } from "@/api/client";
 import type { Schemas } from "@/api/types";
 import { allPages } from "@/lib/pages";
@@ -18,6 +17,7 @@ export const MAX_PAGES = 5;
 export interface SuggestionQuery {
   orgId: string;
   status?: SuggestionStatus;
+  category?: SuggestionCategory;
 }
 
 /** The newest suggestions of the org's subtree (of one status), up to MAX_PAGES × 100; `more` when there are older. */
@@ -25,7 +25,7 @@ export async function loadSuggestions(q: SuggestionQuery): Promise<{ items: Sugg
   let more = false;
   const items = await allPages(async (cursor) => {
     const page = await api.get("/api/v1/suggestions", {
-      query: { org_id: q.orgId, status: q.status, limit: PAGE, cursor },
+      query: { org_id: q.orgId, status: q.status, category: q.category, limit: PAGE, cursor },
     });
     more = page.next_cursor !== null;
     return page;
