@@ -32,6 +32,15 @@ def visible_filter(principal: Principal) -> dict:
     return {"$or": [member_filter(principal), {"org_path": {"$in": roles}}]}
 
 
+def visible_branches(principal: Principal) -> tuple[dict, ...]:
+    """`visible_filter` as a union of equality filters, one per index (server/pagination.py): listed
+    activities of each ancestor org (org_id, listed, _id) and of the subtree (org_path, listed, _id),
+    and every activity of each subtree the caller organises (org_path, _id)."""
+    listed = [{"org_id": org, "listed": True} for org in principal.org_path]
+    listed.append({"org_path": principal.org_id, "listed": True})
+    return (*listed, *({"org_path": org} for org in principal.role_orgs()))
+
+
 def sees(principal: Principal, act: dict) -> bool:
     """`visible_filter` in Python, for a document already read (inside the sign-up transaction)."""
     if principal.organises(act["org_path"]):

@@ -19,7 +19,16 @@ from pymongo import ASCENDING
 
 from server.context import Context
 from server.errors import invalid
-from server.feed.reading import _addressed, _by_seq, _cached_unread, _read_ids, _remember_unread, _sees, item_out
+from server.feed.reading import (
+    _by_seq,
+    _cached_unread,
+    _read_ids,
+    _remember_unread,
+    _sees,
+    _union,
+    addressed,
+    item_out,
+)
 from server.feed.sequence import _current, _load_counter, state
 from server.feed.store import ITEMS, READS, REMOVALS
 from server.feed.tokens import Token, _expired, _void, decode_token, encode_token
@@ -147,29 +156,30 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
     return SyncResult(changes, encode_token(ctx, nxt), has_more, await _cached_unread(ctx, principal, latest))
 
 
-async def _changed_items(ctx: Context, principal: Principal, token: Token, latest: int, want: int) -> list[dict]:
-    """The member's items to send for the token, in seq order, at most `want`.
+def changed_queries(principal: Principal, token: Token, latest: int) -> list[dict]:
+    """The queries for the member's items to send for the token, each walked in seq order on
+    (audience, ever_live, seq) or (audience, state, seq) (server/feed/store.py).
 
     Plain: everything addressed to them that changed in (s, latest]. First snapshot ("*"): the
     live items up to latest, plus whatever changed after the base b (tombstones included). After a
-    move ([orgs]): the live items of the newly visible orgs, plus whatever changed after b. Written
-    as a union of `$or`-free queries (see `_addressed`), each limited to `want`: the first `want`
-    of the union are among the first `want` of its parts.
+    move ([orgs]): the live items of the newly visible orgs, plus whatever changed after b. A union
+    of `$or`-free equality queries (see `reading.addressed`); live implies ever_live.
     """
     window = {"$gt": token.s, "$lte": latest}
-    after_base = {"seq": {"$gt": max(token.s, token.b), "$lte": latest}, "ever_live": True}
-    found: dict[str, dict] = {}
-    parts: list[tuple[dict, list[str] | None]] = [(after_base, None)]
+    queries = addressed(principal, [{"ever_live": True, "seq": {"$gt": max(token.s, token.b), "$lte": latest}}])
     if token.x == "*":
-        parts.append(({"seq": window, "ever_live": True, "state": "live"}, None))
+        queries += addressed(principal, [{"state": "live", "seq": window}])
     elif token.x:
         gained = [o for o in token.x if o in principal.org_path]
-        parts.append(({"seq": window, "ever_live": True, "state": "live"}, gained))
-    for extra, orgs in parts:
-        for doc in await _addressed(ctx, principal, extra, sort=[("seq", ASCENDING)], key=_by_seq, want=want,
-                                    orgs=orgs):
-            found[doc["_id"]] = doc
-    return sorted(found.values(), key=_by_seq)[:want]
+        queries += addressed(principal, [{"state": "live", "seq": window}], orgs=gained)
+    return queries
+
+
+async def _changed_items(ctx: Context, principal: Principal, token: Token, latest: int, want: int) -> list[dict]:
+    """The member's items to send for the token (`changed_queries`), in seq order, at most `want`:
+    the first `want` of the union are among the first `want` of its parts."""
+    return await _union(ctx, changed_queries(principal, token, latest), sort=[("seq", ASCENDING)], key=_by_seq,
+                        want=want)
 
 
 async def _lost_audiences(ctx: Context, principal: Principal, after: int, latest: int, want: int) -> list[dict]:

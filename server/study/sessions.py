@@ -34,7 +34,7 @@ from server.errors import ApiError, invalid, not_found
 from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
-from server.pagination import page
+from server.pagination import Keyset, page
 from server.scope import Principal
 from server.study import schemes
 
@@ -50,6 +50,8 @@ indexes(
     COLLECTION,
     IndexModel([("org_path", ASCENDING), ("starts_at", DESCENDING)]),
     IndexModel([("org_id", ASCENDING), ("starts_at", DESCENDING)]),
+    IndexModel([("org_id", ASCENDING), ("_id", DESCENDING)]),  # the list (list_query)
+    IndexModel([("org_path", ASCENDING), ("_id", DESCENDING)]),
 )
 indexes(
     ATTENDANCE,
@@ -416,17 +418,24 @@ async def cancel(ctx: Context, principal: Principal, session_id: str, reason: st
     return cancelled
 
 
+def list_query(principal: Principal, org_id: str | None = None, start: datetime | None = None,
+               end: datetime | None = None) -> Keyset:
+    """The session list, newest first: `visible_filter` as one equality branch per index (server/pagination.py)."""
+    branches = [{"org_id": org} for org in principal.org_path]
+    branches += [{"org_path": org} for org in principal.role_orgs()]
+    narrow: list[dict] = [{"org_path": org_id}] if org_id is not None else []
+    window = {**({"$gte": to_ms(start)} if start is not None else {}),
+              **({"$lt": to_ms(end)} if end is not None else {})}
+    if window:
+        narrow.append({"starts_at": window})
+    return Keyset(tuple(branches), descending=True, narrow=tuple(narrow))
+
+
 async def list_visible(ctx: Context, principal: Principal, org_id: str | None, start: datetime | None,
                        end: datetime | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    clauses: list[dict] = [visible_filter(principal)]
     if org_id is not None:
-        org = await orgs.get_visible(ctx, principal, org_id)
-        clauses.append({"org_path": org["_id"]})
-    if start is not None:
-        clauses.append({"starts_at": {"$gte": to_ms(start)}})
-    if end is not None:
-        clauses.append({"starts_at": {"$lt": to_ms(end)}})
-    docs, next_cursor = await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
+        org_id = (await orgs.get_visible(ctx, principal, org_id))["_id"]
+    docs, next_cursor = await page(ctx.db[COLLECTION], list_query(principal, org_id, start, end), limit, cursor)
     return [await fix_attendees(ctx, d) for d in docs], next_cursor
 
 
