@@ -33,16 +33,23 @@ async def record(
 ) -> None:
     """Append one entry. Nothing ever updates or deletes these documents."""
     await ctx.db[COLLECTION].insert_one(
-        {
-            "_id": new_id(),
-            "at": ctx.now(),
-            "actor_id": actor_id,
-            "action": action,
-            "target_kind": target_kind,
-            "target_id": target_id,
-            "org_path": org_path,
-            "changes": changes or {},
-            "reason": reason,
-        },
+        entry(ctx, actor_id=actor_id, action=action, target_kind=target_kind, target_id=target_id,
+              org_path=org_path, changes=changes, reason=reason),
         session=txn,
     )
+
+
+def entry(ctx: Context, *, actor_id: str, action: str, target_kind: str, target_id: str, org_path: list[str],
+          changes: dict[str, Any] | None = None, reason: str | None = None) -> dict:
+    """One entry as stored: what `record` appends, and bulk writers (the member import) insert many of."""
+    return {
+        "_id": new_id(),
+        "at": ctx.now(),
+        "actor_id": actor_id,
+        "action": action,
+        "target_kind": target_kind,
+        "target_id": target_id,
+        "org_path": org_path,
+        "changes": changes or {},
+        "reason": reason,
+    }
