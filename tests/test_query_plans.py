@@ -28,7 +28,8 @@ from server.feed.tokens import Token
 from server.ids import new_id
 from server.pagination import Keyset
 from server.scope import Principal
-from server.study import attendance, rectification, sessions
+from server.study import attendance, checkins, rectification, sessions
+from server.study.checkins import SELF_STUDY
 from tests.builders import new_session, publish, published, two_branches
 
 # (collection, [(filter, sort), ...]) for one list, built from a world of principals
@@ -71,6 +72,7 @@ LISTS: dict[str, tuple[str, Callable[[dict], Queries]]] = {
                                             lambda w: keyset(attendance.list_query(w["member"]))),
     "leave and make-up requests (organiser)": (attendance.REQUESTS,
                                                lambda w: keyset(attendance.list_query(w["organiser"]))),
+    "self-study log": (SELF_STUDY, lambda w: keyset(checkins.self_study_query(w["member"]))),
     "feed pages": (ITEMS, lambda w: feed_queries(w["member"], w["now"])),
     "sync pages": (ITEMS, lambda w: sync_queries(w["member"])),
 }
