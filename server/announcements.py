@@ -23,13 +23,14 @@ from server.db import indexes, transaction
 from server.errors import ApiError, forbidden, invalid, not_found
 from server.feed import store as feed_store
 from server.feed import writing as feed_writing
-from server.ids import new_id
+from server.ids import encode_cursor, new_id
 from server.members import COLLECTION as MEMBERS
-from server.pagination import Keyset, page
+from server.pagination import Keyset, cursor_position, page
 from server.scope import Principal
 
 COLLECTION = "announcements"
 REF_KIND = "announcement"
+RECEIPTS_WHOLE = 1000  # unread members answered at once when no smaller `limit` is asked
 
 indexes(COLLECTION, IndexModel([("org_path", ASCENDING), ("publish_at", ASCENDING)]),
         IndexModel([("org_path", ASCENDING), ("_id", DESCENDING)]))  # the organisers' list
@@ -255,9 +256,14 @@ async def acknowledge(ctx: Context, principal: Principal, announcement_id: str) 
     await feed_writing.mark_read(ctx, principal.member_id, item_id(doc["_id"]), ack=True)
 
 
-async def receipts(ctx: Context, principal: Principal, announcement_id: str) -> dict:
-    """Counts over the current audience (active members of the subtree) and who has not read it."""
+async def receipts(ctx: Context, principal: Principal, announcement_id: str, limit: int = RECEIPTS_WHOLE,
+                   cursor: str | None = None) -> dict:
+    """Counts over the current audience (active members of the subtree) and who has not read it: at most
+    `limit` of them in `_id` order after `cursor`, and `next_cursor` when more remain (an audience of up
+    to RECEIPTS_WHOLE unread members comes whole, as before). One pass over the audience, keeping only
+    the page."""
     doc = await _for_organiser(ctx, principal, announcement_id)
+    after = cursor_position(cursor)
     marks = {d["member_id"]: d async for d in ctx.db[feed_store.READS].find(
         {"item_id": item_id(doc["_id"])}, {"member_id": 1, "acked_at": 1})}
     audience = read = acked = 0
@@ -270,8 +276,11 @@ async def receipts(ctx: Context, principal: Principal, announcement_id: str) -> 
         audience += 1
         mark = marks.get(member["_id"])
         if mark is None:
-            unread.append({"member_id": member["_id"], "name": member["name"]})
+            if (after is None or member["_id"] > after) and len(unread) <= limit:
+                unread.append({"member_id": member["_id"], "name": member["name"]})
             continue
         read += 1
         acked += 1 if mark.get("acked_at") else 0
-    return {"audience": audience, "read": read, "acked": acked, "unread_members": unread}
+    next_cursor = encode_cursor(unread[limit - 1]["member_id"]) if len(unread) > limit else None
+    return {"audience": audience, "read": read, "acked": acked, "unread_members": unread[:limit],
+            "next_cursor": next_cursor}
