@@ -255,15 +255,10 @@ def per_request_cpu(server: BenchServer, world: dict, timed: Measured) -> dict[s
     tokens = {m: server.token_for(m) for m in people}
     out: dict[str, Figure] = {}
     me = [Req("GET", API + "/me", {"Authorization": f"Bearer {tokens[m]}"}) for m in people]
-    run_burst(server.base_url, me, 20)  # warm the principal cache
-    batch = (me * (2000 // len(me) + 1))[:2000]
-    out["GET /me (CPU per request)"] = timed(len(batch), lambda: _ok(run_burst(server.base_url, batch, 20), 200))
+    out["GET /me (CPU per request)"] = warm_then_timed(server, timed, me)
     sinces = {m: asyncio.run(_up_to_date(server, tokens[m])) for m in people}
     sync = [Req("GET", f"{API}/sync?since={sinces[m]}", {"Authorization": f"Bearer {tokens[m]}"}) for m in people]
-    run_burst(server.base_url, sync, 20)
-    batch = (sync * (2000 // len(sync) + 1))[:2000]
-    out["GET /sync up to date (CPU per request)"] = timed(len(batch), lambda: _ok(run_burst(server.base_url, batch,
-                                                                                            20), 200))
+    out["GET /sync up to date (CPU per request)"] = warm_then_timed(server, timed, sync)
     body = {**activity_body(world["root"]), "capacity": 1000}
     act = httpx.post(f"{server.base_url}{API}/activities", headers=world["admin"], json=body).json()
     httpx.post(f"{server.base_url}{API}/activities/{act['id']}/publish", headers=world["admin"]).raise_for_status()
@@ -278,6 +273,18 @@ def per_request_cpu(server: BenchServer, world: dict, timed: Measured) -> dict[s
     out["POST check-in (CPU per request)"] = timed(len(checkins), lambda: _ok(run_burst(server.base_url, checkins, 20),
                                                                                201))
     return out
+
+
+def warm_then_timed(server: BenchServer, timed: Measured, requests: list[Req], rounds: int = 10) -> Figure:
+    """`rounds` bursts of the same requests, each just after an unmeasured one: every member's principal
+    (cached 5 s) and unread count (cached per feed position) are warm, as for an app that polls, whatever
+    the database's speed; what is measured is the request's own path."""
+    wall = cpu = 0.0
+    for _ in range(rounds):
+        run_burst(server.base_url, requests, 20)
+        figure = timed(len(requests), lambda: _ok(run_burst(server.base_url, requests, 20), 200))
+        wall, cpu = wall + figure.wall_ms, cpu + figure.cpu_ms
+    return Figure(wall / rounds, cpu / rounds, len(requests) * rounds)
 
 
 def _ok(stats, status: int) -> str:

@@ -85,5 +85,5 @@ class ReceiptsOut(Out):
     audience: int
     read: int
     acked: int
-    unread_members: list[MemberRef]  # at most `limit` (default 1,000): the rest from next_cursor
-    next_cursor: str | None = None
+    unread_members: list[MemberRef]  # at most `limit` (default 1,000)
+    next_cursor: str | None = None  # sent only when more unread members remain

@@ -259,8 +259,8 @@ async def acknowledge(ctx: Context, principal: Principal, announcement_id: str) 
 async def receipts(ctx: Context, principal: Principal, announcement_id: str, limit: int = RECEIPTS_WHOLE,
                    cursor: str | None = None) -> dict:
     """Counts over the current audience (active members of the subtree) and who has not read it: at most
-    `limit` of them in `_id` order after `cursor`, and `next_cursor` when more remain (an audience of up
-    to RECEIPTS_WHOLE unread members comes whole, as before). One pass over the audience, keeping only
+    `limit` of them in `_id` order after `cursor`, and `next_cursor` only when more remain (up to
+    RECEIPTS_WHOLE unread members come whole, as before). One pass over the audience, keeping only
     the page."""
     doc = await _for_organiser(ctx, principal, announcement_id)
     after = cursor_position(cursor)
@@ -268,11 +268,8 @@ async def receipts(ctx: Context, principal: Principal, announcement_id: str, lim
         {"item_id": item_id(doc["_id"])}, {"member_id": 1, "acked_at": 1})}
     audience = read = acked = 0
     unread: list[dict] = []
-    # on (org_path, _id), `active` checked here: a field beside them makes SecantusDB scan every member
-    async for member in ctx.db[MEMBERS].find({"org_path": doc["org_id"]}, {"name": 1, "active": 1}).sort(
-            "_id", ASCENDING):
-        if not member.get("active"):
-            continue
+    async for member in ctx.db[MEMBERS].find({"org_path": doc["org_id"], "active": True},  # (org_path, active, _id)
+                                              {"name": 1}).sort("_id", ASCENDING):
         audience += 1
         mark = marks.get(member["_id"])
         if mark is None:
@@ -281,6 +278,7 @@ async def receipts(ctx: Context, principal: Principal, announcement_id: str, lim
             continue
         read += 1
         acked += 1 if mark.get("acked_at") else 0
-    next_cursor = encode_cursor(unread[limit - 1]["member_id"]) if len(unread) > limit else None
-    return {"audience": audience, "read": read, "acked": acked, "unread_members": unread[:limit],
-            "next_cursor": next_cursor}
+    out = {"audience": audience, "read": read, "acked": acked, "unread_members": unread[:limit]}
+    if len(unread) > limit:  # only then: a whole list keeps the shape it always had
+        out["next_cursor"] = encode_cursor(unread[limit - 1]["member_id"])
+    return out

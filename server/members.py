@@ -43,6 +43,7 @@ indexes(
     COLLECTION,
     IndexModel([("phone", ASCENDING)], unique=True),
     IndexModel([("org_path", ASCENDING), ("_id", ASCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("active", ASCENDING), ("_id", ASCENDING)]),  # a subtree's active members
     IndexModel([("org_id", ASCENDING)]),
     IndexModel([("roles.org_id", ASCENDING)]),  # who organises an org (notices to organisers)
 )

@@ -228,14 +228,14 @@ def test_receipts_of_a_large_audience_come_in_pages(api):
     assert people[0].post(f"/announcements/{aid}/read").status == 204
     whole = organiser.ok("GET", f"/announcements/{aid}/receipts")
     assert whole["audience"] == 7 and whole["read"] == 1 and len(whole["unread_members"]) == 6
-    assert whole["next_cursor"] is None
+    assert "next_cursor" not in whole
     seen, cursor = [], None
     while True:
         page = organiser.ok("GET", f"/announcements/{aid}/receipts",
                             params={"limit": 4, **({"cursor": cursor} if cursor else {})})
         assert page["audience"] == 7 and page["read"] == 1 and len(page["unread_members"]) <= 4
         seen += page["unread_members"]
-        cursor = page["next_cursor"]
+        cursor = page.get("next_cursor")
         if cursor is None:
             break
     assert seen == whole["unread_members"] and len(seen) == 6

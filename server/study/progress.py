@@ -128,10 +128,8 @@ async def subtree(ctx: Context, org: dict) -> tuple[list[dict], list[dict], dict
     """(orgs in the subtree, its active members, the stored schemes that may apply there)."""
     descendants = await ctx.db[orgs.COLLECTION].find({"path": org["_id"]}, {"name": 1, "path": 1, "kind": 1}) \
         .sort("_id", 1).to_list()
-    # `active` checked here: a field outside the (org_path, _id) index makes SecantusDB scan the collection
-    members = [m async for m in ctx.db[MEMBERS].find({"org_path": org["_id"]}, {"name": 1, "org_id": 1, "org_path": 1,
-                                                                                 "active": 1}).sort("_id", 1)
-               if m.get("active")]
+    members = await ctx.db[MEMBERS].find({"org_path": org["_id"], "active": True},  # on (org_path, active, _id)
+                                         {"name": 1, "org_id": 1, "org_path": 1}).sort("_id", 1).to_list()
     return [org, *descendants], members, await schemes.for_subtree(ctx, org)
 
 

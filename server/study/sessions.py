@@ -102,13 +102,18 @@ def require_not_cancelled(session: dict) -> None:
 
 # -- attendees --------------------------------------------------------------------------------------
 
-def _attendee_query(session: dict, *, as_of_opening: bool = False) -> dict:
-    query: dict[str, Any] = {"active": True, "org_path": session["org_id"]}
-    if session.get("attendees_explicit"):
-        query["_id"] = {"$in": session["attendees"]}
-    if as_of_opening:  # a snapshot taken late still leaves out members who joined after the window opened
-        query["created_at"] = {"$lte": max(session["checkin_opens_at"], session["created_at"])}
-    return query
+def _attendee_query(session: dict) -> dict:
+    """The active members of the session's subtree, on the members' (org_path, active, _id) index; what
+    else decides an attendee is checked on the documents (`_attends`): SecantusDB scans the collection
+    for a filter with a field beyond the index's."""
+    return {"org_path": session["org_id"], "active": True}
+
+
+def _attends(session: dict, member: dict, *, as_of_opening: bool) -> bool:
+    if session.get("attendees_explicit") and member["_id"] not in session["attendees"]:
+        return False
+    # a snapshot taken late still leaves out members who joined after the window opened
+    return not as_of_opening or member["created_at"] <= max(session["checkin_opens_at"], session["created_at"])
 
 
 async def current_attendees(ctx: Context, session: dict) -> list[str]:
@@ -116,9 +121,10 @@ async def current_attendees(ctx: Context, session: dict) -> list[str]:
     if session["attendees_fixed"]:
         return session["attendees"]
     opened = ctx.now() >= session["checkin_opens_at"]
-    docs = await ctx.db[MEMBERS].find(_attendee_query(session, as_of_opening=opened),
-                                      {"_id": 1}).sort("_id", 1).to_list()
-    return [d["_id"] for d in docs]
+    if session.get("attendees_explicit"):
+        session = {**session, "attendees": set(session["attendees"])}
+    return [d["_id"] async for d in ctx.db[MEMBERS].find(_attendee_query(session), {"_id": 1, "created_at": 1}).sort(
+        "_id", 1) if _attends(session, d, as_of_opening=opened)]
 
 
 async def fix_attendees(ctx: Context, session: dict) -> dict:
