@@ -8,6 +8,7 @@ answers those with a walk of the whole collection (0.3-0.7 s at 20,000 items, me
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -110,9 +111,9 @@ def _not_expired(now: datetime) -> Callable[[dict], bool]:
 async def unread_ids(ctx: Context, principal: Principal) -> set[str]:
     """Items on the member's feed now that they have not read."""
     now = ctx.now()
-    ids = [d["_id"] for d in await _union(ctx, addressed(principal, _on_air_filters(now)), sort=[("_id", ASCENDING)],
-                                          key=lambda d: d["_id"], keep=_not_expired(now),
-                                          projection={"_id": 1, "expires_at": 1})]
+    on_air = await _union(ctx, addressed(principal, _on_air_filters(now)), sort=[("_id", ASCENDING)],
+                          key=lambda d: d["_id"], keep=_not_expired(now), projection={"_id": 1, "expires_at": 1})
+    ids = [sys.intern(d["_id"]) for d in on_air]  # shared by every member's cached set (_remember_unread)
     if not ids:
         return set()
     read = {d["item_id"] async for d in ctx.db[READS].find(
@@ -124,9 +125,18 @@ async def unread_count(ctx: Context, principal: Principal) -> int:
     return len(await unread_ids(ctx, principal))
 
 
+# The unread cache holds members × their unread items: bounded in members and in ids (about 50 MB at the
+# bound, the ids being interned, so members share each id's string: docs/scaling.md).
+UNREAD_CACHE_MEMBERS = 100_000
+UNREAD_CACHE_IDS = 2_000_000
+
+
 def _remember_unread(st: FeedState, principal: Principal, seq: int, unread: frozenset) -> None:
-    if len(st.unread) > 100_000:
+    old = st.unread.get(principal.member_id)
+    st.unread_size += len(unread) - (len(old[2]) if old else 0)
+    if len(st.unread) > UNREAD_CACHE_MEMBERS or st.unread_size > UNREAD_CACHE_IDS:
         st.unread.clear()
+        st.unread_size = len(unread)
     st.unread[principal.member_id] = (seq, principal.org_id, unread)
 
 

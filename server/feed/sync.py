@@ -176,7 +176,7 @@ def changed_queries(principal: Principal, token: Token, upto: int) -> list[dict]
     return queries
 
 
-FIRST_WINDOW = 4  # × the page: the first range of sequence numbers a sync page reads
+FIRST_WINDOW = 2  # × the page: the first range of sequence numbers a sync page reads (then doubled)
 
 
 async def _changed_items(ctx: Context, principal: Principal, token: Token, latest: int,
