@@ -75,9 +75,13 @@ class AnnouncementAckHandler(APIHandler):
 
 class AnnouncementReceiptsHandler(APIHandler):
     @openapi.endpoint("Read receipts: audience, read, acknowledged, and who has not read it",
-                      responses={200: ReceiptsOut}, errors=("announcement_not_found", "forbidden"))
+                      responses={200: ReceiptsOut}, errors=("announcement_not_found", "forbidden"),
+                      query={"limit": f"unread members per answer, 1..{announcements.RECEIPTS_WHOLE} (all of a "
+                                      "smaller audience by default)", "cursor": "next_cursor of the last answer"})
     async def get(self, announcement_id: str) -> None:
-        self.respond(await announcements.receipts(self.ctx, self.me, announcement_id))
+        limit = self.query_int("limit", announcements.RECEIPTS_WHOLE, 1, announcements.RECEIPTS_WHOLE)
+        self.respond(await announcements.receipts(self.ctx, self.me, announcement_id, limit,
+                                                  self.query_token("cursor", "cursor")))
 
 
 class AnnouncementRemindHandler(APIHandler):

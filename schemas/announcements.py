@@ -85,7 +85,8 @@ class ReceiptsOut(Out):
     audience: int
     read: int
     acked: int
-    unread_members: list[MemberRef]
+    unread_members: list[MemberRef]  # at most `limit` (default 1,000)
+    next_cursor: str | None = None  # sent only when more unread members remain
 
 
 class RemindOut(Out):

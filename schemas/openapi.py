@@ -93,6 +93,8 @@ QUERY_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "GET /api/v1/study/sessions/{session_id}/qr/image": {"format": _enum("svg", "png")},
     "POST /api/v1/orgs/{org_id}/warnings/scan": {"period": {**QUERY["period"], "required": True}},
     "GET /api/v1/notifications/deliveries": {"ref_id": {**QUERY["ref_id"], "required": True}},
+    "GET /api/v1/announcements/{announcement_id}/receipts": {"limit": {"schema": {
+        "type": "integer", "minimum": 1, "maximum": 1000, "default": 1000}}},
 }
 
 #: Operations whose handler takes its body only when one is sent (an action with optional details).

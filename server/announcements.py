@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, get_args
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from schemas.announcements import AnnouncementStatus
 from server import files, orgs
@@ -23,15 +23,17 @@ from server.db import indexes, transaction
 from server.errors import ApiError, forbidden, invalid, not_found
 from server.feed import store as feed_store
 from server.feed import writing as feed_writing
-from server.ids import new_id
+from server.ids import encode_cursor, new_id
 from server.members import COLLECTION as MEMBERS
-from server.pagination import page
+from server.pagination import Keyset, cursor_position, page
 from server.scope import Principal
 
 COLLECTION = "announcements"
 REF_KIND = "announcement"
+RECEIPTS_WHOLE = 1000  # unread members answered at once when no smaller `limit` is asked
 
-indexes(COLLECTION, IndexModel([("org_path", ASCENDING), ("publish_at", ASCENDING)]))
+indexes(COLLECTION, IndexModel([("org_path", ASCENDING), ("publish_at", ASCENDING)]),
+        IndexModel([("org_path", ASCENDING), ("_id", DESCENDING)]))  # the organisers' list
 
 
 def _missing() -> ApiError:
@@ -168,18 +170,20 @@ async def list_for_organiser(ctx: Context, principal: Principal, *, org_id: str 
     whatever their status: the organisers' view; members learn of announcements through the feed."""
     if org_id is not None:
         await orgs.require_role(ctx, principal, org_id, "organiser")
-        clauses: list[dict] = [{"org_path": org_id}]
-    elif principal.role_orgs():
-        clauses = [principal.within_roles_filter()]
-    else:
+    elif not principal.role_orgs():
         raise forbidden("Listing announcements needs the organiser role.")
+    if status is not None and status not in STATUSES:
+        raise invalid("status", f"status must be one of {', '.join(STATUSES)}.")
     now = ctx.now()
-    if status is not None:
-        if status not in STATUSES:
-            raise invalid("status", f"status must be one of {', '.join(STATUSES)}.")
-        clauses.append(_status_filter(status, now))
-    docs, next_cursor = await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
+    docs, next_cursor = await page(ctx.db[COLLECTION], list_query(principal, org_id, status, now), limit, cursor)
     return [summary_out(doc, now) for doc in docs], next_cursor
+
+
+def list_query(principal: Principal, org_id: str | None, status: str | None, now: datetime) -> Keyset:
+    """The organisers' list (index org_path, _id descending), newest first; a status narrows it."""
+    orgs_listed = [org_id] if org_id else principal.role_orgs()
+    return Keyset(tuple({"org_path": org} for org in orgs_listed), descending=True,
+                  narrow=(_status_filter(status, now),) if status else ())
 
 
 def summary_out(doc: dict, now: datetime) -> dict:
@@ -258,19 +262,29 @@ async def acknowledge(ctx: Context, principal: Principal, announcement_id: str) 
     await feed_writing.mark_read(ctx, principal.member_id, item_id(doc["_id"]), ack=True)
 
 
-async def receipts(ctx: Context, principal: Principal, announcement_id: str) -> dict:
-    """Counts over the current audience (active members of the subtree) and who has not read it."""
+async def receipts(ctx: Context, principal: Principal, announcement_id: str, limit: int = RECEIPTS_WHOLE,
+                   cursor: str | None = None) -> dict:
+    """Counts over the current audience (active members of the subtree) and who has not read it: at most
+    `limit` of them in `_id` order after `cursor`, and `next_cursor` only when more remain (up to
+    RECEIPTS_WHOLE unread members come whole, as before). One pass over the audience, keeping only
+    the page."""
     doc = await get_managed(ctx, principal, announcement_id)
+    after = cursor_position(cursor)
     marks = {d["member_id"]: d async for d in ctx.db[feed_store.READS].find(
         {"item_id": item_id(doc["_id"])}, {"member_id": 1, "acked_at": 1})}
     audience = read = acked = 0
     unread: list[dict] = []
+    # on the (org_path, active, _id) index
     async for member in ctx.db[MEMBERS].find(audience_filter(doc), {"name": 1}).sort("_id", ASCENDING):
         audience += 1
         mark = marks.get(member["_id"])
         if mark is None:
-            unread.append({"member_id": member["_id"], "name": member["name"]})
+            if (after is None or member["_id"] > after) and len(unread) <= limit:
+                unread.append({"member_id": member["_id"], "name": member["name"]})
             continue
         read += 1
         acked += 1 if mark.get("acked_at") else 0
-    return {"audience": audience, "read": read, "acked": acked, "unread_members": unread}
+    out = {"audience": audience, "read": read, "acked": acked, "unread_members": unread[:limit]}
+    if len(unread) > limit:  # only then: a whole list keeps the shape it always had
+        out["next_cursor"] = encode_cursor(unread[limit - 1]["member_id"])
+    return out

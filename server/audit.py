@@ -5,9 +5,9 @@ org subtree (`org_path`, so an admin's scope is one indexed equality), and, wher
 `before` and `after`; `details` names what else the entry is about (the session of a mark), `reason` the
 words the actor gave. Phone numbers are masked on the way in, wherever they sit in an entry.
 
-Append-only: `record` is the only code that writes the collection and it only inserts; no route and no
-code path updates or deletes an entry (tests/test_audit.py reads the code to hold this). A member who is
-anonymised keeps their entries: they are the record of what was done to them.
+Append-only: `record` and `append_many` are the only code that writes the collection and they only
+insert; no route and no code path updates or deletes an entry (tests/test_audit.py reads the code to hold
+this). A member who is anonymised keeps their entries: they are the record of what was done to them.
 """
 
 from __future__ import annotations
@@ -82,21 +82,35 @@ async def record(
 ) -> None:
     """Append one entry (in the caller's transaction when `txn` is given). Nothing updates or deletes it."""
     await ctx.db[COLLECTION].insert_one(
-        {
-            "_id": new_id(),
-            "at": ctx.now(),
-            "actor_id": actor_id,
-            "action": action,
-            "target_kind": target_kind,
-            "target_id": target_id,
-            "org_path": list(org_path),
-            "before": _masked(before),
-            "after": _masked(after),
-            "details": _masked(details or {}),
-            "reason": _PHONE_IN_TEXT.sub(lambda m: _mask(m.group(0)), reason) if reason is not None else None,
-        },
+        entry(ctx, actor_id=actor_id, action=action, target_kind=target_kind, target_id=target_id,
+              org_path=org_path, before=before, after=after, details=details, reason=reason),
         session=txn,
     )
+
+
+async def append_many(ctx: Context, entries: list[dict], *, txn) -> None:
+    """Append entries made with `entry` (bulk writers: the member import), in the caller's transaction."""
+    if entries:
+        await ctx.db[COLLECTION].insert_many(entries, session=txn)
+
+
+def entry(ctx: Context, *, actor_id: str, action: str, target_kind: str, target_id: str, org_path: list[str],
+          before: Any = None, after: Any = None, details: dict[str, Any] | None = None,
+          reason: str | None = None) -> dict:
+    """One entry as stored, phones masked: what `record` appends, and `append_many` appends many of."""
+    return {
+        "_id": new_id(),
+        "at": ctx.now(),
+        "actor_id": actor_id,
+        "action": action,
+        "target_kind": target_kind,
+        "target_id": target_id,
+        "org_path": list(org_path),
+        "before": _masked(before),
+        "after": _masked(after),
+        "details": _masked(details or {}),
+        "reason": _PHONE_IN_TEXT.sub(lambda m: _mask(m.group(0)), reason) if reason is not None else None,
+    }
 
 
 def entry_out(doc: dict) -> dict:

@@ -1,7 +1,9 @@
 """CSV and xlsx import of members into one org (API.md §4).
 
-Every row is validated on its own; a bad row is reported with its row number and nothing of it
-is written; a good row is written whole (one insert or one update). A phone that belongs to a
+Every row is validated on its own, all of them before anything is written; a bad row is reported
+with its row number and nothing of it is written; a good row is written whole (its member and its
+audit entry), in batches of bulk writes, each batch one transaction (`run`). A phone given twice in
+one file is taken by its first row. A phone that belongs to a
 member outside the caller's scope is reported as taken, without saying where; one that belongs to
 a visible member the caller may not act on (members.require_may_manage: say, an administrator of
 the root who sits in this branch) is reported as forbidden and left as it is.
@@ -12,19 +14,24 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import msgspec
 from openpyxl import load_workbook
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from schemas.common import sent_fields
 from schemas.members import MemberCreate
 from server import audit, members, orgs
 from server.context import Context
+from server.db import transaction
 from server.errors import ApiError
 from server.scope import Principal
 
 MAX_ROWS = 5000
+LOOKUP_BATCH = 500  # phones per `$in` read of the members they belong to
+WRITE_BATCH = 500  # rows per transaction
 COLUMNS = ("name", "phone", "gender", "birth_date", "party_status", "tags")
 # Organisers export from spreadsheets with Chinese headers and values; accept both.
 HEADER_ALIASES = {
@@ -109,9 +116,9 @@ def parse(content_type: str, body: bytes) -> list[tuple[int, dict]]:
 def normalise(raw: dict) -> dict:
     """Turn one raw row into a validated member body, or raise ValueError with a readable message."""
     record = dict(raw)
-    for field, aliases in VALUE_ALIASES.items():
-        if field in record:
-            record[field] = aliases.get(record[field], record[field].lower())
+    for column, aliases in VALUE_ALIASES.items():
+        if column in record:
+            record[column] = aliases.get(record[column], record[column].lower())
     tags = record.get("tags", "")
     record["tags"] = [t.strip() for t in tags.replace("；", ";").replace("|", ";").split(";") if t.strip()]
     try:
@@ -124,45 +131,119 @@ def normalise(raw: dict) -> dict:
     return sent_fields(body, dates_as_text=True)
 
 
-async def run(ctx: Context, principal: Principal, org_id: str, content_type: str, body: bytes) -> dict:
-    org = await orgs.require_role(ctx, principal, org_id, "organiser")
-    created = updated = 0
-    errors = []
+@dataclass
+class _Plan:
+    """What an import will write, decided before anything is: new members, updates, and the rows refused."""
+
+    inserts: list[tuple[int, dict]] = field(default_factory=list)
+    updates: list[tuple[int, dict, dict]] = field(default_factory=list)  # (row, member, changes)
+    errors: list[dict] = field(default_factory=list)
+
+
+async def _plan(ctx: Context, principal: Principal, org: dict, content_type: str, body: bytes) -> _Plan:
+    """Validate every row and decide each one, reading the members its phones name in a few `$in` reads."""
+    plan = _Plan()
+    records: list[tuple[int, dict]] = []
+    first_row: dict[str, int] = {}
     for number, raw in parse(content_type, body):
         try:
             record = normalise(raw)
         except ValueError as exc:
-            errors.append({"row": number, "message": str(exc)})
+            plan.errors.append({"row": number, "message": str(exc)})
             continue
         record.pop("org_id", None)
-        existing = await ctx.db[members.COLLECTION].find_one({"phone": record["phone"]})
-        if existing is None:
-            doc = members._new_member({**record, "org_id": org["_id"]}, org, ctx.now())
-            try:
-                await ctx.db[members.COLLECTION].insert_one(doc)
-            except DuplicateKeyError:
-                errors.append({"row": number, "message": "phone_taken: another member has this phone"})
-                continue
-            created += 1
-            await audit.record(ctx, actor_id=principal.member_id, action="member.import.create",
-                               target_kind="member", target_id=doc["_id"], org_path=doc["org_path"],
-                               after={k: doc[k] for k in ("name", "phone", "org_id", "gender", "birth_date",
-                                                          "party_status", "tags")})
-        elif not principal.organises(existing["org_path"]):
-            errors.append({"row": number, "message": "phone_taken: another member has this phone"})
+        if record["phone"] in first_row:
+            earlier = first_row[record["phone"]]
+            plan.errors.append({"row": number, "message": f"phone_taken: the phone of row {earlier}"})
+            continue
+        first_row[record["phone"]] = number
+        records.append((number, record))
+    existing: dict[str, dict] = {}
+    phones = sorted(first_row)
+    for start in range(0, len(phones), LOOKUP_BATCH):
+        async for doc in ctx.db[members.COLLECTION].find({"phone": {"$in": phones[start:start + LOOKUP_BATCH]}}):
+            existing[doc["phone"]] = doc
+    path = orgs.full_path(org)
+    for number, record in records:
+        found = existing.get(record["phone"])
+        if found is None:
+            plan.inserts.append((number, members._new_member({**record, "org_id": org["_id"]}, org, ctx.now())))
+        elif not principal.organises(found["org_path"]):
+            plan.errors.append({"row": number, "message": "phone_taken: another member has this phone"})
         else:
             try:
-                await members.require_may_manage(ctx, principal, existing)
+                await members.require_may_manage(ctx, principal, found)
             except ApiError as exc:
-                errors.append({"row": number, "message": f"{exc.code}: {exc.detail}"})
+                plan.errors.append({"row": number, "message": f"{exc.code}: {exc.detail}"})
                 continue
             changes = {k: record[k] for k in ("name", "gender", "birth_date", "party_status", "tags")}
-            changes.update(org_id=org["_id"], org_path=orgs.full_path(org), updated_at=ctx.now())
-            await ctx.db[members.COLLECTION].update_one({"_id": existing["_id"]}, {"$set": changes})
-            members.forget_principal(ctx, existing["_id"])
-            updated += 1
-            logged = [k for k in changes if k not in ("org_path", "updated_at")]
-            await audit.record(ctx, actor_id=principal.member_id, action="member.import.update",
-                               target_kind="member", target_id=existing["_id"], org_path=changes["org_path"],
-                               before={k: existing.get(k) for k in logged}, after={k: changes[k] for k in logged})
-    return {"created": created, "updated": updated, "errors": errors}
+            changes.update(org_id=org["_id"], org_path=path, updated_at=ctx.now())
+            plan.updates.append((number, found, changes))
+    return plan
+
+
+#: What a member's import entry shows of them (the phone is masked by server.audit).
+AUDITED = ("name", "phone", "org_id", "gender", "birth_date", "party_status", "tags")
+
+
+def _created_entry(ctx: Context, principal: Principal, doc: dict) -> dict:
+    return audit.entry(ctx, actor_id=principal.member_id, action="member.import.create", target_kind="member",
+                       target_id=doc["_id"], org_path=doc["org_path"], after={k: doc[k] for k in AUDITED})
+
+
+def _updated_entry(ctx: Context, principal: Principal, member: dict, changes: dict) -> dict:
+    logged = [k for k in changes if k not in ("org_path", "updated_at")]
+    return audit.entry(ctx, actor_id=principal.member_id, action="member.import.update", target_kind="member",
+                       target_id=member["_id"], org_path=changes["org_path"],
+                       before={k: member.get(k) for k in logged}, after={k: changes[k] for k in logged})
+
+
+async def _write(ctx: Context, principal: Principal, inserts: list[dict], updates: list[tuple[dict, dict]]) -> None:
+    """One batch in one transaction: the members, their changes and their audit entries, or none of them."""
+
+    async def work(txn):
+        entries = [_created_entry(ctx, principal, d) for d in inserts]
+        entries += [_updated_entry(ctx, principal, m, c) for m, c in updates]
+        if inserts:
+            await ctx.db[members.COLLECTION].insert_many(inserts, session=txn)
+        if updates:
+            await ctx.db[members.COLLECTION].bulk_write(
+                [UpdateOne({"_id": m["_id"]}, {"$set": c}) for m, c in updates], session=txn)
+        await audit.append_many(ctx, entries, txn=txn)
+
+    await transaction(ctx, work)
+
+
+async def run(ctx: Context, principal: Principal, org_id: str, content_type: str, body: bytes) -> dict:
+    """Validate and decide every row first, then write in batches of WRITE_BATCH rows, each batch one
+    transaction. A batch refused because a phone was taken meanwhile (a member created at the same
+    time) is written again row by row, so only that row is reported; a failure of the database leaves
+    the batches before it written whole and nothing of the rest."""
+    org = await orgs.require_role(ctx, principal, org_id, "organiser")
+    plan = await _plan(ctx, principal, org, content_type, body)
+    created = updated = 0
+    rows = [(n, doc, None) for n, doc in plan.inserts] + [(n, m, c) for n, m, c in plan.updates]
+    rows.sort(key=lambda row: row[0])
+    for start in range(0, len(rows), WRITE_BATCH):
+        batch = rows[start:start + WRITE_BATCH]
+        try:
+            await _write(ctx, principal, [d for _, d, c in batch if c is None], [(m, c) for _, m, c in batch if c])
+            written = batch
+        except (DuplicateKeyError, BulkWriteError):
+            written = []
+            for row in batch:
+                number, doc, changes = row
+                try:
+                    await _write(ctx, principal, [doc] if changes is None else [], [(doc, changes)] if changes else [])
+                except (DuplicateKeyError, BulkWriteError):
+                    plan.errors.append({"row": number, "message": "phone_taken: another member has this phone"})
+                    continue
+                written.append(row)
+        for _, doc, changes in written:
+            if changes is None:
+                created += 1
+            else:
+                updated += 1
+                members.forget_principal(ctx, doc["_id"])
+    plan.errors.sort(key=lambda e: e["row"])
+    return {"created": created, "updated": updated, "errors": plan.errors}

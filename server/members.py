@@ -29,7 +29,7 @@ from server.context import Context
 from server.db import indexes, on_commit, transaction, update_then_get
 from server.errors import ApiError, forbidden, invalid, not_found
 from server.ids import new_id
-from server.pagination import page
+from server.pagination import Keyset, page
 from server.scope import Principal
 from server.security import hash_password, sha256_hex
 
@@ -43,6 +43,7 @@ indexes(
     COLLECTION,
     IndexModel([("phone", ASCENDING)], unique=True),
     IndexModel([("org_path", ASCENDING), ("_id", ASCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("active", ASCENDING), ("_id", ASCENDING)]),  # a subtree's active members
     IndexModel([("org_id", ASCENDING)]),
     IndexModel([("roles.org_id", ASCENDING)]),  # who organises an org (notices to organisers)
 )
@@ -246,16 +247,19 @@ class MemberFilter:
         return found
 
 
+def list_query(principal: Principal, org_id: str | None, found: MemberFilter = MemberFilter()) -> Keyset:
+    """The member list's query (index org_path, _id): one subtree, or each subtree the caller organises."""
+    return Keyset(tuple({"org_path": org} for org in ([org_id] if org_id else principal.role_orgs())),
+                  narrow=tuple(found.clauses()))
+
+
 async def list_for_organiser(ctx: Context, principal: Principal, org_id: str | None, limit: int,
                              cursor: str | None, found: MemberFilter = MemberFilter()) -> tuple[list[dict], str | None]:
     if org_id is not None:
         await orgs.require_role(ctx, principal, org_id, "organiser")
-        scope: dict[str, Any] = {"org_path": org_id}
-    elif principal.role_orgs():
-        scope = principal.within_roles_filter()
-    else:
+    elif not principal.role_orgs():
         raise forbidden("Listing members needs the organiser role.")
-    return await page(ctx.db[COLLECTION], {"$and": [scope, *found.clauses()]}, limit, cursor)
+    return await page(ctx.db[COLLECTION], list_query(principal, org_id, found), limit, cursor)
 
 
 async def patch(ctx: Context, principal: Principal, member_id: str, changes: dict) -> dict:

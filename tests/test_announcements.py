@@ -216,3 +216,29 @@ def test_organisers_list_their_announcements_by_status(api):
     org_b = api.organiser(w["b"]["id"], "孙书记")
     assert org_b.ok("GET", "/announcements")["items"] == []
     assert org_b.get(f"/announcements?org_id={a_id}").status == 404
+
+
+def test_receipts_of_a_large_audience_come_in_pages(api):
+    """`limit` pages the unread members in id order (a small audience still comes whole); the counts
+    are always over the whole audience; a bad cursor is refused."""
+    branch = api.org("大支部")
+    organiser = api.organiser(branch["id"])
+    people = [api.member(branch["id"], f"党员{i}") for i in range(6)]
+    aid = organiser.ok("POST", "/announcements", 201, json={"org_id": branch["id"], "title": "通知", "body": "x"})["id"]
+    assert people[0].post(f"/announcements/{aid}/read").status == 204
+    whole = organiser.ok("GET", f"/announcements/{aid}/receipts")
+    assert whole["audience"] == 7 and whole["read"] == 1 and len(whole["unread_members"]) == 6
+    assert "next_cursor" not in whole
+    seen, cursor = [], None
+    while True:
+        page = organiser.ok("GET", f"/announcements/{aid}/receipts",
+                            params={"limit": 4, **({"cursor": cursor} if cursor else {})})
+        assert page["audience"] == 7 and page["read"] == 1 and len(page["unread_members"]) <= 4
+        seen += page["unread_members"]
+        cursor = page.get("next_cursor")
+        if cursor is None:
+            break
+    assert seen == whole["unread_members"] and len(seen) == 6
+    assert people[1].get(f"/announcements/{aid}/receipts", params={"limit": 4}).status == 403
+    bad = organiser.get(f"/announcements/{aid}/receipts", params={"limit": 0})
+    assert bad.status == 422

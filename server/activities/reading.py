@@ -10,10 +10,10 @@ from server import members, programmes, signups
 from server.activities.checkin import attendance, close_out
 from server.activities.rules import cancel_deadline
 from server.activities.store import COLLECTION
-from server.activities.visibility import get_visible, visible_filter
+from server.activities.visibility import get_visible, visible_branches
 from server.context import Context
 from server.errors import invalid
-from server.pagination import page
+from server.pagination import Keyset, page
 from server.scope import Principal
 
 
@@ -60,10 +60,15 @@ async def get_one(ctx: Context, principal: Principal, activity_id: str) -> dict:
     return await present(ctx, principal, act)
 
 
+def list_query(principal: Principal, narrow: list[dict] | tuple[dict, ...] = ()) -> Keyset:
+    """The activity list, newest first: the visible activities, narrowed by the list's filters."""
+    return Keyset(visible_branches(principal), descending=True, narrow=tuple(narrow))
+
+
 async def list_visible(ctx: Context, principal: Principal, *, programme: str | None, org_id: str | None,
                        eligible: bool, status: str | None, limit: int, cursor: str | None
                        ) -> tuple[list[dict], str | None]:
-    clauses: list[dict] = [visible_filter(principal)]
+    clauses: list[dict] = []
     if programme:
         clauses.append({"programme": programme})
     if org_id:
@@ -77,7 +82,7 @@ async def list_visible(ctx: Context, principal: Principal, *, programme: str | N
         await programmes.ensure_defaults(ctx)
         every = await ctx.db[programmes.COLLECTION].find({}).to_list()
         clauses.append(programmes.eligible_filter(every, member, ctx.settings.tz))
-    items, next_cursor = await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
+    items, next_cursor = await page(ctx.db[COLLECTION], list_query(principal, clauses), limit, cursor)
     for act in items:  # an activity that has ended gets its no-shows written on first sight
         await close_out(ctx, act)
     mine = {s["activity_id"]: s for s in await ctx.db[signups.COLLECTION].find(

@@ -18,7 +18,8 @@ FEEDBACK = "activity_feedback"
 indexes(
     COLLECTION,
     IndexModel([("org_path", ASCENDING), ("_id", DESCENDING)]),
-    IndexModel([("org_id", ASCENDING), ("listed", ASCENDING)]),
+    IndexModel([("org_id", ASCENDING), ("listed", ASCENDING), ("_id", DESCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("listed", ASCENDING), ("_id", DESCENDING)]),
     IndexModel([("programme", ASCENDING), ("starts_at", ASCENDING)]),
 )
 indexes(FEEDBACK, IndexModel([("activity_id", ASCENDING), ("member_id", ASCENDING)], unique=True))

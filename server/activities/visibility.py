@@ -19,29 +19,29 @@ def activity_not_found() -> ApiError:
     return ApiError(404, "activity_not_found", "No such activity.")
 
 
-def member_filter(principal: Principal) -> dict:
-    """Published (or published, then cancelled) activities of the caller's org's ancestors or subtree."""
-    return {"listed": True, "$or": [{"org_id": {"$in": list(principal.org_path)}},
-                                    {"org_path": principal.org_id}]}
-
-
-def visible_filter(principal: Principal) -> dict:
-    roles = principal.role_orgs()
-    if not roles:
-        return member_filter(principal)
-    return {"$or": [member_filter(principal), {"org_path": {"$in": roles}}]}
+def visible_branches(principal: Principal) -> tuple[dict, ...]:
+    """What the caller sees (`sees`) as a union of equality filters, one per index (server/pagination.py):
+    listed (published, or published then cancelled) activities of each ancestor org (org_id, listed, _id)
+    and of the subtree (org_path, listed, _id), and every activity, drafts too, of each subtree the
+    caller organises (org_path, _id)."""
+    listed = [{"org_id": org, "listed": True} for org in principal.org_path]
+    listed.append({"org_path": principal.org_id, "listed": True})
+    return (*listed, *({"org_path": org} for org in principal.role_orgs()))
 
 
 def sees(principal: Principal, act: dict) -> bool:
-    """`visible_filter` in Python, for a document already read (inside the sign-up transaction)."""
+    """Whether the caller sees an activity already read: by `_id`, then this, because SecantusDB answers
+    an `_id` beside an `$or` with a scan of the whole collection (about 1 s at 20,000 documents)."""
     if principal.organises(act["org_path"]):
         return True
     return bool(act.get("listed")) and (act["org_id"] in principal.org_path or principal.org_id in act["org_path"])
 
 
 async def _find_visible(ctx: Context, principal: Principal, activity_id: str, projection=None) -> dict | None:
-    return await ctx.db[COLLECTION].find_one({"$and": [{"_id": activity_id}, visible_filter(principal)]},
-                                             projection)
+    if projection is not None:
+        projection = {**projection, "org_id": 1, "org_path": 1, "listed": 1}
+    act = await ctx.db[COLLECTION].find_one({"_id": activity_id}, projection)
+    return act if act is not None and sees(principal, act) else None
 
 
 async def get_visible(ctx: Context, principal: Principal, activity_id: str) -> dict:

@@ -2,12 +2,13 @@
 
 Reading never puts `$or`, `$ne` or an open-ended range on a nullable field into a filter: SecantusDB
 answers those with a walk of the whole collection (0.3-0.7 s at 20,000 items, measured), so
-"addressed to the member" is one query per kind of audience merged in Python (`_addressed`).
+"addressed to the member" is one query per audience merged in Python (`addressed`, `_union`).
 """
 
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,21 +22,25 @@ from server.feed.store import ITEMS, READS, UNIX_EPOCH
 from server.scope import Principal
 
 
-async def _addressed(ctx: Context, principal: Principal, extra: dict, *, sort: list, key: Callable[[dict], Any],
-                     want: int | None = None, reverse: bool = False, keep: Callable[[dict], bool] | None = None,
-                     projection: dict | None = None, orgs: list[str] | None = None) -> list[dict]:
-    """Items addressed to the member (their org subtree's, or them by name) that match `extra`, in
-    `sort` order (`key`/`reverse` say the same in Python), at most `want` of those `keep` accepts.
+def addressed(principal: Principal, extras: list[dict], orgs: list[str] | tuple[str, ...] | None = None) -> list[dict]:
+    """The queries for items addressed to the member (their orgs' audiences, or them by name) that
+    match one of `extras`: one per audience and alternative, each an equality on an index's leading
+    keys (server/feed/store.py). `orgs`: only the audiences of those orgs, none by name.
 
-    One query per kind of audience, merged here, never one `$or`: SecantusDB answers a filter
-    holding any `$or` (or `$ne`) with a scan of the whole collection (about 0.5 s at 20,000 items,
-    growing), while these equality/`$in` filters on indexed keys take a few milliseconds. The two
-    audiences never share an item (an item has an org audience or a named one). `orgs`: only items
-    of those orgs' audiences.
-    """
-    queries = [{"audience_org": {"$in": list(principal.org_path if orgs is None else orgs)}, **extra}]
+    Never one `$or` or `$in`: SecantusDB answers a filter holding an `$or`, a `$ne`, or an `$in` next
+    to a range with a scan of the whole collection (about 0.5 s at 20,000 items, growing), while these
+    take a few milliseconds. The two kinds of audience never share an item."""
+    audiences: list[dict] = [{"audience_org": org} for org in (principal.org_path if orgs is None else orgs)]
     if orgs is None:
-        queries.append({"members": principal.member_id, **extra})
+        audiences.append({"members": principal.member_id})
+    return [{**audience, **extra} for audience in audiences for extra in extras]
+
+
+async def _union(ctx: Context, queries: list[dict], *, sort: list, key: Callable[[dict], Any],
+                 want: int | None = None, reverse: bool = False, keep: Callable[[dict], bool] | None = None,
+                 projection: dict | None = None) -> list[dict]:
+    """The items of `queries` in `sort` order (`key`/`reverse` say the same in Python), at most `want`
+    of those `keep` accepts: the first `want` of the union are among the first `want` of each query."""
     found: dict[str, dict] = {}
     for query in queries:
         cursor = ctx.db[ITEMS].find(query, projection).sort(sort)
@@ -92,10 +97,11 @@ def _on_air(doc: dict, now: datetime) -> bool:
     return doc["published_at"] <= now and (doc.get("expires_at") is None or doc["expires_at"] > now)
 
 
-def _on_air_filter(now: datetime) -> dict:
+def _on_air_filters(now: datetime) -> list[dict]:
     """On the feed by time, not only by state: exact even before the scheduler has recorded the
-    change. Expiry is checked in Python (`_not_expired`): a `$or` on it would scan the collection."""
-    return {"state": {"$in": ["live", "scheduled"]}, "published_at": {"$lte": now}}
+    change (one alternative per state: an `$in` beside the range would scan). Expiry is checked in
+    Python (`_not_expired`): a `$or` on it would scan the collection."""
+    return [{"state": st, "published_at": {"$lte": now}} for st in ("live", "scheduled")]
 
 
 def _not_expired(now: datetime) -> Callable[[dict], bool]:
@@ -105,9 +111,9 @@ def _not_expired(now: datetime) -> Callable[[dict], bool]:
 async def unread_ids(ctx: Context, principal: Principal) -> set[str]:
     """Items on the member's feed now that they have not read."""
     now = ctx.now()
-    ids = [d["_id"] for d in await _addressed(ctx, principal, _on_air_filter(now), sort=[("_id", ASCENDING)],
-                                              key=lambda d: d["_id"], keep=_not_expired(now),
-                                              projection={"_id": 1, "expires_at": 1})]
+    on_air = await _union(ctx, addressed(principal, _on_air_filters(now)), sort=[("_id", ASCENDING)],
+                          key=lambda d: d["_id"], keep=_not_expired(now), projection={"_id": 1, "expires_at": 1})
+    ids = [sys.intern(d["_id"]) for d in on_air]  # shared by every member's cached set (_remember_unread)
     if not ids:
         return set()
     read = {d["item_id"] async for d in ctx.db[READS].find(
@@ -119,9 +125,18 @@ async def unread_count(ctx: Context, principal: Principal) -> int:
     return len(await unread_ids(ctx, principal))
 
 
+# The unread cache holds members × their unread items: bounded in members and in ids (about 50 MB at the
+# bound, the ids being interned, so members share each id's string: docs/scaling.md).
+UNREAD_CACHE_MEMBERS = 100_000
+UNREAD_CACHE_IDS = 2_000_000
+
+
 def _remember_unread(st: FeedState, principal: Principal, seq: int, unread: frozenset) -> None:
-    if len(st.unread) > 100_000:
+    old = st.unread.get(principal.member_id)
+    st.unread_size += len(unread) - (len(old[2]) if old else 0)
+    if len(st.unread) > UNREAD_CACHE_MEMBERS or st.unread_size > UNREAD_CACHE_IDS:
         st.unread.clear()
+        st.unread_size = len(unread)
     st.unread[principal.member_id] = (seq, principal.org_id, unread)
 
 
@@ -179,6 +194,17 @@ def _after(position: tuple[datetime, str] | None) -> Callable[[dict], bool]:
     return lambda doc: doc["published_at"] < stamp or doc["_id"] < item_id
 
 
+FEED_ORDER = [("published_at", DESCENDING), ("_id", DESCENDING)]
+
+
+def feed_queries(principal: Principal, now: datetime, pinned: bool, position: tuple[datetime, str] | None
+                 ) -> list[dict]:
+    """One phase of a `/feed` page, walked in FEED_ORDER on (audience, state, pinned, published_at, _id)
+    from the cursor's time down (the tie at that time is checked in Python, `_after`)."""
+    on_air = _on_air_filters(now if position is None else min(now, position[0]))
+    return addressed(principal, [{**alternative, "pinned": pinned} for alternative in on_air])
+
+
 async def feed_page(ctx: Context, principal: Principal, limit: int, before: str | None) -> dict:
     """Newest first; pinned items first (all of them, over as many pages as they need), then the rest.
 
@@ -186,16 +212,14 @@ async def feed_page(ctx: Context, principal: Principal, limit: int, before: str 
     when pinned items fill a page (the cursor carries the phase).
     """
     now = ctx.now()
-    order = [("published_at", DESCENDING), ("_id", DESCENDING)]
     phase, position = ("p", None) if before is None else _decode_before(before)
     live = _not_expired(now)
 
     async def page(pinned: bool, position: tuple[datetime, str] | None, want: int) -> list[dict]:
-        extra = _on_air_filter(now if position is None else min(now, position[0]))
         after = _after(position)
-        return await _addressed(ctx, principal, {**extra, "pinned": pinned}, sort=order,
-                                key=lambda d: (d["published_at"], d["_id"]), reverse=True, want=want,
-                                keep=lambda d: live(d) and after(d))
+        return await _union(ctx, feed_queries(principal, now, pinned, position), sort=FEED_ORDER,
+                            key=lambda d: (d["published_at"], d["_id"]), reverse=True, want=want,
+                            keep=lambda d: live(d) and after(d))
 
     items: list[dict] = []
     next_before = None

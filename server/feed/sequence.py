@@ -75,6 +75,7 @@ class FeedState:
     loaded: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     unread: dict[str, tuple[int, str, frozenset]] = field(default_factory=dict)  # member → (seq, org, ids)
+    unread_size: int = 0  # the ids held in `unread`, all members together (feed/reading.py bounds it)
     windows: dict[tuple[int, int], asyncio.Future] = field(default_factory=dict)
     tasks: list = field(default_factory=list)
     counter_ready: bool = False
@@ -95,6 +96,7 @@ class FeedState:
         tokens are void."""
         self.epoch, self.latest = epoch, seq
         self.unread.clear()
+        self.unread_size = 0
         self.windows.clear()
         self._wake()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from server.db import indexes
 
@@ -27,6 +27,16 @@ indexes(
     ITEMS,
     IndexModel([("audience_org", ASCENDING), ("seq", ASCENDING)]),
     IndexModel([("members", ASCENDING), ("seq", ASCENDING)]),
+    # sync pages (server/feed/sync.py changed_queries) and /feed pages (reading.feed_queries): SecantusDB
+    # uses an index only when it holds every field of the filter
+    IndexModel([("audience_org", ASCENDING), ("ever_live", ASCENDING), ("seq", ASCENDING)]),
+    IndexModel([("members", ASCENDING), ("ever_live", ASCENDING), ("seq", ASCENDING)]),
+    IndexModel([("audience_org", ASCENDING), ("state", ASCENDING), ("seq", ASCENDING)]),
+    IndexModel([("members", ASCENDING), ("state", ASCENDING), ("seq", ASCENDING)]),
+    IndexModel([("audience_org", ASCENDING), ("state", ASCENDING), ("pinned", ASCENDING),
+                ("published_at", DESCENDING), ("_id", DESCENDING)]),
+    IndexModel([("members", ASCENDING), ("state", ASCENDING), ("pinned", ASCENDING),
+                ("published_at", DESCENDING), ("_id", DESCENDING)]),
     IndexModel([("seq", ASCENDING)]),
     IndexModel([("kind", ASCENDING), ("ref_id", ASCENDING)]),
     IndexModel([("state", ASCENDING), ("published_at", ASCENDING)]),

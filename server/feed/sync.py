@@ -19,7 +19,16 @@ from pymongo import ASCENDING
 
 from server.context import Context
 from server.errors import invalid
-from server.feed.reading import _addressed, _by_seq, _cached_unread, _read_ids, _remember_unread, _sees, item_out
+from server.feed.reading import (
+    _by_seq,
+    _cached_unread,
+    _read_ids,
+    _remember_unread,
+    _sees,
+    _union,
+    addressed,
+    item_out,
+)
 from server.feed.sequence import _current, _load_counter, state
 from server.feed.store import ITEMS, READS, REMOVALS
 from server.feed.tokens import Token, _expired, _void, decode_token, encode_token
@@ -121,9 +130,10 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
         return SyncResult([], encode_token(ctx, Token(token.m, token.o, latest, latest)), False,
                           await _cached_unread(ctx, principal, latest))
     room = limit - len(prefix)
-    docs = await _changed_items(ctx, principal, token, latest, room + 1)
-    # audiences the member lost (only those after the token's base: earlier ones they never had)
-    lost = await _lost_audiences(ctx, principal, max(token.s, token.b), latest, room + 1)
+    docs, upto = await _changed_items(ctx, principal, token, latest, room + 1)
+    # audiences the member lost (only those after the token's base: earlier ones they never had), in the
+    # same range: past `upto` an item not read yet could come first
+    lost = await _lost_audiences(ctx, principal, max(token.s, token.b), upto, room + 1)
     merged = sorted([(d["seq"], d, None) for d in docs] + [(r["seq"], None, r) for r in lost],
                     key=lambda entry: entry[0])
     has_more = len(merged) > room
@@ -147,29 +157,47 @@ async def sync(ctx: Context, principal: Principal, since: str | None, limit: int
     return SyncResult(changes, encode_token(ctx, nxt), has_more, await _cached_unread(ctx, principal, latest))
 
 
-async def _changed_items(ctx: Context, principal: Principal, token: Token, latest: int, want: int) -> list[dict]:
-    """The member's items to send for the token, in seq order, at most `want`.
+def changed_queries(principal: Principal, token: Token, upto: int) -> list[dict]:
+    """The queries for the member's items to send for the token up to `upto`, each walked in seq order
+    on (audience, ever_live, seq) or (audience, state, seq) (server/feed/store.py).
 
-    Plain: everything addressed to them that changed in (s, latest]. First snapshot ("*"): the
-    live items up to latest, plus whatever changed after the base b (tombstones included). After a
-    move ([orgs]): the live items of the newly visible orgs, plus whatever changed after b. Written
-    as a union of `$or`-free queries (see `_addressed`), each limited to `want`: the first `want`
-    of the union are among the first `want` of its parts.
+    Plain: everything addressed to them that changed in (s, upto]. First snapshot ("*"): the live
+    items up to it, plus whatever changed after the base b (tombstones included). After a move
+    ([orgs]): the live items of the newly visible orgs, plus whatever changed after b. A union of
+    `$or`-free equality queries (see `reading.addressed`); live implies ever_live.
     """
-    window = {"$gt": token.s, "$lte": latest}
-    after_base = {"seq": {"$gt": max(token.s, token.b), "$lte": latest}, "ever_live": True}
-    found: dict[str, dict] = {}
-    parts: list[tuple[dict, list[str] | None]] = [(after_base, None)]
+    window = {"$gt": token.s, "$lte": upto}
+    queries = addressed(principal, [{"ever_live": True, "seq": {"$gt": max(token.s, token.b), "$lte": upto}}])
     if token.x == "*":
-        parts.append(({"seq": window, "ever_live": True, "state": "live"}, None))
+        queries += addressed(principal, [{"state": "live", "seq": window}])
     elif token.x:
         gained = [o for o in token.x if o in principal.org_path]
-        parts.append(({"seq": window, "ever_live": True, "state": "live"}, gained))
-    for extra, orgs in parts:
-        for doc in await _addressed(ctx, principal, extra, sort=[("seq", ASCENDING)], key=_by_seq, want=want,
-                                    orgs=orgs):
-            found[doc["_id"]] = doc
-    return sorted(found.values(), key=_by_seq)[:want]
+        queries += addressed(principal, [{"state": "live", "seq": window}], orgs=gained)
+    return queries
+
+
+FIRST_WINDOW = 2  # × the page: the first range of sequence numbers a sync page reads (then doubled)
+
+
+async def _changed_items(ctx: Context, principal: Principal, token: Token, latest: int,
+                         want: int) -> tuple[list[dict], int]:
+    """The member's items to send for the token (`changed_queries`), in seq order, at most `want`, and
+    the position up to which they are complete.
+
+    Read in growing ranges of sequence numbers from the token on, until `want` are found or `latest`
+    is reached: SecantusDB examines every document a query's bounds admit, whatever its limit, so an
+    open range to `latest` would make each page of a long first sync cost all the pages after it.
+    (On MongoDB the first range is nearly always enough.) The first `want` of the union are among the
+    first `want` of its parts."""
+    found: list[dict] = []
+    start, span = token, FIRST_WINDOW * want
+    while True:
+        upto = min(latest, start.s + span)
+        found += await _union(ctx, changed_queries(principal, start, upto), sort=[("seq", ASCENDING)],
+                              key=_by_seq, want=want - len(found))
+        if len(found) >= want or upto >= latest:
+            return found[:want], upto
+        start, span = Token(token.m, token.o, upto, token.b, token.x), span * 2
 
 
 async def _lost_audiences(ctx: Context, principal: Principal, after: int, latest: int, want: int) -> list[dict]:

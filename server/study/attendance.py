@@ -27,7 +27,7 @@ from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
 from server.notifications import outbox
-from server.pagination import page
+from server.pagination import Keyset, page
 from server.scope import Principal
 from server.study import sessions
 from server.study.sessions import ATTENDANCE
@@ -50,6 +50,7 @@ indexes(
     IndexModel([("session_id", ASCENDING), ("status", ASCENDING)]),
     IndexModel([("member_id", ASCENDING), ("_id", DESCENDING)]),
     IndexModel([("org_path", ASCENDING), ("status", ASCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("_id", DESCENDING)]),  # the organisers' list (list_query)
     # At most one pending request per member and session: the key exists only while pending.
     IndexModel([("pending_key", ASCENDING)], unique=True, sparse=True),
 )
@@ -283,15 +284,19 @@ async def list_requests(ctx: Context, principal: Principal, session_id: str | No
                         limit: int, cursor: str | None, org_id: str | None = None) -> tuple[list[dict], str | None]:
     """Organisers see requests in the subtrees they organise; everyone sees their own. With `org_id`,
     only the requests of that org's subtree, which the caller must organise."""
-    own = {"member_id": principal.member_id}
     if org_id is not None:
         await orgs.require_role(ctx, principal, org_id, "organiser")
-        scope: dict = {"org_path": org_id}
+    return await page(ctx.db[REQUESTS], list_query(principal, session_id, status, org_id), limit, cursor)
+
+
+def list_query(principal: Principal, session_id: str | None = None, status: str | None = None,
+               org_id: str | None = None) -> Keyset:
+    """The requests list, newest first: the caller's own (member_id, _id) and each subtree they
+    organise (org_path, _id); or one subtree."""
+    if org_id is not None:
+        branches = [{"org_path": org_id}]
     else:
-        scope = {"$or": [own, principal.within_roles_filter("org_path")]} if principal.role_orgs() else own
-    clauses: list[dict] = [scope]
-    if session_id is not None:
-        clauses.append({"session_id": session_id})
-    if status is not None:
-        clauses.append({"status": status})
-    return await page(ctx.db[REQUESTS], {"$and": clauses}, limit, cursor, descending=True)
+        branches = [{"member_id": principal.member_id}, *({"org_path": org} for org in principal.role_orgs())]
+    narrow = {**({"session_id": session_id} if session_id is not None else {}),
+              **({"status": status} if status is not None else {})}
+    return Keyset(tuple(branches), descending=True, narrow=(narrow,) if narrow else ())

@@ -24,7 +24,7 @@ import math
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from server import content_check, qr
@@ -33,7 +33,7 @@ from server.context import Context
 from server.db import indexes, transaction
 from server.errors import ApiError, invalid
 from server.ids import new_id
-from server.pagination import page
+from server.pagination import Keyset, page
 from server.scope import Principal
 from server.study import attendance, schemes, sessions
 from server.study.sessions import ATTENDANCE, QR_PURPOSE
@@ -48,6 +48,7 @@ SELF_STUDY = "study_self_study"
 DAILY = "study_daily_minutes"  # _id = "<member>:<YYYY-MM-DD>", minutes
 
 indexes(SELF_STUDY, IndexModel([("member_id", ASCENDING), ("date", ASCENDING)]),
+        IndexModel([("member_id", ASCENDING), ("_id", DESCENDING)]),  # the member's list (self_study_query)
         IndexModel([("member_org_path", ASCENDING), ("date", ASCENDING)]))
 
 
@@ -239,4 +240,9 @@ async def _take_minutes(ctx: Context, counter: str, day: str, minutes: int, txn)
 
 async def list_self_study(ctx: Context, principal: Principal, limit: int,
                           cursor: str | None) -> tuple[list[dict], str | None]:
-    return await page(ctx.db[SELF_STUDY], {"member_id": principal.member_id}, limit, cursor, descending=True)
+    return await page(ctx.db[SELF_STUDY], self_study_query(principal), limit, cursor)
+
+
+def self_study_query(principal: Principal) -> Keyset:
+    """The member's self-study log, newest first."""
+    return Keyset(({"member_id": principal.member_id},), descending=True)

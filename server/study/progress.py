@@ -128,7 +128,7 @@ async def subtree(ctx: Context, org: dict) -> tuple[list[dict], list[dict], dict
     """(orgs in the subtree, its active members, the stored schemes that may apply there)."""
     descendants = await ctx.db[orgs.COLLECTION].find({"path": org["_id"]}, {"name": 1, "path": 1, "kind": 1}) \
         .sort("_id", 1).to_list()
-    members = await ctx.db[MEMBERS].find({"org_path": org["_id"], "active": True},
+    members = await ctx.db[MEMBERS].find({"org_path": org["_id"], "active": True},  # on (org_path, active, _id)
                                          {"name": 1, "org_id": 1, "org_path": 1}).sort("_id", 1).to_list()
     return [org, *descendants], members, await schemes.for_subtree(ctx, org)
 
@@ -145,15 +145,17 @@ async def compliance_for(ctx: Context, org: dict, period: Period,
         complete, tracks = judge(scheme, period, member["_id"], done)
         member_rows.append({"member_id": member["_id"], "name": member["name"], "org_id": member["org_id"],
                             "complete": complete, "tracks": tracks, "_path": member["org_path"]})
-    org_rows = []
-    for each in org_list:
-        inside = [m for m in member_rows if each["_id"] in m["_path"]]
-        complete = sum(1 for m in inside if m["complete"])
-        org_rows.append({"org_id": each["_id"], "name": each["name"], "members": len(inside),
-                         "complete_members": complete,
-                         "rate": round(complete / len(inside), 4) if inside else 0.0})
+    # counted along each member's path: members × depth, not members × orgs
+    counts = {each["_id"]: [0, 0] for each in org_list}
     for row in member_rows:
-        del row["_path"]
+        for org_id in row.pop("_path"):
+            if org_id in counts:
+                counts[org_id][0] += 1
+                counts[org_id][1] += row["complete"]
+    org_rows = [{"org_id": each["_id"], "name": each["name"], "members": counts[each["_id"]][0],
+                 "complete_members": counts[each["_id"]][1],
+                 "rate": round(counts[each["_id"]][1] / counts[each["_id"]][0], 4) if counts[each["_id"]][0] else 0.0}
+                for each in org_list]
     return {"period": period.label, "orgs": org_rows, "members": member_rows}
 
 

@@ -41,7 +41,7 @@ from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
 from server.notifications import outbox
-from server.pagination import page
+from server.pagination import Keyset, page
 from server.scope import Principal
 from server.study import progress, schemes
 from server.study.sessions import COLLECTION as SESSIONS
@@ -59,6 +59,7 @@ indexes(
     IndexModel([("org_id", ASCENDING), ("member_id", ASCENDING), ("period", ASCENDING), ("track", ASCENDING)],
                unique=True),
     IndexModel([("org_path", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)]),
+    IndexModel([("org_path", ASCENDING), ("_id", DESCENDING)]),  # the list without a status
     IndexModel([("notified", ASCENDING), ("period", ASCENDING)]),
     IndexModel([("org_path", ASCENDING), ("period", ASCENDING)]),
 )
@@ -259,14 +260,16 @@ async def list_warnings(ctx: Context, principal: Principal, org_id: str | None, 
         raise invalid("status", "status is open, rectifying or closed.")
     if org_id is not None:
         await orgs.require_role(ctx, principal, org_id, "organiser")
-        clauses: list[dict] = [{"org_path": org_id}]
-    elif principal.role_orgs():
-        clauses = [principal.within_roles_filter("org_path")]
-    else:
+    elif not principal.role_orgs():
         raise forbidden("Warnings are for organisers.")
-    if status is not None:
-        clauses.append({"status": status})
-    return await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
+    return await page(ctx.db[COLLECTION], list_query(principal, org_id, status), limit, cursor)
+
+
+def list_query(principal: Principal, org_id: str | None, status: str | None) -> Keyset:
+    """The warnings list, newest first: per subtree, on (org_path, status, _id) or (org_path, _id)."""
+    only = {} if status is None else {"status": status}
+    return Keyset(tuple({"org_path": org, **only} for org in ([org_id] if org_id else principal.role_orgs())),
+                  descending=True)
 
 
 def visible(principal: Principal, doc: dict | None) -> bool:

@@ -39,7 +39,7 @@ from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
 from server.notifications import outbox
-from server.pagination import page
+from server.pagination import Keyset, page
 from server.scope import Principal
 from server.study import schemes
 
@@ -55,6 +55,8 @@ indexes(
     COLLECTION,
     IndexModel([("org_path", ASCENDING), ("starts_at", DESCENDING)]),
     IndexModel([("org_id", ASCENDING), ("starts_at", DESCENDING)]),
+    IndexModel([("org_id", ASCENDING), ("_id", DESCENDING)]),  # the list (list_query)
+    IndexModel([("org_path", ASCENDING), ("_id", DESCENDING)]),
 )
 indexes(
     ATTENDANCE,
@@ -74,17 +76,16 @@ def session_cancelled() -> ApiError:
 
 # -- scope ------------------------------------------------------------------------------------------
 
-def visible_filter(principal: Principal) -> dict:
-    clauses: list[dict] = [{"org_id": {"$in": list(principal.org_path)}}]
-    if principal.role_orgs():
-        clauses.append(principal.within_roles_filter("org_path"))
-    return {"$or": clauses}
+def sees(principal: Principal, session: dict) -> bool:
+    """Sessions of the caller's org and its ancestors, and all those of the subtrees they organise. Checked
+    on the document read by `_id`: an `_id` beside an `$or` makes SecantusDB scan the whole collection."""
+    return session["org_id"] in principal.org_path or principal.organises(session["org_path"])
 
 
 async def get_visible(ctx: Context, principal: Principal, session_id: str) -> dict:
     """The session if the caller may see it, its attendees fixed when due; else 404 session_not_found."""
-    session = await ctx.db[COLLECTION].find_one({"$and": [{"_id": session_id}, visible_filter(principal)]})
-    if session is None:
+    session = await ctx.db[COLLECTION].find_one({"_id": session_id})
+    if session is None or not sees(principal, session):
         raise session_not_found()
     return await fix_attendees(ctx, session)
 
@@ -106,13 +107,18 @@ def require_not_cancelled(session: dict) -> None:
 
 # -- attendees --------------------------------------------------------------------------------------
 
-def _attendee_query(session: dict, *, as_of_opening: bool = False) -> dict:
-    query: dict[str, Any] = {"active": True, "org_path": session["org_id"]}
-    if session.get("attendees_explicit"):
-        query["_id"] = {"$in": session["attendees"]}
-    if as_of_opening:  # a snapshot taken late still leaves out members who joined after the window opened
-        query["created_at"] = {"$lte": max(session["checkin_opens_at"], session["created_at"])}
-    return query
+def _attendee_query(session: dict) -> dict:
+    """The active members of the session's subtree, on the members' (org_path, active, _id) index; what
+    else decides an attendee is checked on the documents (`_attends`): SecantusDB scans the collection
+    for a filter with a field beyond the index's."""
+    return {"org_path": session["org_id"], "active": True}
+
+
+def _attends(session: dict, member: dict, *, as_of_opening: bool) -> bool:
+    if session.get("attendees_explicit") and member["_id"] not in session["attendees"]:
+        return False
+    # a snapshot taken late still leaves out members who joined after the window opened
+    return not as_of_opening or member["created_at"] <= max(session["checkin_opens_at"], session["created_at"])
 
 
 async def current_attendees(ctx: Context, session: dict) -> list[str]:
@@ -120,9 +126,10 @@ async def current_attendees(ctx: Context, session: dict) -> list[str]:
     if session["attendees_fixed"]:
         return session["attendees"]
     opened = ctx.now() >= session["checkin_opens_at"]
-    docs = await ctx.db[MEMBERS].find(_attendee_query(session, as_of_opening=opened),
-                                      {"_id": 1}).sort("_id", 1).to_list()
-    return [d["_id"] for d in docs]
+    if session.get("attendees_explicit"):
+        session = {**session, "attendees": set(session["attendees"])}
+    return [d["_id"] async for d in ctx.db[MEMBERS].find(_attendee_query(session), {"_id": 1, "created_at": 1}).sort(
+        "_id", 1) if _attends(session, d, as_of_opening=opened)]
 
 
 async def fix_attendees(ctx: Context, session: dict) -> dict:
@@ -453,17 +460,25 @@ async def cancel(ctx: Context, principal: Principal, session_id: str, reason: st
     return cancelled
 
 
+def list_query(principal: Principal, org_id: str | None = None, start: datetime | None = None,
+               end: datetime | None = None) -> Keyset:
+    """The session list, newest first: what the caller `sees`, as one equality branch per index
+    (server/pagination.py)."""
+    branches = [{"org_id": org} for org in principal.org_path]
+    branches += [{"org_path": org} for org in principal.role_orgs()]
+    narrow: list[dict] = [{"org_path": org_id}] if org_id is not None else []
+    window = {**({"$gte": to_ms(start)} if start is not None else {}),
+              **({"$lt": to_ms(end)} if end is not None else {})}
+    if window:
+        narrow.append({"starts_at": window})
+    return Keyset(tuple(branches), descending=True, narrow=tuple(narrow))
+
+
 async def list_visible(ctx: Context, principal: Principal, org_id: str | None, start: datetime | None,
                        end: datetime | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    clauses: list[dict] = [visible_filter(principal)]
     if org_id is not None:
-        org = await orgs.get_visible(ctx, principal, org_id)
-        clauses.append({"org_path": org["_id"]})
-    if start is not None:
-        clauses.append({"starts_at": {"$gte": to_ms(start)}})
-    if end is not None:
-        clauses.append({"starts_at": {"$lt": to_ms(end)}})
-    docs, next_cursor = await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
+        org_id = (await orgs.get_visible(ctx, principal, org_id))["_id"]
+    docs, next_cursor = await page(ctx.db[COLLECTION], list_query(principal, org_id, start, end), limit, cursor)
     return [await fix_attendees(ctx, d) for d in docs], next_cursor
 
 
