@@ -1635,6 +1635,8 @@ export interface components {
             read: number;
             acked: number;
             unread_members: components["schemas"]["MemberRef"][];
+            /** @default null */
+            next_cursor: string | null;
         };
         /** MemberRef */
         MemberRef: {
@@ -4237,7 +4239,12 @@ export interface operations {
     };
     get_api_v1_announcements_announcement_id_receipts: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description unread members per answer, 1..1000 (all of a smaller audience by default) */
+                limit?: number;
+                /** @description next_cursor of the last answer */
+                cursor?: string;
+            };
             header?: never;
             path: {
                 announcement_id: string;
@@ -4275,6 +4282,15 @@ export interface operations {
             };
             /** @description Problem: announcement_not_found, not_found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: invalid_request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
