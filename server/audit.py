@@ -23,7 +23,7 @@ from server.context import Context
 from server.db import indexes
 from server.errors import forbidden
 from server.ids import new_id
-from server.pagination import page
+from server.pagination import Keyset, page
 from server.scope import Principal
 
 COLLECTION = "audit_log"
@@ -124,28 +124,27 @@ def entry_out(doc: dict) -> dict:
             "before": before, "after": after, "details": doc.get("details") or legacy, "reason": doc.get("reason")}
 
 
+def list_query(principal: Principal, org_id: str | None, actor_id: str | None = None, target_id: str | None = None,
+               since: datetime | None = None, until: datetime | None = None) -> Keyset:
+    """GET /audit's query, newest first: one branch per admin subtree (or `org_id`'s), with the actor or
+    the target as the index's second key (the other and the time range narrow the walk)."""
+    roots = [org_id] if org_id is not None else principal.role_orgs("admin")
+    second = {"actor_id": actor_id} if actor_id is not None else {"target_id": target_id} if target_id else {}
+    narrow: list[dict] = [{"target_id": target_id}] if actor_id is not None and target_id is not None else []
+    at = {**({"$gte": since} if since is not None else {}), **({"$lt": until} if until is not None else {})}
+    if at:
+        narrow.append({"at": at})
+    return Keyset(tuple({"org_path": root, **second} for root in roots), descending=True, narrow=tuple(narrow))
+
+
 async def list_entries(ctx: Context, principal: Principal, *, org_id: str | None, actor_id: str | None,
                        target_id: str | None, since: datetime | None, until: datetime | None, limit: int,
                        cursor: str | None) -> tuple[list[dict], str | None]:
     """Entries within the caller's admin subtrees (or `org_id`'s, which must be one of them), newest first."""
     if org_id is not None:
         await orgs.require_role(ctx, principal, org_id, "admin")
-        clauses: list[dict] = [{"org_path": org_id}]
-    elif principal.role_orgs("admin"):
-        roots = principal.role_orgs("admin")
-        clauses = [{"org_path": roots[0]} if len(roots) == 1 else {"org_path": {"$in": roots}}]
-    else:
+    elif not principal.role_orgs("admin"):
         raise forbidden("Reading the audit log needs the admin role.")
-    if actor_id is not None:
-        clauses.append({"actor_id": actor_id})
-    if target_id is not None:
-        clauses.append({"target_id": target_id})
-    if since is not None or until is not None:
-        at: dict[str, datetime] = {}
-        if since is not None:
-            at["$gte"] = since
-        if until is not None:
-            at["$lt"] = until
-        clauses.append({"at": at})
-    docs, next_cursor = await page(ctx.db[COLLECTION], {"$and": clauses}, limit, cursor, descending=True)
+    docs, next_cursor = await page(ctx.db[COLLECTION], list_query(principal, org_id, actor_id, target_id, since, until),
+                                   limit, cursor)
     return [entry_out(d) for d in docs], next_cursor

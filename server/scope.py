@@ -71,6 +71,3 @@ class Principal:
     def is_staff(self) -> bool:
         return bool(self.roles)
 
-    def within_roles_filter(self, field: str = "org_path", minimum: str = "organiser") -> dict:
-        """Mongo filter: documents whose `field` path lies in a subtree the caller organises."""
-        return {field: {"$in": self.role_orgs(minimum)}}

@@ -14,7 +14,7 @@ can see: their own list, their export, and the answer notice in their own feed.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, get_args
+from typing import get_args
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
@@ -26,7 +26,7 @@ from server.errors import ApiError, forbidden, invalid, not_found
 from server.feed import writing as feed_writing
 from server.ids import new_id
 from server.members import COLLECTION as MEMBERS
-from server.pagination import page
+from server.pagination import Keyset, page
 from server.scope import Principal
 
 COLLECTION = "suggestions"
@@ -121,12 +121,17 @@ async def list_for(ctx: Context, principal: Principal, *, org_id: str | None, st
         return await suggestions_out(ctx, docs), next_cursor
     if org_id is not None:
         await orgs.require_role(ctx, principal, org_id, "organiser")
-        scope: dict[str, Any] = {"org_path": org_id}
-    else:
-        scope = principal.within_roles_filter()
-    query = {**scope, **({"status": status} if status else {}), **({"category": category} if category else {})}
-    docs, next_cursor = await page(ctx.db[COLLECTION], query, limit, cursor, descending=True)
+    docs, next_cursor = await page(ctx.db[COLLECTION], list_query(principal, org_id, status, category), limit, cursor)
     return await suggestions_out(ctx, docs), next_cursor
+
+
+def list_query(principal: Principal, org_id: str | None, status: str | None = None,
+               category: str | None = None) -> Keyset:
+    """The organisers' list, newest first: one branch per subtree they organise (or `org_id`'s), on the
+    index of (org_path[, status][, category], _id)."""
+    wanted = {**({"status": status} if status else {}), **({"category": category} if category else {})}
+    roots = [org_id] if org_id is not None else principal.role_orgs()
+    return Keyset(tuple({"org_path": root, **wanted} for root in roots), descending=True)
 
 
 async def reply(ctx: Context, principal: Principal, suggestion_id: str, text: str) -> dict:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from server import announcements, members
+from server import announcements, audit, members, suggestions
 from server.activities import reading as activity_reading
 from server.activities.store import COLLECTION as ACTIVITIES
 from server.feed import reading as feed_reading
@@ -75,6 +75,14 @@ LISTS: dict[str, tuple[str, Callable[[dict], Queries]]] = {
     "self-study log": (SELF_STUDY, lambda w: keyset(checkins.self_study_query(w["member"]))),
     "feed pages": (ITEMS, lambda w: feed_queries(w["member"], w["now"])),
     "sync pages": (ITEMS, lambda w: sync_queries(w["member"])),
+    "suggestions (organisers)": (suggestions.COLLECTION,
+                                 lambda w: keyset(suggestions.list_query(w["organiser"], None))),
+    "suggestions by status and category": (suggestions.COLLECTION, lambda w: keyset(
+        suggestions.list_query(w["organiser"], w["a"], "open", "work"))),
+    "audit log": (audit.COLLECTION, lambda w: keyset(audit.list_query(w["admin"], None))),
+    "audit log by actor": (audit.COLLECTION,
+                           lambda w: keyset(audit.list_query(w["admin"], w["a"], w["admin"].member_id))),
+    "audit log by target": (audit.COLLECTION, lambda w: keyset(audit.list_query(w["admin"], None, None, w["a"]))),
 }
 
 
@@ -113,7 +121,7 @@ def test_every_paged_list_walks_its_index(api, name):
         return Principal.from_member(api.run(api.db[members.COLLECTION].find_one({"_id": client.id})))
 
     built = {"organiser": principal(w["org_a"]), "member": principal(w["m1"]), "a": w["a"]["id"],
-             "now": api.ctx.now()}
+             "admin": principal(api.admin), "now": api.ctx.now()}
     collection, queries_of = LISTS[name]
     queries = queries_of(built)
     assert queries
