@@ -41,6 +41,9 @@ REFRESH_AHEAD = timedelta(minutes=5)
 # WeChat answers stable_token within a timeout; a holder that crashed lets the lease go after this.
 LEASE_FACTOR = 3
 WAIT_STEP = 0.05
+# This process's copy of the document, used while fresh: a read saved per call. A token another process
+# saw rejected is used here until WeChat rejects it here too (once: the call is made again).
+_KNOWN = "wechat.token.known"
 
 
 def _refreshing(ctx: Context) -> asyncio.Lock:
@@ -67,6 +70,9 @@ async def access_token(ctx: Context) -> str:
     appid = ctx.settings.wechat_appid
     if not appid:
         raise WechatUnavailable("not configured")
+    known = ctx.state.get(_KNOWN)
+    if _fresh(known, ctx.now()):
+        return known["token"]
     coll = ctx.db[COLLECTION]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _lease_seconds(ctx) + ctx.settings.wechat_timeout_seconds
@@ -74,11 +80,13 @@ async def access_token(ctx: Context) -> str:
         doc = await coll.find_one({"_id": appid})
         now = ctx.now()
         if _fresh(doc, now):
+            ctx.state[_KNOWN] = doc
             return doc["token"]
         async with _refreshing(ctx):  # the lease is per process: one coroutine of it at a time
             if await leases.acquire(ctx, LEASE, _lease_seconds(ctx)) is not None:
                 try:
-                    return await _refresh(ctx)
+                    ctx.state[_KNOWN] = await _refresh(ctx)
+                    return ctx.state[_KNOWN]["token"]
                 finally:
                     await leases.release(ctx, LEASE)
         if _valid(doc, now):
@@ -88,13 +96,13 @@ async def access_token(ctx: Context) -> str:
         await asyncio.sleep(WAIT_STEP)
 
 
-async def _refresh(ctx: Context) -> str:
+async def _refresh(ctx: Context) -> dict:
     """Under the lease: the token another process may just have stored, or a new one from WeChat."""
     appid = ctx.settings.wechat_appid
     coll = ctx.db[COLLECTION]
     doc = await coll.find_one({"_id": appid})
     if _fresh(doc, ctx.now()):
-        return doc["token"]
+        return doc
     force = doc is not None and bool(doc.get("stale"))
     answer = await transport.post(ctx, "/cgi-bin/stable_token", {
         "grant_type": "client_credential", "appid": appid, "secret": ctx.settings.wechat_secret,
@@ -105,13 +113,15 @@ async def _refresh(ctx: Context) -> str:
     if code != 0 or not isinstance(answer.get("access_token"), str):
         raise WechatError(code or -1)
     now = ctx.now()
-    expires_at = now + timedelta(seconds=int(answer.get("expires_in") or 7200))
-    await coll.update_one({"_id": appid}, {"$set": {"token": answer["access_token"], "expires_at": expires_at,
-                                                    "stale": False, "fetched_at": now}}, upsert=True)
-    return answer["access_token"]
+    doc = {"_id": appid, "token": answer["access_token"], "stale": False, "fetched_at": now,
+           "expires_at": now + timedelta(seconds=int(answer.get("expires_in") or 7200))}
+    await coll.replace_one({"_id": appid}, doc, upsert=True)
+    return doc
 
 
 async def rejected(ctx: Context, token: str) -> None:
     """WeChat refused `token` (40001/42001): have it refreshed once, if it is still the cached one."""
+    if (ctx.state.get(_KNOWN) or {}).get("token") == token:
+        del ctx.state[_KNOWN]
     await ctx.db[COLLECTION].update_one({"_id": ctx.settings.wechat_appid, "token": token},
                                         {"$set": {"stale": True}})
