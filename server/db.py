@@ -172,3 +172,17 @@ async def update_then_get(collection, query: dict, update: dict, *, txn=None) ->
         return None
     key = {"_id": query["_id"]} if "_id" in query and not isinstance(query["_id"], dict) else query
     return await collection.find_one(key, session=txn)
+
+
+# SecantusDB answers `{_id: {$in: [...]}}` from the index for tens of values, by a scan for thousands:
+# 2,000 ids took 3 s, forty queries of 50 took 0.16 s (measured for the notification outbox).
+IN_CHUNK = 50
+
+
+async def find_in(collection, field: str, values: list, projection: dict | None = None, *, txn=None) -> list[dict]:
+    """The documents whose `field` is one of `values`, found IN_CHUNK values at a time (see above)."""
+    found: list[dict] = []
+    for start in range(0, len(values), IN_CHUNK):
+        found += await collection.find({field: {"$in": values[start:start + IN_CHUNK]}}, projection,
+                                       session=txn).to_list()
+    return found

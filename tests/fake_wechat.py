@@ -23,7 +23,8 @@ answers `result.suggest` "risky" (label 20001), `REVIEW` "review", anything else
 answers after `slow_seconds`, `DOWN` (or `sec_check_down` set) answers 502; a request without
 version 2 or openid answers 47001 (bad data). Calls are recorded in `sec_checks`.
 
-The state is shared by a test session: `reset(state)` puts everything back.
+The state is shared by a test session: `reset(state)` puts everything back, and a slow answer still
+sleeping from before a reset then answers 502 without touching the new state.
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ def new_state() -> dict:
             "tokens": {}, "current_token": None, "token_fetches": [], "expires_in": 7200,
             "token_slow": 0.0, "token_down": False, "revoked": set(), "expired": set(),
             "send_answers": [], "send_answers_for": {}, "send_calls": [], "messages": [],
-            "sec_checks": [], "sec_check_down": False}
+            "sec_checks": [], "sec_check_down": False, "generation": 0}
 
 
 def reset(state: dict) -> None:
+    generation = state.get("generation", 0) + 1
     state.clear()
-    state.update(new_state())
+    state.update(new_state(), generation=generation)
 
 
 def revoke(state: dict) -> str:
@@ -67,6 +69,15 @@ class FakeHandler(tornado.web.RequestHandler):
 
     def body(self) -> dict:
         return json.loads(self.request.body or b"{}")
+
+    async def pause(self, seconds: float) -> bool:
+        """Sleep like a slow WeChat; False (answered 502) when the state was reset meanwhile."""
+        generation = self.state["generation"]
+        await asyncio.sleep(seconds)
+        if self.state["generation"] != generation:
+            self.set_status(502)
+            return False
+        return True
 
     def token_error(self) -> dict | None:
         token = self.get_query_argument("access_token", "")
@@ -104,8 +115,8 @@ class StableToken(FakeHandler):
         state["token_fetches"].append({"appid": body.get("appid"), "grant_type": body.get("grant_type"),
                                        "secret_ok": body.get("secret") == "wx-test-secret",
                                        "force_refresh": bool(body.get("force_refresh"))})
-        if state["token_slow"]:
-            await asyncio.sleep(state["token_slow"])
+        if state["token_slow"] and not await self.pause(state["token_slow"]):
+            return
         if state["token_down"]:
             self.set_status(502)
             return
@@ -132,7 +143,8 @@ class SubscribeSend(FakeHandler):
         planned = queue.pop(0) if queue else 0
         record["answer"] = planned
         if planned == "slow":
-            await asyncio.sleep(state["slow_seconds"])
+            if not await self.pause(state["slow_seconds"]):
+                return
         elif planned == "down":
             self.set_status(502)
             return
@@ -153,8 +165,8 @@ class MsgSecCheck(FakeHandler):
         if refusal is not None:
             self.answer(refusal)
             return
-        if "SLOW" in content:
-            await asyncio.sleep(state["slow_seconds"])
+        if "SLOW" in content and not await self.pause(state["slow_seconds"]):
+            return
         if "DOWN" in content or state["sec_check_down"]:
             self.set_status(502)
             return

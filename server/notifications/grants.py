@@ -15,6 +15,7 @@ from __future__ import annotations
 from pymongo.errors import DuplicateKeyError
 
 from server.context import Context
+from server.db import find_in
 from server.notifications import templates
 from server.scope import Principal
 
@@ -55,8 +56,8 @@ async def summary(ctx: Context, member_id: str, used: dict[str, list[str]] | Non
 
 
 async def counts(ctx: Context, member_ids: list[str], template_id: str, *, txn=None) -> dict[str, int]:
-    docs = await ctx.db[COLLECTION].find({"_id": {"$in": [grant_id(m, template_id) for m in member_ids]}},
-                                         {"member_id": 1, "grants": 1}, session=txn).to_list()
+    docs = await find_in(ctx.db[COLLECTION], "_id", [grant_id(m, template_id) for m in member_ids],
+                         {"member_id": 1, "grants": 1}, txn=txn)
     return {d["member_id"]: d["grants"] for d in docs}
 
 

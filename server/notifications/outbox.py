@@ -87,8 +87,8 @@ async def enqueue(ctx: Context, txn, *, event: str, member_ids: list[str], ref_k
     wanted = list(dict.fromkeys(member_ids))
     if not wanted:
         return 0
-    active = {d["_id"] for d in await ctx.db[MEMBERS].find(
-        {"_id": {"$in": wanted}, "active": True}, {"_id": 1}, session=txn).to_list()}
+    active = {d["_id"] for d in await database.find_in(ctx.db[MEMBERS], "_id", wanted, {"active": 1}, txn=txn)
+              if d.get("active")}
     recipients = [m for m in wanted if m in active]
     template = await templates.configured(ctx, event, txn=txn) if ctx.settings.wechat_appid else None
     if template is None and not spec.notice:
@@ -122,8 +122,8 @@ async def enqueue(ctx: Context, txn, *, event: str, member_ids: list[str], ref_k
 
 async def _claim_dedupe(ctx: Context, txn, event: str, recipients: list[str], dedupe_key: str) -> list[str]:
     keys = {m: dedupe_id(event, m, dedupe_key) for m in recipients}
-    taken = {d["_id"] for d in await ctx.db[DEDUPE].find({"_id": {"$in": list(keys.values())}}, {"_id": 1},
-                                                         session=txn).to_list()}
+    taken = {d["_id"] for d in await database.find_in(ctx.db[DEDUPE], "_id", list(keys.values()), {"_id": 1},
+                                                      txn=txn)}
     fresh = [m for m in recipients if keys[m] not in taken]
     if fresh:
         now = to_ms(ctx.now())

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from server.context import Context
+from server.db import find_in
 from server.notifications.events import EVENTS
 
 COLLECTION = "notification_preferences"
@@ -26,5 +27,5 @@ async def put(ctx: Context, member_id: str, muted: list[str]) -> dict:
 
 async def muted_among(ctx: Context, member_ids: list[str], event: str, *, txn=None) -> set[str]:
     """The members of `member_ids` who muted `event`."""
-    docs = await ctx.db[COLLECTION].find({"_id": {"$in": member_ids}}, session=txn).to_list()
+    docs = await find_in(ctx.db[COLLECTION], "_id", member_ids, txn=txn)
     return {d["_id"] for d in docs if event in d.get("muted", [])}
