@@ -20,6 +20,7 @@ from tests.builders import (
     iso,
     new_session,
     parse,
+    publish,
     published,
     remember,
     study_world,
@@ -354,6 +355,10 @@ def test_sessions_and_decisions_notify_their_members_and_organisers_see_the_log(
         refused = who.get(f"/notifications/deliveries?ref_id={sid}")
         assert (refused.status, refused.code) == (404, "not_found")
     assert w.organiser.get("/notifications/deliveries?ref_id=nothing-here").code == "not_found"
+    # an announcement nothing was sent about yet: an empty log for its organisers, nothing for anyone else
+    quiet = publish(api, w.organiser, w.branch["id"], "无提醒的通知")
+    assert w.organiser.ok("GET", f"/notifications/deliveries?ref_id={quiet}") == {"items": [], "next_cursor": None}
+    assert w.outsider_organiser.get(f"/notifications/deliveries?ref_id={quiet}").code == "not_found"
     assert w.organiser.get("/notifications/deliveries").code == "invalid_request"
     assert w.organiser.get(f"/notifications/deliveries?ref_id={sid}&event=nope").code == "invalid_request"
     # a member's own list is theirs alone, paged
