@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -37,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_checkins import new_session, qr_token  # noqa: E402
 from bench.bench_signups import activity_body  # noqa: E402
-from bench.harness import BARE, BenchServer, Req, free_port, read_response, run_burst  # noqa: E402
+from bench.harness import BenchServer, Req, bare_tornado, read_response, run_burst  # noqa: E402
 from server import members as members_service  # noqa: E402
 from server import orgs as orgs_service  # noqa: E402
 
@@ -293,21 +292,9 @@ def _ok(stats, status: int) -> str:
 
 
 def bare_tornado_cpu(count: int = 3000) -> Figure:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", BARE, str(port)])
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with bare_tornado() as (base, pid):
         requests = [Req("GET", "/x")] * count
-        return Measured(process.pid)(count, lambda: _ok(run_burst(f"http://127.0.0.1:{port}", requests, 20), 200))
-    finally:
-        process.terminate()
-        process.wait()
+        return Measured(pid)(count, lambda: _ok(run_burst(base, requests, 20), 200))
 
 
 # -- the report ----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ so both sides pay for journaled commits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -263,8 +264,9 @@ asyncio.run(main())
 """
 
 
-def bare_tornado_rate(count: int = 3000, concurrency: int = 50) -> Stats:
-    """The framework ceiling: a bare Tornado handler answering a small JSON body."""
+@contextlib.contextmanager
+def bare_tornado():
+    """A bare Tornado handler answering a small JSON body in a process of its own: (its base URL, its pid)."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-c", BARE, str(port)])
     try:
@@ -275,7 +277,13 @@ def bare_tornado_rate(count: int = 3000, concurrency: int = 50) -> Stats:
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        return run_burst(f"http://127.0.0.1:{port}", [Req("GET", "/x")] * count, concurrency)
+        yield f"http://127.0.0.1:{port}", process.pid
     finally:
         process.terminate()
         process.wait()
+
+
+def bare_tornado_rate(count: int = 3000, concurrency: int = 50) -> Stats:
+    """The framework ceiling: a bare Tornado handler answering a small JSON body."""
+    with bare_tornado() as (base, _):
+        return run_burst(base, [Req("GET", "/x")] * count, concurrency)

@@ -28,3 +28,12 @@ class Context:
 
     def now(self):
         return self.clock.now()
+
+    async def idle(self, seconds: float) -> bool:
+        """Wait `seconds` unless the process starts stopping: True after the wait, False when stopping
+        (background loops run `while await ctx.idle(n): ...`)."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+            return False
+        except TimeoutError:
+            return True

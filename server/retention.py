@@ -77,11 +77,8 @@ async def _sweep_forever(ctx: Context, state: dict) -> None:
             return
         except PyMongoError as exc:
             log.warning("location retention sweep failed: %s", exc)
-        try:
-            await asyncio.wait_for(ctx.stopping.wait(), ctx.settings.retention_sweep_seconds)
+        if not await ctx.idle(ctx.settings.retention_sweep_seconds):
             return
-        except TimeoutError:
-            pass
 
 
 async def anonymise(ctx: Context, principal: Principal, member_id: str) -> dict:

@@ -42,6 +42,13 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+# -- places -----------------------------------------------------------------------------------------
+
+#: A meeting room with a check-in radius, and a phone's location fix inside it (geo check-ins).
+HERE = {"name": "党员活动室", "lat": 39.9087, "lng": 116.3975, "radius_m": 100}
+FIX = {"lat": 39.9088, "lng": 116.3976, "accuracy": 10}
+
+
 def parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 

@@ -11,6 +11,8 @@ from datetime import timedelta
 
 from server import personal_export
 from tests.builders import (
+    FIX,
+    HERE,
     activity_checkin,
     advance,
     checkin,
@@ -21,9 +23,6 @@ from tests.builders import (
     study_world,
     text_file,
 )
-
-HERE = {"name": "党员活动室", "lat": 39.9087, "lng": 116.3975, "radius_m": 100}
-FIX = {"lat": 39.9088, "lng": 116.3976, "accuracy": 10}
 
 
 def _unzip(response) -> dict[str, object]:

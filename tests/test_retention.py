@@ -10,6 +10,8 @@ import pytest
 
 from server.config import Settings
 from tests.builders import (
+    FIX,
+    HERE,
     activity_checkin,
     advance,
     break_audit,
@@ -22,9 +24,6 @@ from tests.builders import (
     study_world,
     wait_until,
 )
-
-HERE = {"name": "党员活动室", "lat": 39.9087, "lng": 116.3975, "radius_m": 100}
-FIX = {"lat": 39.9088, "lng": 116.3976, "accuracy": 10}
 
 
 def _sweeps(api) -> int:

@@ -45,15 +45,6 @@ def start(ctx: Context) -> None:
     st.tasks = [loop.create_task(_poll_counter(ctx)), loop.create_task(_materialise(ctx))]
 
 
-async def _sleep(ctx: Context, seconds: float) -> bool:
-    """Sleep unless the process is stopping; False when it is."""
-    try:
-        await asyncio.wait_for(ctx.stopping.wait(), seconds)
-        return False
-    except TimeoutError:
-        return True
-
-
 async def _poll_counter(ctx: Context) -> None:
     try:
         await _ensure_counter(ctx)
@@ -61,19 +52,19 @@ async def _poll_counter(ctx: Context) -> None:
         return
     except PyMongoError as exc:
         log.warning("feed counter set-up failed: %s", exc)
-    while await _sleep(ctx, POLL_SECONDS):
+    while await ctx.idle(POLL_SECONDS):
         try:
             await _load_counter(ctx)
         except InvalidOperation:  # the client was closed: this application is gone
             return
         except PyMongoError as exc:
             log.warning("feed counter poll failed: %s", exc)
-            await _sleep(ctx, 1)
+            await ctx.idle(1)
 
 
 async def _materialise(ctx: Context) -> None:
     last_purge = None
-    while await _sleep(ctx, SCHEDULE_SECONDS):
+    while await ctx.idle(SCHEDULE_SECONDS):
         try:
             await materialise_due(ctx)
             now = ctx.now()
@@ -84,7 +75,7 @@ async def _materialise(ctx: Context) -> None:
             return
         except PyMongoError as exc:
             log.warning("feed scheduler failed: %s", exc)
-            await _sleep(ctx, 1)
+            await ctx.idle(1)
 
 
 EXPIRY_MARGIN = timedelta(minutes=5)

@@ -179,18 +179,9 @@ def start(ctx: Context) -> None:
         ctx.state["reminders.task"] = loop.create_task(_run(ctx))
 
 
-async def _sleep(ctx: Context, seconds: float) -> bool:
-    """Sleep unless the process is stopping; False when it is."""
-    try:
-        await asyncio.wait_for(ctx.stopping.wait(), seconds)
-        return False
-    except TimeoutError:
-        return True
-
-
 async def _run(ctx: Context) -> None:
     lease = leases.Lease(LEASE, LEASE_SECONDS)
-    while await _sleep(ctx, TICK_SECONDS):
+    while await ctx.idle(TICK_SECONDS):
         try:
             if await lease.keep(ctx):
                 await remind_due(ctx)

@@ -63,6 +63,6 @@ export function useAnnouncement(id: string) {
 
 export function useReceipts(id: string) {
   const loader = useLoader(() => api.get("/api/v1/announcements/{announcement_id}/receipts",
-    { path: { announcement_id: id } }));
+    { path: { announcement_id: id }, query: {} }));  // the first 1,000 unread members (the API's page)
   return { receipts: loader.data, loading: loader.loading, error: loader.error, reload: loader.reload };
 }

@@ -89,7 +89,7 @@ export function useDashboard(orgId: string, inScope: (id: string) => boolean, or
       return Promise.all(live.filter((a) => a.must_read).map(async (announcement) => ({
         announcement,
         receipts: await api.get("/api/v1/announcements/{announcement_id}/receipts",
-          { path: { announcement_id: announcement.id } }),
+          { path: { announcement_id: announcement.id }, query: { limit: 1 } }),  // the counts
       })));
     });
   }
