@@ -3,7 +3,6 @@
 // 提醒未读 of an announcement.
 import { ref } from "vue";
 import { api } from "@/api/client";
-import { ApiProblem } from "@/api/errors";
 import type { Schemas } from "@/api/types";
 import { useCursorList } from "./useCursorList";
 import { useLoader } from "./useLoader";
@@ -23,20 +22,13 @@ export function putTemplate(event: NotificationEvent, body: TemplatePut): Promis
 }
 
 /** The delivery log of one ref (an activity, session or announcement), of one event or all, a page at a
- * time. The API answers 404 for a ref nothing was sent about yet: on a page the organiser may open, that
- * is an empty log. */
+ * time (a ref nothing was sent about yet has an empty log). */
 export function useDeliveryList() {
   const pageSize = ref(20);
-  const list = useCursorList(async (q: { refId: string; event?: NotificationEvent }, cursor: string | undefined) => {
-    try {
-      return await api.get("/api/v1/notifications/deliveries", {
-        query: { ref_id: q.refId, event: q.event, limit: pageSize.value, cursor },
-      });
-    } catch (e) {
-      if (e instanceof ApiProblem && e.status === 404) return { items: [] as Delivery[], next_cursor: null };
-      throw e;
-    }
-  });
+  const list = useCursorList((q: { refId: string; event?: NotificationEvent }, cursor: string | undefined) =>
+    api.get("/api/v1/notifications/deliveries", {
+      query: { ref_id: q.refId, event: q.event, limit: pageSize.value, cursor },
+    }));
   return { ...list, pageSize };
 }
 
