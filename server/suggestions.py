@@ -96,7 +96,7 @@ async def create(ctx: Context, principal: Principal, body: dict) -> dict:
 
 
 async def _own_ids(ctx: Context, member_id: str, limit: int, cursor: str | None) -> tuple[list[str], str | None]:
-    links, next_cursor = await page(ctx.db[AUTHORS], {"member_id": member_id}, limit, cursor, descending=True)
+    links, next_cursor = await page(ctx.db[AUTHORS], own_query(member_id), limit, cursor)
     return [link["_id"] for link in links], next_cursor
 
 
@@ -123,6 +123,11 @@ async def list_for(ctx: Context, principal: Principal, *, org_id: str | None, st
         await orgs.require_role(ctx, principal, org_id, "organiser")
     docs, next_cursor = await page(ctx.db[COLLECTION], list_query(principal, org_id, status, category), limit, cursor)
     return await suggestions_out(ctx, docs), next_cursor
+
+
+def own_query(member_id: str) -> Keyset:
+    """A member's own suggestions, newest first, through their author links on (member_id, _id)."""
+    return Keyset(({"member_id": member_id},), descending=True)
 
 
 def list_query(principal: Principal, org_id: str | None, status: str | None = None,

@@ -26,6 +26,8 @@ from server.feed import sync as feed_sync
 from server.feed.store import ITEMS
 from server.feed.tokens import Token
 from server.ids import new_id
+from server.notifications import deliveries
+from server.notifications.outbox import DELIVERIES
 from server.pagination import Keyset
 from server.scope import Principal
 from server.study import attendance, checkins, rectification, sessions
@@ -79,6 +81,12 @@ LISTS: dict[str, tuple[str, Callable[[dict], Queries]]] = {
                                  lambda w: keyset(suggestions.list_query(w["organiser"], None))),
     "suggestions by status and category": (suggestions.COLLECTION, lambda w: keyset(
         suggestions.list_query(w["organiser"], w["a"], "open", "work"))),
+    "suggestions (the member's own)": (suggestions.AUTHORS,
+                                       lambda w: keyset(suggestions.own_query(w["member"].member_id))),
+    "notifications (the member's own)": (DELIVERIES, lambda w: keyset(deliveries.mine_query(w["member"]))),
+    "delivery log of a ref": (DELIVERIES, lambda w: keyset(deliveries.ref_query(w["a"]))),
+    "delivery log of a ref, one event": (DELIVERIES,
+                                         lambda w: keyset(deliveries.ref_query(w["a"], "session_scheduled"))),
     "audit log": (audit.COLLECTION, lambda w: keyset(audit.list_query(w["admin"], None))),
     "audit log by actor": (audit.COLLECTION,
                            lambda w: keyset(audit.list_query(w["admin"], w["a"], w["admin"].member_id))),

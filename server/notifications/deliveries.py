@@ -16,7 +16,7 @@ from server.errors import invalid, not_found
 from server.members import COLLECTION as MEMBERS
 from server.notifications.events import EVENTS
 from server.notifications.outbox import DELIVERIES, PENDING, SENDING
-from server.pagination import page
+from server.pagination import Keyset, page
 from server.scope import Principal
 from server.study.attendance import REQUESTS
 from server.study.rectification import COLLECTION as WARNINGS
@@ -37,10 +37,19 @@ def notification_out(doc: dict) -> dict:
             "wechat": _wechat(doc)}
 
 
+def mine_query(principal: Principal) -> Keyset:
+    """/me/notifications, newest first, on (member_id, _id)."""
+    return Keyset(({"member_id": principal.member_id},), descending=True)
+
+
+def ref_query(ref_id: str, event: str | None = None) -> Keyset:
+    """One ref's delivery log (of one event), oldest first, on (ref_id[, event], _id)."""
+    return Keyset(({"ref_id": ref_id, **({"event": event} if event else {})},))
+
+
 async def mine(ctx: Context, principal: Principal, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     """The member's own notifications, newest first."""
-    docs, next_cursor = await page(ctx.db[DELIVERIES], {"member_id": principal.member_id}, limit, cursor,
-                                   descending=True)
+    docs, next_cursor = await page(ctx.db[DELIVERIES], mine_query(principal), limit, cursor)
     return [notification_out(d) for d in docs], next_cursor
 
 
@@ -66,8 +75,7 @@ async def for_ref(ctx: Context, principal: Principal, ref_id: str | None, event:
         raise invalid("event", f"{event!r} is not an event.")
     if not principal.organises(await _ref_org_path(ctx, ref_id)):
         raise not_found("not_found", "notifications of this ref")
-    query = {"ref_id": ref_id, **({"event": event} if event else {})}
-    docs, next_cursor = await page(ctx.db[DELIVERIES], query, limit, cursor)
+    docs, next_cursor = await page(ctx.db[DELIVERIES], ref_query(ref_id, event), limit, cursor)
     names = {m["_id"]: m["name"] for m in await ctx.db[MEMBERS].find(
         {"_id": {"$in": list({d["member_id"] for d in docs})}}, {"name": 1}).to_list()}
     return [{"member_id": d["member_id"], "name": names.get(d["member_id"], ""), "event": d["event"],
