@@ -443,12 +443,24 @@ def test_keys_of_a_killed_api_process_are_taken_over_within_seconds(tmp_path, pr
         workers[0].kill()
         return time.monotonic()
 
-    outcomes, killed = checkin_burst(server, kill_one_api_process, concurrency=60)
-    # lease (3 s) + the challenge's grace (2 s) + the work, measured from the kill
-    late = sorted(round(o.at - killed, 1) for o in outcomes if o.started < killed < o.at and o.at - killed > 8)
-    assert not late, late
-    assert any("request_in_progress" in [code for _, code in o.seen] for o in outcomes), \
-        "no retry met a key of the killed process: the test proved nothing"
+    def api_processes() -> int:
+        master = psutil.Process(server.process.pid)
+        return len([p for p in master.children() if "secantusd" not in " ".join(p.cmdline())])
+
+    # The kill strikes after the tenth answer; on a fast machine the killed process may hold no key just
+    # then, which proves nothing, so the burst is run again (with fresh members) once the master has
+    # restarted the process, at most three times.
+    for _ in range(3):
+        outcomes, killed = checkin_burst(server, kill_one_api_process, concurrency=60)
+        # lease (3 s) + the challenge's grace (2 s) + the work, measured from the kill
+        late = sorted(round(o.at - killed, 1) for o in outcomes if o.started < killed < o.at and o.at - killed > 8)
+        assert not late, late
+        if any("request_in_progress" in [code for _, code in o.seen] for o in outcomes):
+            return
+        deadline = time.monotonic() + 15
+        while api_processes() < 2 and time.monotonic() < deadline:  # workers=2
+            time.sleep(0.2)
+    pytest.fail("in three bursts no retry met a key of the killed process: the test proved nothing")
 
 
 def checkin_burst(server: Server, kill, concurrency: int = 20) -> tuple[list[Outcome], float]:
