@@ -5,7 +5,7 @@ starts itself (an external database, as with a MongoDB URI) or the API's own emb
 behave as the mini-program does: they retry a 503, a dropped connection or 409 `request_in_progress`
 with the same Idempotency-Key, and a member whose sync token answers 410 syncs again from scratch.
 Afterwards every acknowledged write exists, the invariants of the data hold, every member's mirror
-built by sync equals `GET /feed`, and every retrying client finished within 5 s of the database's return.
+built by sync equals `GET /feed`, and every retrying client finished within SETTLE_SECONDS (10 s) of the database's return.
 
 Every process a test starts is killed when it ends, passed or failed (`processes` fixture).
 """
@@ -39,7 +39,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET = "fault-test-secret-" + "f" * 40
 ADMIN_PHONE = "13400000000"
 ADMIN_PASSWORD = "fault-admin-password"
-SETTLE_SECONDS = 5  # a retrying client must be done this long after the database is back
+# A retrying client must be done this long after the database is back. Not 5: the publishes in flight
+# at the kill all retry on the one feed counter (server/feed/sequence.py) with the driver's random
+# backoff, and on 2 loaded cores the last of them was seen done 4.3 to 5.5 s after the return (most
+# within 2 s). 10 s still fails a request that hangs until the client's own timeout (30 s) or the
+# driver's transaction retry limit (120 s), which is what this bound is for.
+SETTLE_SECONDS = 10
 DB_DOWN_SECONDS = 1.0
 signer = TokenSigner(Settings(jwt_secret=SECRET))
 
