@@ -5,7 +5,8 @@ starts itself (an external database, as with a MongoDB URI) or the API's own emb
 behave as the mini-program does: they retry a 503, a dropped connection or 409 `request_in_progress`
 with the same Idempotency-Key, and a member whose sync token answers 410 syncs again from scratch.
 Afterwards every acknowledged write exists, the invariants of the data hold, every member's mirror
-built by sync equals `GET /feed`, and every retrying client finished within SETTLE_SECONDS (10 s) of the database's return.
+built by sync equals `GET /feed`, and every retrying client finished within SETTLE_SECONDS (10 s) of the
+database's return.
 
 Every process a test starts is killed when it ends, passed or failed (`processes` fixture).
 """
@@ -34,6 +35,9 @@ from server.embedded import EmbeddedDatabase, free_port
 from server.security import TokenSigner
 from tests.builders import whole_feed
 from tests.conftest import Client
+
+# Run alone, after the parallel tests (README): it kills databases and API processes and bounds the recovery in seconds.
+pytestmark = pytest.mark.solo
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "fault-test-secret-" + "f" * 40

@@ -19,6 +19,9 @@ from server.db import INDEXED_MODULES
 from server.embedded import free_port
 from tests.builders import open_request
 
+# Run alone, after the parallel tests (README): it bounds how fast requests fail while the database is dead.
+pytestmark = pytest.mark.solo
+
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = {"phone": "13800000001", "password": "lifecycle-password"}
 

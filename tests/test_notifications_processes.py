@@ -18,6 +18,9 @@ from tests.builders import iso, wait_until
 from tests.conftest import Client
 from tests.fake_wechat import reset, revoke
 
+# Run alone, after the parallel tests (README): it kills API processes and counts what the fake WeChat received.
+pytestmark = pytest.mark.solo
+
 TEMPLATE = "tmpl-process-0001"
 MEMBERS = 12
 # A restarted server waits for the dead holder's sender lease (10 s) and token lease (15 s) to lapse.

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.builders import count, iso, new_session, parse, qr_token, study_world
+
+# Run alone, after the parallel tests (README): it hundreds of requests at once, answered within the driver's bounds.
+pytestmark = pytest.mark.solo
 
 
 def _post(token: str, path: str, body: dict, key: str | None = None):

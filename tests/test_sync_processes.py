@@ -10,9 +10,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
 from tests.builders import whole_feed
 from tests.conftest import Client, SharedDatabaseServer
+
+# Run alone, after the parallel tests (README): it bounds how soon a long-poll in another process wakes.
+pytestmark = pytest.mark.solo
 
 
 def make_world(server: SharedDatabaseServer, readers: int = 1):

@@ -19,6 +19,7 @@ and `expect(...)` for what must appear; then check the outcome through the API.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -73,6 +74,13 @@ def _npm(*args: str) -> None:
 @pytest.fixture(scope="session")
 def console_dist() -> Path:
     dist = CONSOLE / "dist"
+    # Each pytest-xdist worker has its own session: one builds while the others wait, then find it fresh.
+    with open(CONSOLE / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _built(dist)
+
+
+def _built(dist: Path) -> Path:
     index = dist / "index.html"
     if index.is_file() and index.stat().st_mtime >= _newest_input():
         return dist

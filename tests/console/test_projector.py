@@ -8,11 +8,15 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from playwright.sync_api import expect
 
 from server.qr import window_of
 from tests.builders import advance, checkin, new_session, published
 from tests.console.conftest import staff
+
+# Run alone, after the parallel tests (README): it the live count must move within 5 s.
+pytestmark = pytest.mark.solo
 
 SHOTS = "/tmp/c-study-shots"
 LIVE = 5_000  # counts move within 5 s of a check-in
