@@ -179,10 +179,12 @@ async def update_then_get(collection, query: dict, update: dict, *, txn=None) ->
 IN_CHUNK = 50
 
 
-async def find_in(collection, field: str, values: list, projection: dict | None = None, *, txn=None) -> list[dict]:
-    """The documents whose `field` is one of `values`, found IN_CHUNK values at a time (see above)."""
+async def find_in(collection, field: str, values: list, projection: dict | None = None, *, txn=None,
+                  chunk: int = IN_CHUNK) -> list[dict]:
+    """The documents whose `field` is one of `values`, found `chunk` values at a time (see above; a caller
+    with its own measurement passes its own size)."""
     found: list[dict] = []
-    for start in range(0, len(values), IN_CHUNK):
-        found += await collection.find({field: {"$in": values[start:start + IN_CHUNK]}}, projection,
+    for start in range(0, len(values), chunk):
+        found += await collection.find({field: {"$in": values[start:start + chunk]}}, projection,
                                        session=txn).to_list()
     return found

@@ -25,7 +25,7 @@ from schemas.common import sent_fields
 from schemas.members import MemberCreate
 from server import audit, members, orgs
 from server.context import Context
-from server.db import transaction
+from server.db import find_in, transaction
 from server.errors import ApiError
 from server.scope import Principal
 
@@ -160,9 +160,8 @@ async def _plan(ctx: Context, principal: Principal, org: dict, content_type: str
         records.append((number, record))
     existing: dict[str, dict] = {}
     phones = sorted(first_row)
-    for start in range(0, len(phones), LOOKUP_BATCH):
-        async for doc in ctx.db[members.COLLECTION].find({"phone": {"$in": phones[start:start + LOOKUP_BATCH]}}):
-            existing[doc["phone"]] = doc
+    for doc in await find_in(ctx.db[members.COLLECTION], "phone", phones, chunk=LOOKUP_BATCH):
+        existing[doc["phone"]] = doc
     path = orgs.full_path(org)
     for number, record in records:
         found = existing.get(record["phone"])

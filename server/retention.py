@@ -9,7 +9,8 @@ activity check-ins take none). The fix is evidence for a while, then no longer n
 status and times, is attendance and is kept, as are the audit entries. Each process runs the sweep every
 `retention_sweep_seconds`; it is an indexed query (records that still hold a location, by check-in
 time), so a sweep that finds nothing costs one index probe, and two processes sweeping at once do the
-same idempotent update.
+same idempotent update. The same sweep deletes the notification outbox's week-old dedupe keys, which
+name members too (server/notifications/outbox.py `purge_dedupe`).
 
 Anonymisation. A deactivated member's personal fields are wiped by an admin of their org: the name is
 replaced, the phone removed (server.members.removed_phone), the WeChat identity unbound, sign-in
@@ -33,6 +34,7 @@ from server import audit, identity, members
 from server.context import Context
 from server.db import indexes, on_commit, transaction, update_then_get
 from server.errors import ApiError
+from server.notifications import outbox
 from server.scope import Principal
 from server.study import rectification
 from server.study.sessions import ATTENDANCE
@@ -72,11 +74,12 @@ async def _sweep_forever(ctx: Context, state: dict) -> None:
     while True:
         try:
             await drop_old_locations(ctx)
+            await outbox.purge_dedupe(ctx)
             state["sweeps"] += 1
         except InvalidOperation:  # the client was closed: this application is gone
             return
         except PyMongoError as exc:
-            log.warning("location retention sweep failed: %s", exc)
+            log.warning("retention sweep failed: %s", exc)
         if not await ctx.idle(ctx.settings.retention_sweep_seconds):
             return
 

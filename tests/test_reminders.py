@@ -10,12 +10,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
 from tests.builders import (
     activity_body,
     advance,
     allow,
     bind_wechat,
+    count,
     iso,
     new_session,
     remember,
@@ -116,6 +118,33 @@ def test_a_reminder_due_while_no_process_looked_is_still_sent_before_the_start(a
     assert wait_until(lambda: messages(fake_wechat, reminder) == [openid], timeout=15)
     assert len(notices(member, "session_reminder", late["id"])) == 1
     assert notices(member, "session_reminder", missed["id"]) == []
+
+
+@pytest.mark.settings(retention_sweep_seconds=0.1)
+def test_a_sent_reminders_dedupe_keys_are_purged_after_a_week_and_nothing_is_sent_again(api, fake_wechat):
+    reminder = template(api, "session_reminder", lead_minutes=30)
+    w = study_world(api, members=1)
+    member = w.members[0]
+    openid = bind_wechat(api, member)
+    allow(member, reminder, times=3)
+
+    def keys() -> int:
+        return count(api, "notification_dedupe", {"_id": {"$regex": f"^session_reminder\\|{member.id}\\|"}})
+
+    old = new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=20), attendees=[member.id])
+    assert wait_until(lambda: messages(fake_wechat, reminder) == [openid], timeout=15)
+    assert keys() == 1
+    advance(api, days=6, hours=23)  # the session is long past; its key is not a week old yet
+    time.sleep(QUIET)
+    assert keys() == 1
+    advance(api, hours=2)
+    assert wait_until(lambda: keys() == 0)
+    # A new session's key is kept, and the purged one's session is not reminded again.
+    new_session(api, w.organiser, w.branch["id"], start_in=timedelta(minutes=20), attendees=[member.id])
+    assert wait_until(lambda: messages(fake_wechat, reminder) == [openid, openid], timeout=15)
+    time.sleep(QUIET)
+    assert keys() == 1 and len(messages(fake_wechat, reminder)) == 2
+    assert len(notices(member, "session_reminder", old["id"])) == 1
 
 
 def test_activity_reminder_goes_to_confirmed_members_only(api, fake_wechat):

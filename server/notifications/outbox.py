@@ -25,11 +25,18 @@ DuplicateKeyError there (the key committed between the snapshot and the insert) 
 label, TransientTransactionError, so it too retries the whole unit of work (never half of it:
 inside a transaction a failed write has already aborted it) and the retry's snapshot sees the key.
 So across processes each key enqueues once, and a duplicate never fails the caller's change.
+
+A key is needed only while its occurrence can still be due: a reminder is queued at most a day before its
+start (`lead_minutes` ≤ 1,440) and never after it, a sign-up's opening is sent once its request is marked
+sent, an announcement's reminder has a key of its own claim. `purge_dedupe` (run by each process's
+retention sweep, server/retention.py) deletes keys claimed more than DEDUPE_KEPT ago, so the collection
+holds about a week of keys rather than every message ever queued.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
@@ -58,7 +65,8 @@ indexes(
     IndexModel([("ref_id", ASCENDING), ("event", ASCENDING), ("_id", ASCENDING)]),  # ... &event=
     IndexModel([("wechat", ASCENDING), ("next_attempt_at", ASCENDING)]),  # the sender's queue, the backlog
 )
-indexes(DEDUPE, IndexModel([("at", ASCENDING)]))
+indexes(DEDUPE, IndexModel([("at", ASCENDING)]))  # purge_dedupe
+DEDUPE_KEPT = timedelta(days=7)  # well past the longest lead time (a day): see the module note
 
 _WAKE = "notifications.wake"
 
@@ -133,6 +141,12 @@ async def _claim_dedupe(ctx: Context, txn, event: str, recipients: list[str], de
             exc._add_error_label("TransientTransactionError")
             raise
     return fresh
+
+
+async def purge_dedupe(ctx: Context) -> int:
+    """Delete the dedupe keys claimed more than DEDUPE_KEPT ago (module note); → how many."""
+    done = await ctx.db[DEDUPE].delete_many({"at": {"$lt": to_ms(ctx.now() - DEDUPE_KEPT)}})
+    return done.deleted_count
 
 
 def _waker(ctx: Context):

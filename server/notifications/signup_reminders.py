@@ -26,15 +26,13 @@ from server.activities.store import COLLECTION as ACTIVITIES
 from server.activities.visibility import get_visible
 from server.clock import to_ms
 from server.context import Context
-from server.db import indexes, transaction
+from server.db import find_in, indexes, transaction
 from server.errors import conflict
 from server.notifications import outbox
 from server.scope import Principal
 
 COLLECTION = "signup_reminders"
 EVENT = "signup_opens"
-# Activities read per query: SecantusDB uses the _id index for an `$in` of about 20 (docs/developing.md).
-CHUNK = 20
 # Requests sent per transaction (the outbox writes a notice, a delivery and a dedupe key for each).
 CHUNK_SENT = 200
 
@@ -91,22 +89,20 @@ async def send_due(ctx: Context) -> int:
     now = to_ms(ctx.now())
     queued = 0
     ids = await ctx.db[COLLECTION].distinct("activity_id", {"state": "waiting"})
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        found = {a["_id"]: a async for a in ctx.db[ACTIVITIES].find(
-            {"_id": {"$in": chunk}}, {"status": 1, "signup_opens_at": 1, "signup_closes_at": 1})}
-        for activity_id in chunk:
-            act = found.get(activity_id)
-            if act is None or act["status"] == "cancelled" or now >= act["signup_closes_at"]:
-                await ctx.db[COLLECTION].update_many({"activity_id": activity_id, "state": "waiting"},
-                                                     {"$set": {"state": "dropped"}})
-            elif act["status"] == "published" and now >= act["signup_opens_at"]:
-                queued += await _send(ctx, activity_id, act["signup_opens_at"])
+    found = {a["_id"]: a for a in await find_in(ctx.db[ACTIVITIES], "_id", ids,
+                                                {"status": 1, "signup_opens_at": 1, "signup_closes_at": 1})}
+    for activity_id in ids:
+        act = found.get(activity_id)
+        if act is None or act["status"] == "cancelled" or now >= act["signup_closes_at"]:
+            await ctx.db[COLLECTION].update_many({"activity_id": activity_id, "state": "waiting"},
+                                                 {"$set": {"state": "dropped"}})
+        elif act["status"] == "published" and now >= act["signup_opens_at"]:
+            queued += await _send(ctx, activity_id, act["signup_opens_at"])
     return queued
 
 
 async def _send(ctx: Context, activity_id: str, opens_at: datetime) -> int:
-    """Send the waiting requests of one activity, CHUNK per transaction; → how many were queued."""
+    """Send the waiting requests of one activity, CHUNK_SENT per transaction; → how many were queued."""
     waiting = [d async for d in ctx.db[COLLECTION].find({"activity_id": activity_id, "state": "waiting"},
                                                          {"member_id": 1})]
     queued = 0
