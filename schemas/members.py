@@ -59,6 +59,7 @@ class MemberOut(Out):
     tags: list[str]
     roles: list[RoleGrant]
     active: bool
+    anonymised: bool  # personal fields wiped by an admin (POST /members/{id}/anonymise); implies not active
 
 
 class MemberPage(Out):

@@ -100,6 +100,7 @@ def member_out(doc: dict) -> dict:
         "tags": doc.get("tags", []),
         "roles": doc.get("roles", []),
         "active": doc["active"],
+        "anonymised": doc.get("anonymised_at") is not None,
     }
 
 

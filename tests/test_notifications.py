@@ -91,6 +91,21 @@ def waitlisted_activity(api, organiser, org_id: str, *members) -> str:
     return path
 
 
+def signed_up_for_changes(api, openid: str, grants: int):
+    """A member bound to `openid`, with `grants` grants of the `activity_changed` template, signed up for a
+    published activity of their branch: (organiser, member, the activity's path)."""
+    branch = api.org("第一支部")
+    organiser = api.organiser(branch["id"])
+    member = api.member(branch["id"])
+    remember(api, organiser, member)
+    bind(api, member, openid)
+    configure(api, "activity_changed", CHANGED)
+    accept(member, CHANGED, times=grants)
+    path = f"/activities/{published(api, organiser, branch['id'])['id']}"
+    member.ok("POST", path + "/signups", 201)
+    return organiser, member, path
+
+
 def test_the_schema_names_every_event():
     assert set(get_args(Event)) == set(EVENTS)
 
@@ -153,15 +168,7 @@ def test_wechat_43101_zeroes_the_grants_and_47003_fails_for_good(api, wechat):
 
 
 def test_busy_wechat_is_retried_and_sends_once(api, wechat):
-    branch = api.org("第一支部")
-    organiser = api.organiser(branch["id"])
-    member = api.member(branch["id"])
-    remember(api, organiser, member)
-    bind(api, member, "o-busy")
-    configure(api, "activity_changed", CHANGED)
-    accept(member, CHANGED, times=2)
-    path = f"/activities/{published(api, organiser, branch['id'])['id']}"
-    member.ok("POST", path + "/signups", 201)
+    organiser, member, path = signed_up_for_changes(api, "o-busy", grants=2)
 
     wechat["send_answers"][:] = [-1]  # once busy: the call is made again at once
     organiser.ok("PATCH", path, json={"location": "党员活动室"})
@@ -382,16 +389,8 @@ def test_without_an_appid_everything_but_wechat_works(api, wechat):
 
 
 def test_the_quota_pauses_sending_and_a_timed_out_message_is_never_sent_twice(api, wechat):
-    branch = api.org("第一支部")
-    organiser = api.organiser(branch["id"])
-    member = api.member(branch["id"])
-    remember(api, organiser, member)
-    bind(api, member, "o-quota")
-    configure(api, "activity_changed", CHANGED)
-    accept(member, CHANGED, times=3)
-    path = f"/activities/{published(api, organiser, branch['id'])['id']}"
+    organiser, member, path = signed_up_for_changes(api, "o-quota", grants=3)
     ref_id = path.split("/")[-1]
-    member.ok("POST", path + "/signups", 201)
 
     wechat["send_answers"][:] = [45009]  # the day's quota is used up: nothing more goes out for a while
     organiser.ok("PATCH", path, json={"location": "党员活动室"})

@@ -135,8 +135,10 @@ def test_anonymising_a_member_who_left_keeps_what_branches_report(api):
     outsider_admin = api.org_admin(w.other_branch["id"], "二支部管理员")
     assert outsider_admin.post(f"/members/{leaving.id}/anonymise").code == "not_found"
 
+    assert admin.ok("GET", f"/members/{leaving.id}")["anonymised"] is False  # deactivated is not anonymised
     done = admin.ok("POST", f"/members/{leaving.id}/anonymise")
     assert done["name"] == "已注销成员" and done["phone_masked"] == "" and done["tags"] == []
+    assert done["anonymised"] is True and done["active"] is False
     assert admin.ok("POST", f"/members/{leaving.id}/anonymise") == done  # once is enough; again changes nothing
     stored = api.run(api.db.members.find_one({"_id": leaving.id}))
     assert leaving.member["name"] not in str(stored) and leaving.member["phone_masked"][-4:] not in stored["phone"]

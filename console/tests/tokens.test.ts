@@ -13,7 +13,7 @@ class MemoryStore implements KeyValueStore {
 
 const member = { id: "m1", name: "张书记", phone_masked: "138****0000", org_id: "o1", gender: "male",
   birth_date: "1980-01-01", party_status: "full", tags: [], roles: [{ role: "organiser", org_id: "o1" }],
-  active: true } as unknown as SignedIn["member"];
+  active: true, anonymised: false } as unknown as SignedIn["member"];
 
 function pair(n: number, expiresIn = 900): SignedIn {
   return { status: "ok", access_token: `a${n}`, refresh_token: `r${n}`, expires_in: expiresIn, token_type: "Bearer",

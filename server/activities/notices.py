@@ -42,13 +42,13 @@ async def publish_feed(ctx: Context, act: dict, txn: AsyncClientSession) -> None
 
 
 async def tell_promoted(ctx: Context, txn: AsyncClientSession, act: dict, promoted: list[str]) -> None:
-    await _notify(ctx, txn, "waitlist_promoted", promoted, act, title=f"候补转正：{act['title']}",
+    await tell(ctx, txn, act, "waitlist_promoted", promoted, title=f"候补转正：{act['title']}",
                   summary="有名额空出，您已从候补转为正式报名。", result="候补转正")
 
 
 async def tell_cancelled(ctx: Context, txn: AsyncClientSession, act: dict, signed_up: list[str]) -> None:
     reason = act.get("cancel_reason") or ""
-    await _notify(ctx, txn, "activity_cancelled", signed_up, act, title=f"活动取消：{act['title']}",
+    await tell(ctx, txn, act, "activity_cancelled", signed_up, title=f"活动取消：{act['title']}",
                   summary="您报名的活动已取消。" + (f"原因：{reason}" if reason else ""), reason=reason)
 
 
@@ -59,15 +59,18 @@ async def tell_moved(ctx: Context, txn: AsyncClientSession, before: dict, act: d
         return
     note = "时间和地点变更" if "location" in moved and len(moved) > 1 else "地点变更" if moved == ["location"] \
         else "时间变更"
-    await _notify(ctx, txn, "activity_changed", confirmed, act, title=f"活动{note}：{act['title']}",
+    await tell(ctx, txn, act, "activity_changed", confirmed, title=f"活动{note}：{act['title']}",
                   summary=f"{note}：{feed_summary(ctx, act)}", note=note)
 
 
-async def _notify(ctx: Context, txn: AsyncClientSession, event: str, member_ids: list[str], act: dict, *,
-                  title: str, summary: str, **values) -> None:
+async def tell(ctx: Context, txn: AsyncClientSession, act: dict, event: str, member_ids: list[str], *,
+               title: str, summary: str, dedupe_key: str | None = None, **values) -> int:
+    """Notify `member_ids` of `event` about `act` in `txn` (the outbox; a reminder passes its dedupe key);
+    → how many were queued."""
     if not member_ids:
-        return
-    await outbox.enqueue(ctx, txn, event=event, member_ids=member_ids, ref_kind="activity", ref_id=act["_id"],
-                         org_id=act["org_id"], title=title, summary=summary,
-                         values={"title": act["title"], "time": act["starts_at"], "place": act.get("location"),
-                                 "org": await orgs.name(ctx, act["org_id"], txn=txn), **values})
+        return 0
+    return await outbox.enqueue(
+        ctx, txn, event=event, member_ids=member_ids, ref_kind="activity", ref_id=act["_id"], org_id=act["org_id"],
+        title=title, summary=summary, dedupe_key=dedupe_key,
+        values={"title": act["title"], "time": act["starts_at"], "place": act.get("location"),
+                "org": await orgs.name(ctx, act["org_id"], txn=txn), **values})

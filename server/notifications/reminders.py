@@ -36,12 +36,13 @@ from datetime import datetime, timedelta
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import InvalidOperation, PyMongoError
 
-from server import leases, orgs, signups
+from server import leases, signups
+from server.activities import notices
 from server.activities.store import COLLECTION as ACTIVITIES
 from server.clock import to_ms
 from server.context import Context
 from server.db import indexes, transaction
-from server.notifications import outbox, signup_reminders, templates
+from server.notifications import signup_reminders, templates
 from server.study import sessions
 
 log = logging.getLogger("branchline.reminders")
@@ -96,12 +97,8 @@ async def _confirmed(ctx: Context, act: dict) -> list[str]:
 
 async def _tell_confirmed(ctx: Context, txn, act: dict, member_ids: list[str], dedupe_key: str) -> int:
     where = act.get("location") or ""
-    return await outbox.enqueue(
-        ctx, txn, event="activity_reminder", member_ids=member_ids, ref_kind="activity", ref_id=act["_id"],
-        org_id=act["org_id"], title=f"即将开始：{act['title']}",
-        summary=_when(ctx, act) + (f"，地点：{where}" if where else ""), dedupe_key=dedupe_key,
-        values={"title": act["title"], "time": act["starts_at"], "place": where,
-                "org": await orgs.name(ctx, act["org_id"], txn=txn)})
+    return await notices.tell(ctx, txn, act, "activity_reminder", member_ids, title=f"即将开始：{act['title']}",
+                              summary=_when(ctx, act) + (f"，地点：{where}" if where else ""), dedupe_key=dedupe_key)
 
 
 SESSION = Kind("session_reminder", sessions.COLLECTION, "scheduled", _attendees, _tell_attendees)

@@ -1807,6 +1807,7 @@ export interface components {
             tags: string[];
             roles: components["schemas"]["RoleGrant"][];
             active: boolean;
+            anonymised: boolean;
         };
         /** RoleGrant */
         RoleGrant: {

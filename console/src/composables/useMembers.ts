@@ -68,8 +68,3 @@ export async function findMembers(orgId: string, q: string): Promise<Member[]> {
   const page = await api.get("/api/v1/members", { query: { org_id: orgId, q: q || undefined, limit: 20 } });
   return page.items;
 }
-
-/** Whether the member was anonymised: deactivated, and their phone removed (the API then masks it as ""). */
-export function isAnonymised(m: Member): boolean {
-  return !m.active && m.phone_masked === "";
-}
