@@ -37,6 +37,9 @@ class TemplateOut(Out):
     lead_minutes: int | None
     fields: dict[str, str]
     values: list[str]
+    # Each value name → the kinds of WeChat keyword it may fill (`time` → date, thing, time): a key's kind
+    # is its letters (`time2` → time). A PUT mapping a value to any other kind is refused.
+    fits: dict[str, list[str]]
 
 
 class TemplateList(Out):

@@ -13,7 +13,7 @@ import pytest
 from schemas.notifications import Event
 from server import db as database
 from server.notifications import outbox
-from server.notifications.events import EVENTS
+from server.notifications.events import EVENTS, FIELD_LIMITS
 from tests.builders import (
     advance,
     fail_writes,
@@ -282,10 +282,24 @@ def test_only_a_root_admin_configures_templates(api, wechat):
     assert items["session_reminder"] == {
         "event": "session_reminder", "template_id": SESSION, "page": "pages/detail/index?id={ref_id}",
         "enabled": True, "lead_minutes": 45, "fields": {"thing1": "title", "time2": "time", "thing3": "place"},
-        "values": ["title", "time", "place", "org"]}
+        "values": ["title", "time", "place", "org"],
+        "fits": {"title": ["name", "phrase", "thing"], "time": ["date", "thing", "time"],
+                 "place": ["name", "phrase", "thing"], "org": ["name", "phrase", "thing"]}}
     assert items["waitlist_promoted"]["enabled"] is False
     assert items["activity_cancelled"]["template_id"] is None and items["activity_cancelled"]["enabled"] is False
     assert "reason" in items["activity_cancelled"]["values"]
+
+
+def test_the_kinds_a_value_fits_are_the_ones_a_mapping_is_accepted_with(api, wechat):
+    """What the console checks a row against before sending (`fits`) is what the server accepts: every value
+    of every event, tried in a keyword of every WeChat kind."""
+    for item in api.admin.ok("GET", "/notification-templates")["items"]:
+        assert list(item["fits"]) == item["values"]
+        for value, kinds in item["fits"].items():
+            for kind in FIELD_LIMITS:
+                answer = api.admin.put(f"/notification-templates/{item['event']}",
+                                       json={"template_id": "tpl-fits", "fields": {f"{kind}1": value}})
+                assert answer.status == (200 if kind in kinds else 422), (item["event"], value, kind)
 
 
 def test_grants_count_accepts_only_for_templates_in_use(api, wechat):

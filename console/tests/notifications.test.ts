@@ -6,7 +6,9 @@ import { fieldsFrom, MAX_ROWS, rowProblems, rowsFrom } from "../src/views/notifi
 import { EVENT_LABELS, EVENT_RECIPIENTS } from "../src/views/notifications/labels";
 import { fieldMessage } from "../src/api/errors";
 
-const OFFERED = ["title", "time", "place", "org"];
+// What GET /notification-templates answers as `fits` for an activity's or a session's event.
+const TEXT = ["name", "phrase", "thing"];
+const FITS = { title: TEXT, time: ["date", "thing", "time"], place: TEXT, org: TEXT };
 
 describe("a template's field mapping", () => {
   it("edits the stored mapping as rows, and one empty row when there is none", () => {
@@ -20,9 +22,23 @@ describe("a template's field mapping", () => {
       .toEqual({ thing1: "title", time12: "time" });
   });
 
-  it("accepts WeChat's keyword keys with values the event offers", () => {
+  it("accepts WeChat's keyword keys with values the event offers, of a kind that fits", () => {
     expect(rowProblems([{ key: "thing1", value: "title" }, { key: "time12", value: "time" },
-      { key: "character_string3", value: "org" }], OFFERED)).toEqual({});
+      { key: "name3", value: "org" }, { key: "thing4", value: "time" }], FITS)).toEqual({});
+  });
+
+  it("refuses a value in a keyword of a kind it cannot fill, as the server would", () => {
+    expect(rowProblems([
+      { key: "character_string1", value: "org" },
+      { key: "time2", value: "place" },
+      { key: "phrase3", value: "time" },
+      { key: "foo4", value: "title" },
+    ], FITS)).toEqual({
+      0: "该内容不能填入 character_string 类关键词",
+      1: "该内容不能填入 time 类关键词",
+      2: "该内容不能填入 phrase 类关键词",
+      3: "该内容不能填入 foo 类关键词",
+    });
   });
 
   it("says what is wrong on each row", () => {
@@ -35,7 +51,7 @@ describe("a template's field mapping", () => {
       { key: "thing3", value: "reason" },
       { key: "time4", value: "time" },
       { key: "time4", value: "time" },
-    ], OFFERED)).toEqual({
+    ], FITS)).toEqual({
       0: "请填写模板关键词，如 thing1",
       1: "关键词格式如 thing1、time2（小写字母加一到两位数字）",
       2: "关键词格式如 thing1、time2（小写字母加一到两位数字）",

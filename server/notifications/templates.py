@@ -11,7 +11,7 @@ from __future__ import annotations
 from server import orgs
 from server.context import Context
 from server.errors import invalid, not_found
-from server.notifications.events import EVENTS, mapping_problem
+from server.notifications.events import COMPATIBLE, EVENTS, mapping_problem
 from server.scope import Principal
 
 COLLECTION = "notification_templates"
@@ -31,7 +31,8 @@ def template_out(event: str, doc: dict | None) -> dict:
     doc = doc or {}
     return {"event": event, "template_id": doc.get("template_id"), "page": doc.get("page", ""),
             "enabled": bool(doc.get("enabled")), "lead_minutes": doc.get("lead_minutes") if spec.reminder else None,
-            "fields": doc.get("fields", {}), "values": list(spec.values)}
+            "fields": doc.get("fields", {}), "values": list(spec.values),
+            "fits": {name: sorted(COMPATIBLE[kind]) for name, kind in spec.values.items()}}
 
 
 async def list_all(ctx: Context) -> list[dict]:

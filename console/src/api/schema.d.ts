@@ -1954,6 +1954,9 @@ export interface components {
                 [key: string]: string;
             };
             values: string[];
+            fits: {
+                [key: string]: string[];
+            };
         };
         /** TemplatePut */
         TemplatePut: {

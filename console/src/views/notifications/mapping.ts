@@ -1,6 +1,7 @@
 // A template's field mapping as the form edits it: rows of a WeChat keyword key (thing1, time2, as the
 // template shows them in the WeChat console) and the event's value that fills it. The server checks the
-// same and more (a time into a time keyword); these checks answer on the row before it is sent.
+// same; these checks answer on the row before it is sent, from the template's `fits` (each value name →
+// the keyword kinds it may fill), so the two cannot disagree.
 
 export interface MappingRow {
   key: string;
@@ -23,8 +24,13 @@ export function fieldsFrom(rows: MappingRow[]): Record<string, string> {
   return out;
 }
 
+/** A keyword key's kind: its letters (`time2` → time, `character_string3` → character_string). */
+export function keyKind(key: string): string {
+  return key.replace(/[0-9]+$/, "");
+}
+
 /** What is wrong with each row (by index), in Chinese; empty when the mapping may be sent. */
-export function rowProblems(rows: MappingRow[], offered: string[]): Record<number, string> {
+export function rowProblems(rows: MappingRow[], fits: Record<string, string[]>): Record<number, string> {
   const problems: Record<number, string> = {};
   const seen = new Set<string>();
   rows.forEach((r, i) => {
@@ -33,7 +39,8 @@ export function rowProblems(rows: MappingRow[], offered: string[]): Record<numbe
     else if (!KEY.test(key) || key.length > 32) problems[i] = "关键词格式如 thing1、time2（小写字母加一到两位数字）";
     else if (seen.has(key)) problems[i] = "关键词重复";
     else if (!r.value) problems[i] = "请选择填入的内容";
-    else if (!offered.includes(r.value)) problems[i] = "此事件没有该内容";
+    else if (!(r.value in fits)) problems[i] = "此事件没有该内容";
+    else if (!fits[r.value].includes(keyKind(key))) problems[i] = `该内容不能填入 ${keyKind(key)} 类关键词`;
     seen.add(key);
   });
   return problems;
