@@ -1,10 +1,10 @@
-"""Suggestion endpoints (意见建议, API.md §11): write, list, answer."""
+"""Suggestion endpoints (意见建议, API.md §11): write, list, read one, answer."""
 
 from __future__ import annotations
 
 from handlers.base import APIHandler, idempotent
 from schemas import openapi
-from schemas.suggestions import ReplyIn, ReplyOut, SuggestionCreated, SuggestionIn, SuggestionPage
+from schemas.suggestions import ReplyIn, ReplyOut, SuggestionCreated, SuggestionIn, SuggestionOut, SuggestionPage
 from server import suggestions
 
 
@@ -30,6 +30,14 @@ class SuggestionsHandler(APIHandler):
             category=self.query("category", max_length=20), mine=bool(self.query_bool("mine")), limit=limit,
             cursor=cursor)
         self.respond({"items": items, "next_cursor": next_cursor})
+
+
+class SuggestionHandler(APIHandler):
+    @openapi.endpoint("One suggestion with its answer (its author, or an organiser of the author's org); "
+                      "an anonymous one never shows its author", responses={200: SuggestionOut},
+                      errors=("suggestion_not_found",))
+    async def get(self, suggestion_id: str) -> None:
+        self.respond(await suggestions.get_one(self.ctx, self.me, suggestion_id))
 
 
 class SuggestionReplyHandler(APIHandler):

@@ -144,6 +144,7 @@ ROUTES = [_route(path, handler) for path, handler in [
 
     # Suggestions (意见建议, API.md §11)
     ("/api/v1/suggestions", suggestions.SuggestionsHandler),
+    ("/api/v1/suggestions/{suggestion_id}", suggestions.SuggestionHandler),
     ("/api/v1/suggestions/{suggestion_id}/reply", suggestions.SuggestionReplyHandler),
 
     # Operations: liveness, readiness, metrics, and this table as OpenAPI

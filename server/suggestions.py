@@ -139,6 +139,16 @@ def list_query(principal: Principal, org_id: str | None, status: str | None = No
     return Keyset(tuple({"org_path": root, **wanted} for root in roots), descending=True)
 
 
+async def get_one(ctx: Context, principal: Principal, suggestion_id: str) -> dict:
+    """One suggestion, as the lists show it, to its author (what the reply notice opens) or an organiser of
+    its org's subtree; to anyone else it does not exist. An anonymous one shows no author to either."""
+    doc = await ctx.db[COLLECTION].find_one({"_id": suggestion_id})
+    if doc is None or not (principal.organises(doc["org_path"])
+                           or await _author_of(ctx, suggestion_id, None) == principal.member_id):
+        raise suggestion_not_found()
+    return (await suggestions_out(ctx, [doc]))[0]
+
+
 async def reply(ctx: Context, principal: Principal, suggestion_id: str, text: str) -> dict:
     """Answer a suggestion (organiser of the author's org subtree); the author's notice and the audit entry
     are written in the same transaction as the answer."""

@@ -56,6 +56,14 @@ def test_an_anonymous_suggestion_is_answered_without_anyone_learning_its_author(
     mine = author.ok("GET", "/suggestions")["items"]
     assert [s["id"] for s in mine] == [sid] and mine[0]["answer"]["text"] == "下个版本支持离线阅读"
     assert [s["id"] for s in other.ok("GET", "/suggestions")["items"]] == [named["id"]]
+    # The one suggestion the reply notice opens: the author and the organiser read the same thing, without the
+    # author; another member finds nothing there.
+    one = author.ok("GET", f"/suggestions/{sid}")
+    assert one == {**listed[sid], "status": "answered", "answer": mine[0]["answer"]}
+    assert w.organiser.ok("GET", f"/suggestions/{sid}") == one and one["author"] is None
+    assert author.id not in w.organiser.get(f"/suggestions/{sid}").content.decode()
+    refused = other.get(f"/suggestions/{sid}")
+    assert (refused.status, refused.code) == (404, "suggestion_not_found")
     # The audit entry of the reply names the suggestion, not its author.
     entries = api.admin.ok("GET", f"/audit?target_id={sid}")["items"]
     assert [e["action"] for e in entries] == ["suggestion.reply"]
@@ -82,6 +90,10 @@ def test_organisers_read_and_answer_only_their_subtree(api):
     refused = w.organiser.post(f"/suggestions/{theirs}/reply", json={"text": "越权答复"})
     assert refused.status == 404 and refused.code == "suggestion_not_found"
     assert w.organiser.post("/suggestions/nope/reply", json={"text": "x"}).code == "suggestion_not_found"
+    assert w.organiser.get(f"/suggestions/{theirs}").code == "suggestion_not_found"  # nor read it
+    assert w.organiser.get("/suggestions/nope").code == "suggestion_not_found"
+    assert w.outsider_organiser.ok("GET", f"/suggestions/{theirs}")["author"] is None
+    assert api.admin.ok("GET", f"/suggestions/{ours}")["author"]["member_id"] == member.id  # named: shown
     # The author may not answer their own; a member asking for a subtree is refused.
     assert member.post(f"/suggestions/{ours}/reply", json={"text": "自问自答"}).code == "forbidden"
     assert member.get(f"/suggestions?org_id={w.branch['id']}").code == "forbidden"

@@ -1131,6 +1131,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/suggestions/{suggestion_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One suggestion with its answer (its author, or an organiser of the author's org); an anonymous one never shows its author */
+        get: operations["get_api_v1_suggestions_suggestion_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/suggestions/{suggestion_id}/reply": {
         parameters: {
             query?: never;
@@ -2435,11 +2452,6 @@ export interface components {
             /** @default false */
             anonymous: boolean;
         };
-        /** SuggestionPage */
-        SuggestionPage: {
-            items: components["schemas"]["SuggestionOut"][];
-            next_cursor: string | null;
-        };
         /** SuggestionOut */
         SuggestionOut: {
             id: string;
@@ -2465,6 +2477,11 @@ export interface components {
         SuggestionAnswer: {
             text: string;
             answered_at: string;
+        };
+        /** SuggestionPage */
+        SuggestionPage: {
+            items: components["schemas"]["SuggestionOut"][];
+            next_cursor: string | null;
         };
         /**
          * BindRequiredOut
@@ -8771,6 +8788,57 @@ export interface operations {
                 headers: {
                     /** @description seconds to wait */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: database_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_api_v1_suggestions_suggestion_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                suggestion_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuggestionOut"];
+                };
+            };
+            /** @description Problem: unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem: suggestion_not_found, not_found */
+            404: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
