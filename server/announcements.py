@@ -168,10 +168,7 @@ async def list_for_organiser(ctx: Context, principal: Principal, *, org_id: str 
                              limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     """The announcements of the orgs the caller organises (or of `org_id`'s subtree), newest first,
     whatever their status: the organisers' view; members learn of announcements through the feed."""
-    if org_id is not None:
-        await orgs.require_role(ctx, principal, org_id, "organiser")
-    elif not principal.role_orgs():
-        raise forbidden("Listing announcements needs the organiser role.")
+    await orgs.require_lister(ctx, principal, org_id, "organiser", "Listing announcements needs the organiser role.")
     if status is not None and status not in STATUSES:
         raise invalid("status", f"status must be one of {', '.join(STATUSES)}.")
     now = ctx.now()
@@ -181,8 +178,7 @@ async def list_for_organiser(ctx: Context, principal: Principal, *, org_id: str 
 
 def list_query(principal: Principal, org_id: str | None, status: str | None, now: datetime) -> Keyset:
     """The organisers' list (index org_path, _id descending), newest first; a status narrows it."""
-    orgs_listed = [org_id] if org_id else principal.role_orgs()
-    return Keyset(tuple({"org_path": org} for org in orgs_listed), descending=True,
+    return Keyset(tuple({"org_path": org} for org in principal.list_roots(org_id)), descending=True,
                   narrow=(_status_filter(status, now),) if status else ())
 
 

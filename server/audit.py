@@ -21,7 +21,6 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from server import orgs
 from server.context import Context
 from server.db import indexes
-from server.errors import forbidden
 from server.ids import new_id
 from server.pagination import Keyset, page
 from server.scope import Principal
@@ -128,7 +127,7 @@ def list_query(principal: Principal, org_id: str | None, actor_id: str | None = 
                since: datetime | None = None, until: datetime | None = None) -> Keyset:
     """GET /audit's query, newest first: one branch per admin subtree (or `org_id`'s), with the actor or
     the target as the index's second key (the other and the time range narrow the walk)."""
-    roots = [org_id] if org_id is not None else principal.role_orgs("admin")
+    roots = principal.list_roots(org_id, "admin")
     second = {"actor_id": actor_id} if actor_id is not None else {"target_id": target_id} if target_id else {}
     narrow: list[dict] = [{"target_id": target_id}] if actor_id is not None and target_id is not None else []
     at = {**({"$gte": since} if since is not None else {}), **({"$lt": until} if until is not None else {})}
@@ -141,10 +140,7 @@ async def list_entries(ctx: Context, principal: Principal, *, org_id: str | None
                        target_id: str | None, since: datetime | None, until: datetime | None, limit: int,
                        cursor: str | None) -> tuple[list[dict], str | None]:
     """Entries within the caller's admin subtrees (or `org_id`'s, which must be one of them), newest first."""
-    if org_id is not None:
-        await orgs.require_role(ctx, principal, org_id, "admin")
-    elif not principal.role_orgs("admin"):
-        raise forbidden("Reading the audit log needs the admin role.")
+    await orgs.require_lister(ctx, principal, org_id, "admin", "Reading the audit log needs the admin role.")
     docs, next_cursor = await page(ctx.db[COLLECTION], list_query(principal, org_id, actor_id, target_id, since, until),
                                    limit, cursor)
     return [entry_out(d) for d in docs], next_cursor

@@ -250,16 +250,12 @@ class MemberFilter:
 
 def list_query(principal: Principal, org_id: str | None, found: MemberFilter = MemberFilter()) -> Keyset:
     """The member list's query (index org_path, _id): one subtree, or each subtree the caller organises."""
-    return Keyset(tuple({"org_path": org} for org in ([org_id] if org_id else principal.role_orgs())),
-                  narrow=tuple(found.clauses()))
+    return Keyset(tuple({"org_path": org} for org in principal.list_roots(org_id)), narrow=tuple(found.clauses()))
 
 
 async def list_for_organiser(ctx: Context, principal: Principal, org_id: str | None, limit: int,
                              cursor: str | None, found: MemberFilter = MemberFilter()) -> tuple[list[dict], str | None]:
-    if org_id is not None:
-        await orgs.require_role(ctx, principal, org_id, "organiser")
-    elif not principal.role_orgs():
-        raise forbidden("Listing members needs the organiser role.")
+    await orgs.require_lister(ctx, principal, org_id, "organiser", "Listing members needs the organiser role.")
     return await page(ctx.db[COLLECTION], list_query(principal, org_id, found), limit, cursor)
 
 

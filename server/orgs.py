@@ -67,6 +67,15 @@ async def require_role(ctx: Context, principal: Principal, org_id: str, minimum:
     return org
 
 
+async def require_lister(ctx: Context, principal: Principal, org_id: str | None, minimum: str, refusal: str) -> None:
+    """May the caller read a list over org subtrees: `minimum` on `org_id` when one is asked for (404 when
+    invisible, 403 when visible only), else `minimum` somewhere (403 `refusal`)."""
+    if org_id is not None:
+        await require_role(ctx, principal, org_id, minimum)
+    elif not principal.role_orgs(minimum):
+        raise forbidden(refusal)
+
+
 async def create(ctx: Context, principal: Principal, name: str, kind: str, parent_id: str) -> dict:
     parent = await require_role(ctx, principal, parent_id, "admin")
     parent_rank, rank = KIND_RANK[parent["kind"]], KIND_RANK[kind]

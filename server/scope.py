@@ -42,6 +42,11 @@ class Principal:
         need = ROLE_RANK[minimum]
         return [org for role, org in self.roles if ROLE_RANK[role] >= need]
 
+    def list_roots(self, org_id: str | None, minimum: str = "organiser") -> list[str]:
+        """The subtrees a list covers: `org_id`'s when one is asked for (orgs.require_lister checks it),
+        else each org where the caller holds `minimum`."""
+        return [org_id] if org_id is not None else self.role_orgs(minimum)
+
     def holds(self, minimum: str, target_path: list[str] | tuple[str, ...]) -> bool:
         """True when the caller holds `minimum` on an org in `target_path` (a path ending in the target)."""
         orgs = self.role_orgs(minimum)

@@ -135,7 +135,7 @@ def list_query(principal: Principal, org_id: str | None, status: str | None = No
     """The organisers' list, newest first: one branch per subtree they organise (or `org_id`'s), on the
     index of (org_path[, status][, category], _id)."""
     wanted = {**({"status": status} if status else {}), **({"category": category} if category else {})}
-    roots = [org_id] if org_id is not None else principal.role_orgs()
+    roots = principal.list_roots(org_id)
     return Keyset(tuple({"org_path": root, **wanted} for root in roots), descending=True)
 
 

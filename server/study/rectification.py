@@ -258,18 +258,14 @@ async def list_warnings(ctx: Context, principal: Principal, org_id: str | None, 
                         limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     if status is not None and status not in STATUSES:
         raise invalid("status", "status is open, rectifying or closed.")
-    if org_id is not None:
-        await orgs.require_role(ctx, principal, org_id, "organiser")
-    elif not principal.role_orgs():
-        raise forbidden("Warnings are for organisers.")
+    await orgs.require_lister(ctx, principal, org_id, "organiser", "Warnings are for organisers.")
     return await page(ctx.db[COLLECTION], list_query(principal, org_id, status), limit, cursor)
 
 
 def list_query(principal: Principal, org_id: str | None, status: str | None) -> Keyset:
     """The warnings list, newest first: per subtree, on (org_path, status, _id) or (org_path, _id)."""
     only = {} if status is None else {"status": status}
-    return Keyset(tuple({"org_path": org, **only} for org in ([org_id] if org_id else principal.role_orgs())),
-                  descending=True)
+    return Keyset(tuple({"org_path": org, **only} for org in principal.list_roots(org_id)), descending=True)
 
 
 def visible(principal: Principal, doc: dict | None) -> bool:
