@@ -29,11 +29,15 @@ class Context:
     def now(self):
         return self.clock.now()
 
-    async def idle(self, seconds: float) -> bool:
-        """Wait `seconds` unless the process starts stopping: True after the wait, False when stopping
-        (background loops run `while await ctx.idle(n): ...`)."""
+    async def idle(self, seconds: float, wake: asyncio.Event | None = None) -> bool:
+        """Wait `seconds`, or less when `wake` is set or the process starts stopping: False when stopping,
+        else True (background loops run `while await ctx.idle(n): ...`)."""
+        waits = {asyncio.ensure_future(self.stopping.wait())}
+        if wake is not None:
+            waits.add(asyncio.ensure_future(wake.wait()))
         try:
-            await asyncio.wait_for(self.stopping.wait(), seconds)
-            return False
-        except TimeoutError:
-            return True
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return not self.stopping.is_set()

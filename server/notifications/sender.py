@@ -109,28 +109,18 @@ async def _run(ctx: Context, sender: _Sender) -> None:
                 return
             except (WechatUnavailable, WechatError) as exc:  # no access token: nothing was claimed
                 log.warning("notification sender: %s", exc)
-                await _sleep(ctx, wake, RETRY_AFTER[0].total_seconds())
+                await ctx.idle(RETRY_AFTER[0].total_seconds(), wake)
                 continue
             except PyMongoError as exc:
                 log.warning("notification sender: %s", exc)
             except Exception:  # the sender must outlive a bug in one round
                 log.exception("notification sender failed; going on")
-            await _sleep(ctx, wake, POLL_SECONDS)
+            await ctx.idle(POLL_SECONDS, wake)
     finally:
         try:
             await sender.lease.release(ctx)
         except (InvalidOperation, PyMongoError):
             pass
-
-
-async def _sleep(ctx: Context, wake: asyncio.Event, seconds: float) -> None:
-    stop = asyncio.ensure_future(ctx.stopping.wait())
-    woken = asyncio.ensure_future(wake.wait())
-    try:
-        await asyncio.wait({stop, woken}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-        woken.cancel()
 
 
 async def _drain(ctx: Context, sender: _Sender) -> int:
